@@ -1,0 +1,59 @@
+"""Typed errors for what users can get wrong.
+
+Each carries the exit code a flow returns for it; ``components.cli.run`` is the one place that turns
+them into a message on stderr and that exit code.
+"""
+
+from __future__ import annotations
+
+
+class CapOnImageError(Exception):
+    """Base class of every error a user can cause and fix."""
+
+    exit_code = 1
+
+
+class ConfigError(CapOnImageError):
+    """A bad configuration value, reported before any work starts."""
+
+    exit_code = 2
+
+    def __init__(self, key: str, message: str):
+        self.key = key
+        super().__init__(f"config key '{key}': {message}")
+
+
+class DatasetError(CapOnImageError):
+    """A bad dataset record, named by image id and field."""
+
+    exit_code = 3
+
+    def __init__(self, image_id: str, field: str, reason: str, detail: str = ""):
+        self.image_id = image_id
+        self.field = field
+        self.reason = reason
+        self.detail = detail
+        text = f"image '{image_id}', field '{field}': {reason}"
+        super().__init__(f"{text}: {detail}" if detail else text)
+
+
+class BoxError(ValueError):
+    """A text box string that cannot be parsed or is not a valid box (no record context yet)."""
+
+
+class UnsafePathError(CapOnImageError):
+    """A path that escapes the root it must stay under."""
+
+    exit_code = 3
+
+
+class DependencyError(CapOnImageError):
+    """Something the machine must provide (a font, Java, Tesseract) is missing."""
+
+    exit_code = 4
+
+
+class DatasetFormatError(CapOnImageError):
+    """A dataset folder that cannot be read at all (a missing or unreadable file, not one bad record)."""
+
+    exit_code = 3
