@@ -14,7 +14,14 @@ from pathlib import Path
 from components.cli import run
 from components.data.preview import contact_sheet
 from components.data.stats import format_summary, summarize_split
-from components.data.synthetic.build import SPLITS, SyntheticSpec, build_crawl, build_release, is_release_folder
+from components.data.synthetic.build import (
+    SPLITS,
+    SyntheticSpec,
+    build_crawl,
+    build_release,
+    is_release_folder,
+    remove_release,
+)
 from components.errors import ConfigError
 
 PREVIEW_FILE = "preview.png"
@@ -57,8 +64,10 @@ def main(argv: list[str] | None = None) -> int:
         partition = build_crawl(spec, args.out, check_date(args.crawl_date), workers=args.workers)
         print(f"wrote {spec.images} crawl records to {partition}/products.jsonl")
         return 0
-    if is_release_folder(args.out) and not args.overwrite:
-        raise ConfigError("out", f"{args.out} already holds a dataset; pass --overwrite to replace it")
+    if is_release_folder(args.out):
+        if not args.overwrite:
+            raise ConfigError("out", f"{args.out} already holds a dataset; pass --overwrite to replace it")
+        remove_release(args.out)
     by_split, tokenizer = build_release(spec, args.out, workers=args.workers)
     summaries = [summarize_split(split, by_split[split], tokenizer) for split in SPLITS]
     print(f"wrote {args.out} (lang {spec.lang}, seed {spec.seed})")

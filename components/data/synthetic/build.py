@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import random
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -139,3 +140,14 @@ def build_crawl(spec: SyntheticSpec, out: str | Path, crawl_date: str, workers: 
 
 def is_release_folder(path: str | Path) -> bool:
     return (Path(path) / CAPTIONS_FILE).is_file()
+
+
+def remove_release(path: str | Path) -> None:
+    """Delete the files of a release-format folder (and nothing else in it) before it is rebuilt."""
+    path = Path(path)
+    if not is_release_folder(path):
+        raise ValueError(f"{path} is not a release-format folder")
+    (path / CAPTIONS_FILE).unlink()  # first: the folder stops counting as complete
+    for name in [*SPLIT_FILES.values(), "word2int.json", "int2word.json", "preview.png"]:
+        (path / name).unlink(missing_ok=True)
+    shutil.rmtree(path / IMAGES_DIR, ignore_errors=True)

@@ -259,7 +259,7 @@ _EN_CATEGORIES = (
         "lipstick",
         "skincare",
         "lipstick",
-        ("long wear", "moisturising", "velvet matte", "no transfer", "flattering shade", "silky smooth"),
+        ("long wear", "hydrating balm", "velvet matte", "no transfer", "flattering shade", "silky smooth"),
     ),
     Category(
         "nuts",

@@ -1,0 +1,36 @@
+# Two entry points (see README): `make run` and `make test`. Both set up everything they need first.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+DATA ?= data/synthetic
+IMAGES ?= 2000
+
+.PHONY: run test setup system-deps lint
+
+run: setup
+	$(BIN)/python flows/make_dataset.py --out $(DATA) --images $(IMAGES) --preview --overwrite
+	$(BIN)/python flows/check_dataset.py $(DATA)
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+lint: setup
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+setup: system-deps $(STAMP)
+
+# Debian packages: a CJK font to draw Chinese captions, Java for METEOR.
+system-deps:
+	@if ! fc-list :lang=zh 2>/dev/null | grep -q . || ! command -v java >/dev/null; then \
+		$(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+			fontconfig fonts-noto-cjk fonts-wqy-microhei default-jre-headless >/dev/null; \
+	fi
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	rm -f $(VENV)/.installed-* && touch $@
