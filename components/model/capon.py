@@ -1,0 +1,375 @@
+"""The CapOnImage model (SPEC 3), top to bottom.
+
+One transformer stack over ``[k*k image cells | 1 location | info | caption]``:
+
+- caption generation (CG) is a prefix LM: prefix tokens see the whole (valid) prefix, caption tokens
+  see the prefix and earlier caption tokens; the output projection is tied to the word embedding;
+- caption matching (CM) attends bidirectionally over everything and scores the match from the
+  hidden state of the caption's ``<sos>``.
+
+Batches are image-major: ``images`` and ``info_ids`` have one row per image, every per-box tensor
+has one row per box and ``image_index`` says whose image each box is. The backbone and the info
+embedding run once per image and are gathered per box.
+
+Ablations remove an input from the sequence entirely (no-image, no-info, no-locations), so outputs
+cannot depend on it; ``neighbour_slots = 0`` is the paper's baseline location token.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from components.data.tokenizer import EOS, MASK, PAD, SOS, UNK
+
+IMAGE, LOCATION, INFO, CAPTION = range(4)  # segment ids
+NEVER_GENERATED = (PAD, SOS, UNK, MASK)
+
+
+@dataclass
+class ModelBatch:
+    """Model inputs for ``B`` images holding ``N`` boxes in all."""
+
+    images: torch.Tensor  # (B, 3, 32k, 32k) float, masked and normalised
+    info_ids: torch.Tensor  # (B, Li) long, PAD-padded
+    image_index: torch.Tensor  # (N,) long: the image of each box
+    boxes: torch.Tensor  # (N, 4) float fractions x1 y1 x2 y2
+    neighbour_boxes: torch.Tensor  # (N, S, 4) float
+    neighbour_valid: torch.Tensor  # (N, S) bool: False where there is no neighbour
+    captions: torch.Tensor | None = None  # (N, Lc) long: <sos> tokens <eos> PAD...
+    extras: dict[str, torch.Tensor] = field(default_factory=dict)  # e.g. matching labels
+
+    @property
+    def num_boxes(self) -> int:
+        return self.boxes.shape[0]
+
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> ModelBatch:
+        move = lambda t: None if t is None else t.to(device, non_blocking=non_blocking)  # noqa: E731
+        return ModelBatch(
+            images=move(self.images),
+            info_ids=move(self.info_ids),
+            image_index=move(self.image_index),
+            boxes=move(self.boxes),
+            neighbour_boxes=move(self.neighbour_boxes),
+            neighbour_valid=move(self.neighbour_valid),
+            captions=move(self.captions),
+            extras={k: move(v) for k, v in self.extras.items()},
+        )
+
+    def select_boxes(self, index: torch.Tensor) -> ModelBatch:
+        """The same images with the boxes ``index`` (repeats allowed, e.g. for beams)."""
+        return replace(
+            self,
+            image_index=self.image_index[index],
+            boxes=self.boxes[index],
+            neighbour_boxes=self.neighbour_boxes[index],
+            neighbour_valid=self.neighbour_valid[index],
+            captions=None if self.captions is None else self.captions[index],
+            extras={k: v[index] for k, v in self.extras.items()},
+        )
+
+    def one_image_per_box(self) -> ModelBatch:
+        """The released code's layout: every box carries its own copy of its image and info."""
+        return replace(
+            self,
+            images=self.images[self.image_index],
+            info_ids=self.info_ids[self.image_index],
+            image_index=torch.arange(self.num_boxes, device=self.image_index.device),
+        )
+
+
+def grid_indices(coords: torch.Tensor, grid: int) -> torch.Tensor:
+    """Fractions to grid cells, ``min(k-1, round(coord*k))`` rounding half up (as components.data.boxes)."""
+    return torch.floor(coords * grid + 0.5).clamp(0, grid - 1).long()
+
+
+class SpatialTables(nn.Module):
+    """``Emb_h`` (columns) and ``Emb_v`` (rows), d/2 each, shared by image cells and text boxes."""
+
+    def __init__(self, grid: int, d_model: int):
+        super().__init__()
+        self.grid = grid
+        self.horizontal = nn.Embedding(grid, d_model // 2)
+        self.vertical = nn.Embedding(grid, d_model // 2)
+
+    def cells(self) -> torch.Tensor:
+        """``[Emb_h(x); Emb_v(y)]`` of every cell in row-major order: ``(k*k, d)``."""
+        index = torch.arange(self.grid * self.grid, device=self.horizontal.weight.device)
+        return torch.cat([self.horizontal(index % self.grid), self.vertical(index // self.grid)], dim=-1)
+
+    def boxes(self, boxes: torch.Tensor) -> torch.Tensor:
+        """``e(box) = [Emb_h(x1); Emb_v(y1); Emb_h(x2); Emb_v(y2)]``: ``(..., 4)`` to ``(..., 2d)``."""
+        cell = grid_indices(boxes, self.grid)
+        return torch.cat(
+            [
+                self.horizontal(cell[..., 0]),
+                self.vertical(cell[..., 1]),
+                self.horizontal(cell[..., 2]),
+                self.vertical(cell[..., 3]),
+            ],
+            dim=-1,
+        )
+
+
+class LocationToken(nn.Module):
+    """``[W1 . [e_prev; e_next]; W2 . e_cur]`` (d/2 each); with no neighbour slots, ``W2 . e_cur`` is all of d.
+
+    A missing neighbour is a learned vector, not a box: the released code's ``0_0_0_0`` collided
+    with a real box in the top-left cell.
+    """
+
+    def __init__(self, d_model: int, neighbour_slots: int):
+        super().__init__()
+        self.neighbour_slots = neighbour_slots
+        if neighbour_slots:
+            self.no_neighbour = nn.Parameter(torch.randn(2 * d_model) * 0.02)
+            self.neighbours = nn.Linear(2 * d_model * neighbour_slots, d_model // 2)  # W1
+            self.current = nn.Linear(2 * d_model, d_model // 2)  # W2
+        else:
+            self.current = nn.Linear(2 * d_model, d_model)
+
+    def forward(self, e_current: torch.Tensor, e_neighbours: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        if not self.neighbour_slots:
+            return self.current(e_current)  # (N, d)
+        e_neighbours = torch.where(valid[..., None], e_neighbours, self.no_neighbour)  # (N, S, 2d)
+        return torch.cat([self.neighbours(e_neighbours.flatten(1)), self.current(e_current)], dim=-1)  # (N, d)
+
+
+class TextEmbedding(nn.Module):
+    """Word plus position embedding; the word table is shared by info and captions and tied to the output."""
+
+    def __init__(self, vocab_size: int, d_model: int, max_positions: int):
+        super().__init__()
+        self.words = nn.Embedding(vocab_size, d_model)
+        self.positions = nn.Embedding(max_positions, d_model)
+
+    def forward(self, ids: torch.Tensor, start: int = 0) -> torch.Tensor:
+        positions = torch.arange(start, start + ids.shape[1], device=ids.device)
+        return self.words(ids) + self.positions(positions)  # (N, T, d)
+
+
+class SelfAttention(nn.Module):
+    def __init__(self, d_model: int, n_heads: int, dropout: float):
+        super().__init__()
+        self.n_heads = n_heads
+        self.dropout = dropout
+        self.qkv = nn.Linear(d_model, 3 * d_model)
+        self.out = nn.Linear(d_model, d_model)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, past: tuple | None = None):
+        """``x (N, T, d)``; ``mask (N, 1, T, S)`` True where a query may attend; ``past`` cached keys/values."""
+        n, t, d = x.shape
+        q, k, v = self.qkv(x).split(d, dim=2)
+        q, k, v = (z.view(n, t, self.n_heads, d // self.n_heads).transpose(1, 2) for z in (q, k, v))  # (N, H, T, dh)
+        if past is not None:
+            k, v = torch.cat([past[0], k], dim=2), torch.cat([past[1], v], dim=2)  # (N, H, S, dh)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0)
+        y = y.transpose(1, 2).reshape(n, t, d)  # (N, T, d)
+        return self.out(y), (k, v)
+
+
+class Block(nn.Module):
+    """Pre-norm transformer layer."""
+
+    def __init__(self, d_model: int, n_heads: int, ffn_mult: int, dropout: float):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(d_model)
+        self.attention = SelfAttention(d_model, n_heads, dropout)
+        self.norm2 = nn.LayerNorm(d_model)
+        self.mlp = nn.Sequential(
+            nn.Linear(d_model, ffn_mult * d_model), nn.GELU(), nn.Linear(ffn_mult * d_model, d_model)
+        )
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, past: tuple | None = None):
+        attended, present = self.attention(self.norm1(x), mask, past)
+        x = x + self.drop(attended)
+        x = x + self.drop(self.mlp(self.norm2(x)))
+        return x, present
+
+
+def attention_mask(prefix_valid: torch.Tensor, caption_valid: torch.Tensor, causal: bool) -> torch.Tensor:
+    """``(N, 1, T, T)`` boolean mask over ``[prefix | caption]``, True where a query may attend a key.
+
+    ``causal`` (generation): prefix queries see the valid prefix only; caption queries also see
+    earlier and current caption tokens. Otherwise (matching) every query sees every valid key. Each
+    token also sees itself, so that a padding query never has an empty row (which would give NaN).
+    """
+    n, p = prefix_valid.shape
+    t = p + caption_valid.shape[1]
+    key_valid = torch.cat([prefix_valid, caption_valid], dim=1)  # (N, T)
+    position = torch.arange(t, device=key_valid.device)
+    if causal:
+        in_caption = position >= p
+        sees = ~in_caption[None, :] | (in_caption[:, None] & (position[None, :] <= position[:, None]))  # (T, T)
+        allowed = sees[None] & key_valid[:, None, :]  # (N, T, T)
+    else:
+        allowed = key_valid[:, None, :].expand(n, t, t)
+    allowed = allowed | torch.eye(t, dtype=torch.bool, device=key_valid.device)[None]
+    return allowed[:, None]  # (N, 1, T, T)
+
+
+@dataclass
+class ModelOutput:
+    hidden: torch.Tensor  # (N, P + Lc, d) after the final norm
+    prefix_length: int
+    logits: torch.Tensor | None = None  # generation: (N, Lc, V); position t predicts token t + 1
+    match_logits: torch.Tensor | None = None  # matching: (N,)
+
+
+@dataclass
+class DecodeState:
+    """Cached keys and values of every layer, for incremental decoding."""
+
+    pasts: list[tuple[torch.Tensor, torch.Tensor]]
+    key_valid: torch.Tensor  # (N, S)
+    length: int = 0  # caption tokens fed so far
+
+    def reorder(self, index: torch.Tensor) -> DecodeState:
+        return DecodeState([(k[index], v[index]) for k, v in self.pasts], self.key_valid[index], self.length)
+
+
+class CapOnImage(nn.Module):
+    def __init__(
+        self,
+        *,
+        vocab_size: int,
+        d_model: int,
+        n_layers: int,
+        n_heads: int,
+        ffn_mult: int = 4,
+        grid: int = 8,
+        backbone: nn.Module | None = None,
+        backbone_channels: int = 2048,
+        dropout: float = 0.1,
+        max_positions: int = 64,
+        neighbour_slots: int = 2,
+        use_image: bool = True,
+        use_info: bool = True,
+        use_locations: bool = True,
+    ):
+        super().__init__()
+        if use_image and backbone is None:
+            raise ValueError("use_image needs a backbone")
+        self.use_image, self.use_info, self.use_locations = use_image, use_info, use_locations
+        self.grid = grid
+        self.backbone = backbone if use_image else None
+        self.tables = SpatialTables(grid, d_model)
+        self.image_projection = nn.Linear(backbone_channels, d_model) if use_image else None
+        self.location = LocationToken(d_model, neighbour_slots) if use_locations else None
+        self.text = TextEmbedding(vocab_size, d_model, max_positions)
+        self.segments = nn.Embedding(4, d_model)
+        self.embedding_norm = nn.LayerNorm(d_model)
+        self.embedding_drop = nn.Dropout(dropout)
+        self.blocks = nn.ModuleList(Block(d_model, n_heads, ffn_mult, dropout) for _ in range(n_layers))
+        self.final_norm = nn.LayerNorm(d_model)
+        self.match_head = nn.Sequential(nn.Linear(d_model, d_model), nn.Tanh(), nn.Linear(d_model, 1))
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        for name, module in self.named_modules():
+            if name.startswith("backbone"):
+                continue
+            if isinstance(module, nn.Linear):
+                nn.init.normal_(module.weight, std=0.02)
+                nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.Embedding):
+                nn.init.normal_(module.weight, std=0.02)
+
+    # -- the sequence ------------------------------------------------------------------------------
+    def _embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.embedding_drop(self.embedding_norm(x))
+
+    def embed_prefix(self, batch: ModelBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        """``[image | location | info]`` per box: ``(N, P, d)`` and its validity ``(N, P)``."""
+        n, index = batch.num_boxes, batch.image_index
+        parts, valid = [], []
+        ones = lambda width: torch.ones(n, width, dtype=torch.bool, device=index.device)  # noqa: E731
+        if self.use_image:
+            cells = self.backbone(batch.images)  # (B, k*k, C): once per image
+            image = self.image_projection(cells) + self.tables.cells() + self.segments.weight[IMAGE]  # (B, k*k, d)
+            parts.append(image[index])  # (N, k*k, d)
+            valid.append(ones(image.shape[1]))
+        if self.use_locations:
+            e_current = self.tables.boxes(batch.boxes)  # (N, 2d)
+            e_neighbours = self.tables.boxes(batch.neighbour_boxes)  # (N, S, 2d)
+            location = self.location(e_current, e_neighbours, batch.neighbour_valid) + self.segments.weight[LOCATION]
+            parts.append(location[:, None])  # (N, 1, d)
+            valid.append(ones(1))
+        if self.use_info:
+            info = self.text(batch.info_ids) + self.segments.weight[INFO]  # (B, Li, d): once per image
+            parts.append(info[index])  # (N, Li, d)
+            valid.append((batch.info_ids != PAD)[index])
+        if not parts:
+            d = self.segments.weight.shape[1]
+            return batch.boxes.new_zeros(n, 0, d), ones(0)
+        return self._embed(torch.cat(parts, dim=1)), torch.cat(valid, dim=1)
+
+    def embed_caption(self, tokens: torch.Tensor, start: int = 0) -> torch.Tensor:
+        return self._embed(self.text(tokens, start) + self.segments.weight[CAPTION])  # (N, T, d)
+
+    def token_logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        return hidden @ self.text.words.weight.T  # tied output projection: (..., V)
+
+    # -- training forward --------------------------------------------------------------------------
+    def forward(self, batch: ModelBatch, task: str = "generation") -> ModelOutput:
+        """``task`` is ``generation`` (prefix LM, next-token logits) or ``matching`` (bidirectional, score)."""
+        if task not in ("generation", "matching"):
+            raise ValueError(f"task must be 'generation' or 'matching', got '{task}'")
+        prefix, prefix_valid = self.embed_prefix(batch)
+        x = torch.cat([prefix, self.embed_caption(batch.captions)], dim=1)  # (N, P + Lc, d)
+        mask = attention_mask(prefix_valid, batch.captions != PAD, causal=task == "generation")
+        for block in self.blocks:
+            x, _ = block(x, mask)
+        x = self.final_norm(x)
+        p = prefix.shape[1]
+        if task == "generation":
+            return ModelOutput(x, p, logits=self.token_logits(x[:, p:]))
+        return ModelOutput(x, p, match_logits=self.match_head(x[:, p]).squeeze(-1))  # the <sos> state
+
+    # -- incremental decoding ----------------------------------------------------------------------
+    def start_decoding(self, batch: ModelBatch) -> DecodeState:
+        """Run the prefix once and keep every layer's keys and values."""
+        prefix, prefix_valid = self.embed_prefix(batch)
+        mask = attention_mask(prefix_valid, prefix_valid[:, :0], causal=True)  # (N, 1, P, P)
+        x, pasts = prefix, []
+        for block in self.blocks:
+            x, present = block(x, mask)
+            pasts.append(present)
+        return DecodeState(pasts, prefix_valid)
+
+    def decode_step(self, tokens: torch.Tensor, state: DecodeState) -> tuple[torch.Tensor, DecodeState]:
+        """Feed one caption token per box ``(N,)``; next-token logits ``(N, V)`` and the grown state."""
+        x = self.embed_caption(tokens[:, None], start=state.length)  # (N, 1, d)
+        key_valid = torch.cat([state.key_valid, torch.ones_like(state.key_valid[:, :1])], dim=1)  # (N, S + 1)
+        mask = key_valid[:, None, None, :]  # (N, 1, 1, S + 1)
+        pasts = []
+        for block, past in zip(self.blocks, state.pasts, strict=True):
+            x, present = block(x, mask, past)
+            pasts.append(present)
+        logits = self.token_logits(self.final_norm(x[:, 0]))
+        return logits, DecodeState(pasts, key_valid, state.length + 1)
+
+
+def suppress_never_generated(logits: torch.Tensor) -> torch.Tensor:
+    """Logits with ``<pad>``, ``<sos>``, ``<unk>`` and ``<mask>`` made impossible."""
+    logits = logits.clone()
+    logits[..., list(NEVER_GENERATED)] = float("-inf")
+    return logits
+
+
+__all__ = [
+    "EOS",
+    "SOS",
+    "PAD",
+    "CapOnImage",
+    "DecodeState",
+    "ModelBatch",
+    "ModelOutput",
+    "attention_mask",
+    "grid_indices",
+    "suppress_never_generated",
+]
