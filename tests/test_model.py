@@ -321,3 +321,18 @@ def test_config_errors_name_the_key():
     with pytest.raises(ConfigError, match="unknown preset 'huge'"):
         load_preset("huge")
     assert load_preset("small").grid == 4 and load_preset("paper").d_model == 1024
+
+
+def test_backbone_weights_from_torchvision_cache(tmp_path):
+    reference = torchvision.models.resnet18()
+    name = torchvision.models.ResNet18_Weights.IMAGENET1K_V1.url.rsplit("/", 1)[1]
+    (tmp_path / "checkpoints").mkdir()
+    torch.save(reference.state_dict(), tmp_path / "checkpoints" / name)
+    previous = torch.hub.get_dir()
+    torch.hub.set_dir(str(tmp_path))
+    try:
+        backbone = GridBackbone("resnet18", grid=2)
+    finally:
+        torch.hub.set_dir(previous)
+    assert backbone.weights_source.endswith(name)
+    assert torch.equal(backbone.trunk.conv1.weight, reference.conv1.weight)
