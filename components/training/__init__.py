@@ -1,0 +1,1 @@
+"""Training: the curriculum, caption-matching negatives, schedules, and the shared training loop."""

@@ -1,0 +1,40 @@
+"""Which negative level a caption-matching sample gets, as a function of the global step (SPEC 4).
+
+The paper's progressive curriculum (eq. 6 to 8; the released code never implemented it):
+
+    p1 = min(1, 2 * step^-0.2)          Level I:   a caption of another image
+    p3 = min(1, step * 5000^-1.5)       Level III: the caption of a chain neighbour
+    p2 = max(0, 1 - p1 - p3)            Level II:  a caption of another box of the same image
+
+renormalised when p1 + p3 > 1 (from about step 297k). The fixed ablation uses 30/40/30, and the
+paper's Table 3 rows use single levels or I+II.
+"""
+
+from __future__ import annotations
+
+SCHEDULES = ("progressive", "fixed", "level1", "level12")
+FIXED = (0.3, 0.4, 0.3)
+
+
+def progressive(step: int) -> tuple[float, float, float]:
+    """(p1, p2, p3) at a global optimisation step (steps below 1 count as 1)."""
+    step = max(1, step)
+    p1 = min(1.0, 2.0 * step**-0.2)
+    p3 = min(1.0, step * 5000.0**-1.5)
+    if p1 + p3 > 1.0:
+        total = p1 + p3
+        return (p1 / total, 0.0, p3 / total)
+    return (p1, 1.0 - p1 - p3, p3)
+
+
+def level_probabilities(schedule: str, step: int) -> tuple[float, float, float]:
+    """(p1, p2, p3) of a named schedule at ``step``."""
+    if schedule == "progressive":
+        return progressive(step)
+    if schedule == "fixed":
+        return FIXED
+    if schedule == "level1":
+        return (1.0, 0.0, 0.0)
+    if schedule == "level12":
+        return (0.5, 0.5, 0.0)
+    raise ValueError(f"unknown negative schedule '{schedule}'; expected one of {', '.join(SCHEDULES)}")

@@ -1,0 +1,52 @@
+import pytest
+
+from components.training.curriculum import level_probabilities, progressive
+
+
+@pytest.mark.parametrize(
+    "step,expected",
+    [
+        (1000, (0.502, 0.495, 0.003)),
+        (10_000, (0.317, 0.655, 0.028)),
+        # SPEC lists (0.200, 0.523, 0.283) here, which sums to 1.006: its p2 is a typo. The equations
+        # give p2 = 1 - 0.200 - 0.283 = 0.517.
+        (100_000, (0.200, 0.517, 0.283)),
+    ],
+)
+def test_progressive_matches_the_spec_reference_values(step, expected):
+    assert progressive(step) == pytest.approx(expected, abs=5e-4)
+
+
+def test_step_one_is_all_level_one():
+    p1, p2, p3 = progressive(1)
+    assert p2 == 0.0 and p1 == pytest.approx(1.0, abs=1e-5) and 0 < p3 < 1e-5
+    assert progressive(0) == progressive(1)
+
+
+def test_renormalised_past_about_297k():
+    p1, p2, p3 = progressive(300_000)
+    raw_p1, raw_p3 = 2 * 300_000**-0.2, 300_000 / 5000**1.5
+    assert raw_p1 + raw_p3 > 1 and p2 == 0.0
+    assert (p1, p3) == pytest.approx((raw_p1 / (raw_p1 + raw_p3), raw_p3 / (raw_p1 + raw_p3)))
+    assert progressive(290_000)[1] > 0.0  # not yet renormalised
+
+
+@pytest.mark.parametrize("step", [1, 7, 1000, 4_000, 10_000, 100_000, 296_000, 300_000, 10**7])
+@pytest.mark.parametrize("schedule", ["progressive", "fixed", "level1", "level12"])
+def test_probabilities_sum_to_one(schedule, step):
+    probabilities = level_probabilities(schedule, step)
+    assert sum(probabilities) == pytest.approx(1.0) and min(probabilities) >= 0.0
+
+
+def test_progressive_moves_from_easy_to_hard():
+    steps = [10, 100, 1_000, 10_000, 100_000, 250_000]
+    p1s = [progressive(s)[0] for s in steps]
+    p3s = [progressive(s)[2] for s in steps]
+    assert p1s == sorted(p1s, reverse=True) and p3s == sorted(p3s)
+
+
+def test_named_schedules():
+    assert level_probabilities("fixed", 5) == (0.3, 0.4, 0.3)
+    assert level_probabilities("level1", 5) == (1.0, 0.0, 0.0)
+    with pytest.raises(ValueError, match="unknown negative schedule 'hard'"):
+        level_probabilities("hard", 5)
