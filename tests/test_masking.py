@@ -49,3 +49,18 @@ def test_prepare_image_masks_before_resizing_and_normalises():
 def test_prepare_image_size_follows_grid(grid):
     out = prepare_image(Image.fromarray(random_image(341, 256)), [], grid=grid)
     assert out.shape == (3, 32 * grid, 32 * grid)
+
+
+def test_uint8_pixels_normalised_by_the_backbone_match_prepare_image():
+    import torch
+
+    from components.data.masking import masked_pixels
+    from components.model.backbone import GridBackbone
+
+    image = Image.fromarray(random_image(341, 256, seed=3))
+    mask = [Box(0.2, 0.2, 0.5, 0.3)]
+    as_bytes = torch.from_numpy(masked_pixels(image, mask, grid=2))[None]
+    as_floats = torch.from_numpy(prepare_image(image, mask, grid=2))[None]
+    assert as_bytes.dtype == torch.uint8 and as_bytes.shape == (1, 3, 64, 64)
+    backbone = GridBackbone("resnet18", grid=2).eval()
+    torch.testing.assert_close(backbone(as_bytes), backbone(as_floats), rtol=1e-5, atol=1e-5)

@@ -48,11 +48,16 @@ def input_size(grid: int) -> int:
     return BACKBONE_STRIDE * grid
 
 
-def prepare_image(image: Image.Image, mask: Sequence[Box], grid: int) -> np.ndarray:
-    """Mask, resize to ``32k x 32k`` and normalise: a float32 ``(3, 32k, 32k)`` array."""
+def masked_pixels(image: Image.Image, mask: Sequence[Box], grid: int) -> np.ndarray:
+    """Mask at the stored resolution, then resize to ``32k x 32k``: uint8 ``(3, 32k, 32k)``."""
     pixels = mask_boxes(np.asarray(image.convert("RGB")), mask)
     side = input_size(grid)
     resized = Image.fromarray(pixels).resize((side, side), Image.Resampling.BILINEAR)
-    scaled = np.asarray(resized, dtype=np.float32) / 255.0  # (side, side, 3)
+    return np.ascontiguousarray(np.asarray(resized).transpose(2, 0, 1))  # (3, side, side)
+
+
+def prepare_image(image: Image.Image, mask: Sequence[Box], grid: int) -> np.ndarray:
+    """Mask, resize to ``32k x 32k`` and normalise: a float32 ``(3, 32k, 32k)`` array."""
+    scaled = masked_pixels(image, mask, grid).transpose(1, 2, 0).astype(np.float32) / 255.0  # (side, side, 3)
     normalised = (scaled - IMAGENET_MEAN) / IMAGENET_STD
     return np.ascontiguousarray(normalised.transpose(2, 0, 1))  # (3, side, side)

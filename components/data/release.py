@@ -148,36 +148,42 @@ def image_path(images_root: Path, image_id: str) -> Path:
 
 
 # -- parsing one record ----------------------------------------------------------------------------
-class _Reject(Exception):
+class RecordRejected(Exception):
+    """A record cannot be used: which field, why (one of ``REASONS``), and details."""
+
     def __init__(self, field: str, reason: str, detail: str = ""):
+        super().__init__(f"{field}: {reason}: {detail}")
         self.rejection_field, self.reason, self.detail = field, reason, detail
+
+    def rejection(self, image_id: str) -> Rejection:
+        return Rejection(image_id, self.rejection_field, self.reason, self.detail)
 
 
 def _check_structure(value: Any) -> None:
     if not isinstance(value, dict):
-        raise _Reject("<record>", "bad_type", f"expected an object, got {type(value).__name__}")
+        raise RecordRejected("<record>", "bad_type", f"expected an object, got {type(value).__name__}")
     for key in REQUIRED_KEYS:
         if key not in value:
-            raise _Reject(key, "missing_key", f"the record has no '{key}'")
+            raise RecordRejected(key, "missing_key", f"the record has no '{key}'")
     if not isinstance(value["info"], str):
-        raise _Reject("info", "bad_type", f"expected a string, got {type(value['info']).__name__}")
+        raise RecordRejected("info", "bad_type", f"expected a string, got {type(value['info']).__name__}")
     for key in ("all_locs", "ocr_locs", "ocr_txts"):
         if not isinstance(value[key], list):
-            raise _Reject(key, "bad_type", f"expected a list, got {type(value[key]).__name__}")
+            raise RecordRejected(key, "bad_type", f"expected a list, got {type(value[key]).__name__}")
     n_boxes = len(value["ocr_locs"])
     for key in ("ocr_txts", "ocr_colors"):
         if key in value and value[key] is not None:
             if not isinstance(value[key], list):
-                raise _Reject(key, "bad_type", f"expected a list, got {type(value[key]).__name__}")
+                raise RecordRejected(key, "bad_type", f"expected a list, got {type(value[key]).__name__}")
             if len(value[key]) != n_boxes:
-                raise _Reject(key, "length_mismatch", f"{len(value[key])} entries for {n_boxes} ocr_locs")
+                raise RecordRejected(key, "length_mismatch", f"{len(value[key])} entries for {n_boxes} ocr_locs")
     if n_boxes == 0:
-        raise _Reject("ocr_locs", "no_captions", "the record has no caption boxes")
+        raise RecordRejected("ocr_locs", "no_captions", "the record has no caption boxes")
     for i, text in enumerate(value["ocr_txts"]):
         if not isinstance(text, str) or not text.strip():
-            raise _Reject(f"ocr_txts[{i}]", "bad_caption", f"expected a non-empty string, got {text!r}")
+            raise RecordRejected(f"ocr_txts[{i}]", "bad_caption", f"expected a non-empty string, got {text!r}")
     if "url" in value and value["url"] is not None and not isinstance(value["url"], str):
-        raise _Reject("url", "bad_type", f"expected a string, got {type(value['url']).__name__}")
+        raise RecordRejected("url", "bad_type", f"expected a string, got {type(value['url']).__name__}")
 
 
 def _parse_raw_boxes(value: dict[str, Any]) -> dict[str, list[RawBox]]:
@@ -188,20 +194,20 @@ def _parse_raw_boxes(value: dict[str, Any]) -> dict[str, list[RawBox]]:
             try:
                 raw[key].append(parse_box(text))
             except BoxError as err:
-                raise _Reject(f"{key}[{i}]", "bad_box", str(err)) from err
+                raise RecordRejected(f"{key}[{i}]", "bad_box", str(err)) from err
     return raw
 
 
 def _image_size(path: Path, verify: bool) -> tuple[int, int]:
     if not path.is_file():
-        raise _Reject("image", "missing_image", f"{path} does not exist")
+        raise RecordRejected("image", "missing_image", f"{path} does not exist")
     try:
         with Image.open(path) as image:
             size = image.size
             if verify:
                 image.verify()
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        raise _Reject("image", "corrupt_image", f"{path}: {err}") from err
+        raise RecordRejected("image", "corrupt_image", f"{path}: {err}") from err
     return size
 
 
@@ -210,7 +216,9 @@ def _normalise(raw: dict[str, list[RawBox]], size: tuple[int, int] | None) -> di
     pixel_size = None
     if is_pixel_box_set(raw["all_locs"] + raw["ocr_locs"]):
         if size is None:
-            raise _Reject("ocr_locs", "bad_box", "boxes are in pixels but the image size is unknown (images not read)")
+            raise RecordRejected(
+                "ocr_locs", "bad_box", "boxes are in pixels but the image size is unknown (images not read)"
+            )
         pixel_size = size
     boxes: dict[str, list[Box]] = {}
     for key in ("all_locs", "ocr_locs"):
@@ -219,26 +227,17 @@ def _normalise(raw: dict[str, list[RawBox]], size: tuple[int, int] | None) -> di
             try:
                 boxes[key].append(normalise_box(one, pixel_size))
             except BoxError as err:
-                raise _Reject(f"{key}[{i}]", "bad_box", str(err)) from err
+                raise RecordRejected(f"{key}[{i}]", "bad_box", str(err)) from err
     return boxes
 
 
-def parse_record(image_id: str, value: Any, images_root: Path | None, verify_image: bool = True) -> ImageRecord:
-    """One ``ref_captions.json`` entry to an ``ImageRecord``, or ``_Reject`` naming the field.
+def parse_record_value(image_id: str, value: Any, image_size: tuple[int, int] | None) -> ImageRecord:
+    """One ``ref_captions.json`` entry to an ``ImageRecord``, or ``RecordRejected`` naming the field.
 
-    With ``images_root`` the image must exist and open; without it (no images to check) pixel boxes
-    cannot be normalised and are rejected.
+    ``image_size`` (width, height) is needed only when the record's boxes are in pixels.
     """
     _check_structure(value)
-    raw = _parse_raw_boxes(value)
-    size = None
-    if images_root is not None:
-        try:
-            path = image_path(images_root, image_id)
-        except UnsafePathError as err:
-            raise _Reject("image", "unsafe_path", str(err)) from err
-        size = _image_size(path, verify_image)
-    boxes = _normalise(raw, size)
+    boxes = _normalise(_parse_raw_boxes(value), image_size)
     colors = value.get("ocr_colors")
     return ImageRecord(
         image_id=image_id,
@@ -249,6 +248,22 @@ def parse_record(image_id: str, value: Any, images_root: Path | None, verify_ima
         colors=_freeze(colors) if colors is not None else None,
         url=value.get("url"),
     )
+
+
+def parse_record(image_id: str, value: Any, images_root: Path | None, verify_image: bool = True) -> ImageRecord:
+    """Like ``parse_record_value``, first checking the image under ``images_root`` (exists, opens).
+
+    Without ``images_root`` (no images to check) pixel boxes cannot be normalised and are rejected.
+    """
+    _check_structure(value)
+    size = None
+    if images_root is not None:
+        try:
+            path = image_path(images_root, image_id)
+        except UnsafePathError as err:
+            raise RecordRejected("image", "unsafe_path", str(err)) from err
+        size = _image_size(path, verify_image)
+    return parse_record_value(image_id, value, size)
 
 
 # -- reading a folder ------------------------------------------------------------------------------
@@ -284,8 +299,8 @@ def _check_one(args: tuple[str, Any, Path | None, bool]) -> ImageRecord | Reject
         return Rejection(image_id, CAPTIONS_FILE, "missing_record", "listed in a split file but has no record")
     try:
         return parse_record(image_id, value, images_root, verify)
-    except _Reject as rej:
-        return Rejection(image_id, rej.rejection_field, rej.reason, rej.detail)
+    except RecordRejected as rejected:
+        return rejected.rejection(image_id)
 
 
 def iter_checked(

@@ -17,6 +17,7 @@ import torchvision
 from torch import nn
 from torchvision.ops.misc import FrozenBatchNorm2d
 
+from components.data.masking import IMAGENET_MEAN, IMAGENET_STD
 from components.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -79,6 +80,9 @@ class GridBackbone(nn.Module):
         self.channels = CHANNELS[name]
         self.trunk = getattr(torchvision.models, name)(weights=None, norm_layer=FrozenBatchNorm2d)
         self.trunk.fc = nn.Identity()  # the classifier is not used
+        # ImageNet statistics for uint8 inputs: the data pipeline ships bytes, 4x less than floats.
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
         self.weights_source = self._load_weights(name, weights)
         for parameter in self.trunk.parameters():
             parameter.requires_grad_(trainable)
@@ -99,6 +103,9 @@ class GridBackbone(nn.Module):
         return weights or str(path)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """``images`` float (already normalised) or uint8 (masked pixels, normalised here on the device)."""
+        if images.dtype == torch.uint8:
+            images = (images.float() / 255.0 - self.mean) / self.std
         t = self.trunk
         x = t.maxpool(t.relu(t.bn1(t.conv1(images))))
         x = t.layer4(t.layer3(t.layer2(t.layer1(x))))  # (B, C, h, w), h = w = side / 32

@@ -1,0 +1,84 @@
+"""Local paths and object-store URIs (``s3://``, ``gs://``, ...) through pyarrow's filesystems.
+
+An S3-compatible endpoint other than AWS (MinIO, a test server) comes from ``AWS_ENDPOINT_URL_S3``
+or ``AWS_ENDPOINT_URL``; credentials from the usual AWS variables. Nothing here logs a secret.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+from pathlib import Path
+
+from pyarrow import fs
+
+from components.errors import UnsafePathError
+
+
+def is_uri(location: str) -> bool:
+    return "://" in location and not location.startswith("file://")
+
+
+def _s3_filesystem() -> fs.S3FileSystem:
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    if not endpoint:
+        return fs.S3FileSystem()
+    scheme = "http" if endpoint.startswith("http://") else "https"
+    return fs.S3FileSystem(
+        endpoint_override=endpoint.split("://", 1)[-1],
+        scheme=scheme,
+        region=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+    )
+
+
+def resolve(location: str) -> tuple[fs.FileSystem, str]:
+    """A filesystem and the path inside it for a local path, ``file://`` path or URI."""
+    if location.startswith("s3://"):
+        return _s3_filesystem(), location.removeprefix("s3://")
+    if is_uri(location):
+        return fs.FileSystem.from_uri(location)
+    return fs.LocalFileSystem(), str(Path(location.removeprefix("file://")).expanduser().resolve())
+
+
+def join(location: str, *parts: str) -> str:
+    return posixpath.join(location, *parts) if is_uri(location) else str(Path(location, *parts))
+
+
+def safe_join(location: str, relative: str) -> str:
+    """``location/relative``, refusing a ``relative`` that climbs out (``..``, absolute paths, symlinks)."""
+    if not is_uri(location):
+        base = Path(location.removeprefix("file://")).resolve()
+        target = (base / relative).resolve()
+        if not target.is_relative_to(base):
+            raise UnsafePathError(f"'{relative}' escapes the dataset root {base}")
+        return str(target)
+    normal = posixpath.normpath(relative)
+    if normal.startswith(("/", "..")) or "/../" in f"/{normal}/":
+        raise UnsafePathError(f"'{relative}' escapes the dataset root {location}")
+    return posixpath.join(location, normal)
+
+
+def exists(location: str) -> bool:
+    filesystem, path = resolve(location)
+    return filesystem.get_file_info(path).type != fs.FileType.NotFound
+
+
+def read_bytes(location: str) -> bytes:
+    filesystem, path = resolve(location)
+    with filesystem.open_input_stream(path) as stream:
+        return stream.read()
+
+
+def write_bytes(location: str, data: bytes) -> None:
+    filesystem, path = resolve(location)
+    filesystem.create_dir(posixpath.dirname(path), recursive=True)
+    with filesystem.open_output_stream(path) as stream:
+        stream.write(data)
+
+
+def copy_dir(source: str, destination: str) -> None:
+    """Copy a folder between any two locations (local <-> object store)."""
+    src_fs, src_path = resolve(source)
+    dst_fs, dst_path = resolve(destination)
+    dst_fs.create_dir(dst_path, recursive=True)
+    fs.copy_files(src_path, dst_path, source_filesystem=src_fs, destination_filesystem=dst_fs)

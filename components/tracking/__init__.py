@@ -1,0 +1,1 @@
+"""MLflow: runs, the Ray Train metrics callback, artifacts and plots."""

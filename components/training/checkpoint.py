@@ -1,0 +1,59 @@
+"""Checkpoints: a folder with the weights, the optimiser state, the step, the config and the vocabulary.
+
+Loaded with ``torch.load(..., weights_only=True)``: a checkpoint cannot run code.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from components.data.tokenizer import Tokenizer
+
+MODEL_FILE = "model.pt"
+STATE_FILE = "training.pt"
+CONFIG_FILE = "config.json"
+
+
+def save_checkpoint(
+    folder: str | Path,
+    model_state: dict[str, torch.Tensor],
+    training_state: dict[str, Any],
+    job: dict[str, Any],
+    tokenizer: Tokenizer,
+) -> Path:
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    torch.save(model_state, folder / MODEL_FILE)
+    torch.save(training_state, folder / STATE_FILE)
+    (folder / CONFIG_FILE).write_text(json.dumps(job, indent=2, default=list), "utf-8")
+    tokenizer.save(folder)
+    return folder
+
+
+@dataclass
+class LoadedCheckpoint:
+    model_state: dict[str, torch.Tensor]
+    training_state: dict[str, Any] | None
+    job: dict[str, Any]
+    tokenizer: Tokenizer
+
+    @property
+    def step(self) -> int:
+        return int(self.training_state["step"]) if self.training_state else 0
+
+
+def load_checkpoint(folder: str | Path, with_training_state: bool = True) -> LoadedCheckpoint:
+    folder = Path(folder)
+    if not (folder / MODEL_FILE).is_file():
+        raise FileNotFoundError(f"{folder} holds no {MODEL_FILE}: not a CapOnImage checkpoint")
+    model_state = torch.load(folder / MODEL_FILE, map_location="cpu", weights_only=True)
+    training_state = None
+    if with_training_state and (folder / STATE_FILE).is_file():
+        training_state = torch.load(folder / STATE_FILE, map_location="cpu", weights_only=True)
+    job = json.loads((folder / CONFIG_FILE).read_text("utf-8"))
+    return LoadedCheckpoint(model_state, training_state, job, Tokenizer.load(folder))

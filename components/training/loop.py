@@ -1,0 +1,166 @@
+"""The Ray Train worker loop, shared by pre-training, fine-tuning, tuning and retraining.
+
+``train_loop_per_worker(config)`` runs on every DDP worker: it builds the model, resumes from Ray
+Train's last checkpoint (or warm-starts from ``init_weights``), streams its shard of the Ray Data
+pipeline, and reports metrics every ``log_every`` steps, validation every ``val_every`` and a
+checkpoint every ``checkpoint_every`` (every worker reports at the same steps, as Ray Train requires).
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+
+import numpy as np
+import ray.train
+import ray.train.torch
+import torch
+
+from components.data.tokenizer import Tokenizer
+from components.errors import DatasetFormatError
+from components.model import build_model
+from components.training.batches import collate
+from components.training.checkpoint import load_checkpoint, save_checkpoint
+from components.training.config import JobConfig
+from components.training.runner import StepRunner, unwrap
+from components.training.validation import validate
+
+log = logging.getLogger("caponimage.train")
+
+
+class InjectedFailure(RuntimeError):
+    """Raised once by ``train.fail_at_step`` to test recovery from a worker failure."""
+
+
+def endless_batches(shard, images_per_batch: int, shuffle_buffer: int, seed: int) -> Iterator[dict[str, np.ndarray]]:
+    """Epoch after epoch of a worker's shard; each epoch in a new order."""
+    epoch = 0
+    while True:
+        produced = 0
+        for rows in shard.iter_batches(
+            batch_size=images_per_batch,
+            batch_format="numpy",
+            drop_last=True,
+            local_shuffle_buffer_size=shuffle_buffer or None,
+            local_shuffle_seed=seed + epoch if shuffle_buffer else None,
+            prefetch_batches=2,
+        ):
+            produced += 1
+            yield rows
+        if produced == 0:
+            raise DatasetFormatError(
+                f"the training split gave this worker no batch of {images_per_batch} images: "
+                "use more images, fewer workers or a smaller train.images_per_batch"
+            )
+        epoch += 1
+
+
+def _warm_start(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Start from pre-trained weights (fine-tuning); optimiser, schedule and step start afresh."""
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if unexpected:
+        raise ValueError(f"the warm-start checkpoint has weights this model lacks: {unexpected[:5]}")
+    if missing:
+        log.warning("warm start: %d weights keep their initial values (%s ...)", len(missing), missing[:3])
+
+
+class _Window:
+    """Averages of step metrics since the last report, plus throughput and ETA."""
+
+    def __init__(self):
+        self.values: dict[str, list[float]] = defaultdict(list)
+        self.started = time.perf_counter()
+
+    def add(self, metrics: dict[str, float]) -> None:
+        for key, value in metrics.items():
+            self.values[key].append(value)
+
+    def summary(self, step: int, total: int) -> dict[str, float]:
+        elapsed = time.perf_counter() - self.started
+        out = {k: float(np.mean(v)) for k, v in self.values.items() if k != "boxes"}
+        steps = len(self.values["boxes"])
+        out["boxes_per_s"] = sum(self.values["boxes"]) / elapsed if elapsed > 0 else 0.0
+        out["seconds_per_step"] = elapsed / max(steps, 1)
+        out["eta_s"] = out["seconds_per_step"] * (total - step)
+        self.values.clear()
+        self.started = time.perf_counter()
+        return out
+
+
+def train_loop_per_worker(config: dict) -> None:
+    job = JobConfig.from_dict(config["job"])
+    train = job.train
+    tokenizer = Tokenizer(config["word2int"], config["mode"])
+    context = ray.train.get_context()
+    rank, world = context.get_world_rank(), context.get_world_size()
+    device = ray.train.torch.get_device()
+    if device.type == "cpu":
+        torch.set_num_threads(train.torch_threads)
+    torch.manual_seed(train.seed)
+
+    model = build_model(job.model)
+    checkpoint = ray.train.get_checkpoint()
+    restored = None
+    if checkpoint is not None:
+        with checkpoint.as_directory() as folder:
+            restored = load_checkpoint(folder)
+        model.load_state_dict(restored.model_state)
+    elif config.get("init_weights") is not None:
+        _warm_start(model, ray.get(config["init_weights"]))  # a state dict in the object store
+    model = ray.train.torch.prepare_model(model, parallel_strategy_kwargs={"find_unused_parameters": True})
+    runner = StepRunner(model, train, device, rank)
+    start = 0
+    if restored is not None and restored.training_state is not None:
+        runner.load_state_dict(restored.training_state["runner"])
+        start = restored.step
+        log.info("rank %d resumed from step %d", rank, start)
+
+    shard = ray.train.get_dataset_shard("train")
+    batches = endless_batches(shard, train.images_per_batch, job.data.shuffle_buffer, train.seed + rank)
+    window = _Window()
+    for step in range(start + 1, train.steps + 1):
+        if train.fail_at_step == step and restored is None and rank == 0:
+            raise InjectedFailure(f"injected failure at step {step} (train.fail_at_step)")
+        batch, images = collate(next(batches))
+        window.add(runner.train_step(step, batch.to(device), images))
+        report = step % train.log_every == 0 or step == train.steps
+        validate_now = step % train.val_every == 0 or step == train.steps
+        save_now = step % train.checkpoint_every == 0 or step == train.steps
+        if not (report or validate_now or save_now):
+            continue
+        metrics = {"step": step, **window.summary(step, train.steps)}
+        metrics["boxes_per_s"] *= world  # every rank trains the same number of steps
+        p1, p2, p3 = runner.probabilities(step)
+        metrics.update(p1=p1, p2=p2, p3=p3)
+        if validate_now:
+            val_rows = ray.train.get_dataset_shard("val").iter_batches(
+                batch_size=train.images_per_batch, batch_format="numpy"
+            )
+            metrics.update(
+                validate(
+                    model, val_rows, tokenizer, (p1, p2, p3), train.positive_rate, device, job.model.max_caption_tokens
+                )
+            )
+        if rank == 0:
+            log.info(
+                "step %d/%d %s", step, train.steps, " ".join(f"{k}={v:.4g}" for k, v in metrics.items() if k != "step")
+            )
+        _report(metrics, save_now, rank, unwrap(model), runner, step, config, tokenizer)
+
+
+def _report(
+    metrics, save_now: bool, rank: int, model, runner: StepRunner, step: int, config: dict, tokenizer: Tokenizer
+) -> None:
+    if not save_now:
+        ray.train.report(metrics)
+        return
+    with tempfile.TemporaryDirectory() as folder:
+        checkpoint = None
+        if rank == 0:
+            state = {"step": step, "runner": runner.state_dict()}
+            save_checkpoint(folder, model.state_dict(), state, config["job"], tokenizer)
+            checkpoint = ray.train.Checkpoint.from_directory(folder)
+        ray.train.report(metrics, checkpoint=checkpoint, checkpoint_dir_name=f"checkpoint_{step:08d}")
