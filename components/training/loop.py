@@ -121,6 +121,7 @@ def train_loop_per_worker(config: dict) -> None:
     shard = ray.train.get_dataset_shard("train")
     batches = endless_batches(shard, train.images_per_batch, job.data.shuffle_buffer, train.seed + rank)
     window = _Window()
+    matching = train.generation_per_matching[1] > 0  # fine-tuning trains and scores generation only
     for step in range(start + 1, train.steps + 1):
         if train.fail_at_step == step and restored is None and rank == 0:
             raise InjectedFailure(f"injected failure at step {step} (train.fail_at_step)")
@@ -133,17 +134,16 @@ def train_loop_per_worker(config: dict) -> None:
             continue
         metrics = {"step": step, **window.summary(step, train.steps)}
         metrics["boxes_per_s"] *= world  # every rank trains the same number of steps
-        p1, p2, p3 = runner.probabilities(step)
-        metrics.update(p1=p1, p2=p2, p3=p3)
+        metrics["resumed_from"] = float(start)
+        probabilities = runner.probabilities(step) if matching else None
+        if matching:
+            metrics.update(zip(("p1", "p2", "p3"), probabilities, strict=True))
         if validate_now:
             val_rows = ray.train.get_dataset_shard("val").iter_batches(
                 batch_size=train.images_per_batch, batch_format="numpy"
             )
-            metrics.update(
-                validate(
-                    model, val_rows, tokenizer, (p1, p2, p3), train.positive_rate, device, job.model.max_caption_tokens
-                )
-            )
+            limit = job.model.max_caption_tokens
+            metrics.update(validate(model, val_rows, tokenizer, probabilities, train.positive_rate, device, limit))
         if rank == 0:
             log.info(
                 "step %d/%d %s", step, train.steps, " ".join(f"{k}={v:.4g}" for k, v in metrics.items() if k != "step")

@@ -56,17 +56,22 @@ class StepRunner:
         self.autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if use_amp else nullcontext
 
     def state_dict(self) -> dict:
+        """Everything a resumed run needs to continue exactly: optimiser, schedule, sampling state."""
+        version, state, gauss = self.rng.getstate()
         return {
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
-            "rng": list(self.rng.getstate()[1]),
-            "rng_version": self.rng.getstate()[0],
+            "rng": [version, list(state), gauss],
+            "pool": [list(c) for c in self.pool],
         }
 
     def load_state_dict(self, state: dict) -> None:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
-        self.rng.setstate((state["rng_version"], tuple(state["rng"]), None))
+        version, internal, gauss = state["rng"]
+        self.rng.setstate((version, tuple(internal), gauss))
+        self.pool.clear()
+        self.pool.extend(tuple(c) for c in state["pool"])
 
     def probabilities(self, step: int) -> tuple[float, float, float]:
         return level_probabilities(self.train_config.negatives, step)

@@ -42,11 +42,12 @@ def validate(
     model: torch.nn.Module,
     rows: Iterable[dict[str, np.ndarray]],
     tokenizer: Tokenizer,
-    probabilities: tuple[float, float, float],
+    probabilities: tuple[float, float, float] | None,
     positive_rate: float,
     device: torch.device,
     max_tokens: int = 10,
 ) -> dict[str, float]:
+    """``probabilities`` None skips caption matching (a generation-only model)."""
     inner = unwrap(model)
     was_training = inner.training
     inner.eval()
@@ -60,10 +61,11 @@ def validate(
         batch = batch.to(device)
         loss, count = generation_loss(inner(batch, task="generation").logits, batch.captions)
         loss_sum, tokens = loss_sum + float(loss) * count, tokens + count
-        pairs_batch, _ = matching_batch(batch, images, probabilities, rng, positive_rate)
-        logits = inner(pairs_batch, task="matching").match_logits.float()
-        correct += float(((logits > 0).float() == pairs_batch.extras["labels"]).sum())
-        matched += len(logits)
+        if probabilities is not None:
+            pairs_batch, _ = matching_batch(batch, images, probabilities, rng, positive_rate)
+            logits = inner(pairs_batch, task="matching").match_logits.float()
+            correct += float(((logits > 0).float() == pairs_batch.extras["labels"]).sum())
+            matched += len(logits)
         predicted = greedy_decode(inner, batch, max_tokens=max_tokens).cpu().tolist()
         references = batch.captions[:, 1:].cpu().tolist()
         owners = batch.image_index.cpu().tolist()
@@ -73,9 +75,11 @@ def validate(
     loss_sum, tokens, correct, matched = _all_reduce([loss_sum, tokens, correct, matched], device)
     pairs = _gather(pairs)
     inner.train(was_training)
-    return {
+    metrics = {
         "val_loss_generation": loss_sum / max(tokens, 1.0),
-        "val_matching_accuracy": correct / max(matched, 1.0),
         "val_cider": cider({k: r for k, _, r in pairs}, {k: p for k, p, _ in pairs}, tokenizer.mode),
         "val_boxes": float(len(pairs)),
     }
+    if probabilities is not None:
+        metrics["val_matching_accuracy"] = correct / max(matched, 1.0)
+    return metrics

@@ -1,0 +1,212 @@
+"""Training pieces without Ray: config, encoding and collation, matching batches, steps, resume."""
+
+import json
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from components.data.pipeline import EncodeImages, EncodeSpec, empty_rows, encode_record, read_index
+from components.data.release import read_release
+from components.data.tokenizer import EOS, PAD, SOS
+from components.errors import ConfigError
+from components.model import build_model
+from components.training.batches import caption_tokens, collate, matching_batch
+from components.training.checkpoint import load_checkpoint, save_checkpoint
+from components.training.config import JobConfig, load_job_config, parse_override
+from components.training.job import prepare_data
+from components.training.runner import StepRunner
+from components.training.validation import validate
+
+
+# -- config ------------------------------------------------------------------------------------------
+def test_config_round_trip_and_overrides():
+    job = load_job_config("small", ["train.lr=1e-4", "model.d_model=128", "train.generation_per_matching=[1, 0]"])
+    assert job.train.lr == 1e-4 and job.model.d_model == 128 and job.train.generation_per_matching == (1, 0)
+    assert JobConfig.from_dict(job.as_dict()) == job
+    assert job.flat()["train.lr"] == 1e-4 and "model.grid" in job.flat()
+    assert parse_override("train.steps=20") == (["train", "steps"], 20)
+
+
+@pytest.mark.parametrize(
+    "override,key,message",
+    [
+        ("train.lrr=0.1", "train.lrr", "unknown key"),
+        ("train.lr=-0.001", "train.lr", "must be positive"),
+        ("model.depth=3", "model.depth", "unknown key"),
+        ("ray.num_workers=0", "ray.num_workers", "must be positive"),
+        ("train.negatives=hardest", "train.negatives", "must be one of"),
+        ("train.steps=many", "train.steps", "expected int"),
+        ("colour=red", "colour", "unknown key"),
+    ],
+)
+def test_bad_config_names_the_key(override, key, message):
+    with pytest.raises(ConfigError) as err:
+        load_job_config("tiny", [override])
+    assert f"config key '{key}'" in str(err.value) and message in str(err.value)
+
+
+def test_finetune_needs_a_starting_point():
+    with pytest.raises(ConfigError, match="init_from"):
+        load_job_config("tiny", task="finetune")
+
+
+def test_a_dataset_the_user_names_must_exist(tmp_path):
+    job = load_job_config("tiny", [f"data.dataset={tmp_path / 'typo'}"])
+    assert job.data.build_if_missing is False
+    with pytest.raises(ConfigError, match="data.dataset"):
+        prepare_data(job)
+    assert not (tmp_path / "typo").exists()
+
+
+# -- encoding and collation ----------------------------------------------------------------------------
+SPEC = EncodeSpec(grid=2, neighbours="top1", max_boxes=32)
+
+
+@pytest.fixture(scope="module")
+def encoded(tiny_dataset):
+    root, _, tokenizer = tiny_dataset
+    index = read_index(str(root), "train", limit=6)
+    batch = {"image_id": np.array([r["image_id"] for r in index]), "record": np.array([r["record"] for r in index])}
+    return EncodeImages(str(root), None, tokenizer.word2int, tokenizer.mode, SPEC)(batch), tokenizer, root
+
+
+def test_encode_record_pads_masks_and_links_neighbours(tiny_dataset):
+    root, by_split, tokenizer = tiny_dataset
+    record = by_split["train"][0]
+    from PIL import Image
+
+    image = Image.open(root / "images" / f"{record.image_id}.png")
+    row = encode_record(record, image, tokenizer, SPEC, random.Random(0))
+    n = len(record.captions)
+    assert row["image"].shape == (3, 64, 64) and row["image"].dtype == np.uint8
+    assert row["n_boxes"] == n and (row["captions"][n:] == PAD).all()
+    assert row["captions"][0, 0] == SOS and tokenizer.decode(row["captions"][0]) == record.captions[0]
+    assert row["chain"][0, 0] == -1 and row["chain"][0, 1] == 1  # stored boxes are in chain order
+    assert (row["neighbours"][:n] == row["chain"][:n]).all()  # top1 neighbours are the chain's
+
+
+def test_box_truncation_is_counted(tiny_dataset):
+    root, by_split, tokenizer = tiny_dataset
+    record = max(by_split["train"], key=lambda r: len(r.captions))
+    from PIL import Image
+
+    image = Image.open(root / "images" / f"{record.image_id}.png")
+    row = encode_record(record, image, tokenizer, EncodeSpec(grid=2, max_boxes=2), random.Random(0))
+    assert row["n_boxes"] == 2 and row["truncated_boxes"] == len(record.captions) - 2
+    assert row["chain"][1, 1] == -1  # the neighbour that was cut is no neighbour any more
+
+
+def test_collate_is_image_major(encoded):
+    rows, _, _ = encoded
+    batch, images = collate(rows)
+    n = int(rows["n_boxes"].sum())
+    assert batch.images.shape == (6, 3, 64, 64) and batch.info_ids.shape[0] == 6
+    assert batch.boxes.shape == (n, 4) and batch.captions.shape == (n, 12) and batch.num_boxes == n
+    assert batch.image_index.tolist() == sum(([i] * int(k) for i, k in enumerate(rows["n_boxes"])), [])
+    # a box's neighbour boxes are the boxes its neighbour indices point at, in the same image
+    first_of_second = int(rows["n_boxes"][0])
+    nxt = rows["neighbours"][1, 0, 1]
+    assert torch.equal(batch.neighbour_boxes[first_of_second, 1], torch.from_numpy(rows["boxes"][1, nxt]))
+    assert not batch.neighbour_valid[first_of_second, 0]  # the first box has no previous one
+    assert [len(img.captions) for img in images] == rows["n_boxes"].tolist()
+    assert images[0].captions[0] == caption_tokens(rows["captions"][0, 0])
+
+
+def test_bad_records_are_skipped_not_fatal(tiny_dataset):
+    root, _, tokenizer = tiny_dataset
+    index = read_index(str(root), "train", limit=3)
+    broken = json.loads(index[1]["record"])
+    broken["ocr_locs"][0] = "0.9_0.1_0.2_0.2"
+    records = [index[0]["record"], json.dumps(broken), index[2]["record"], ""]
+    ids = [index[0]["image_id"], index[1]["image_id"], index[2]["image_id"], "ghost"]
+
+    class Tally:
+        def __init__(self):
+            self.seen = []
+            self.add = self
+
+        def remote(self, reason, message):
+            self.seen.append((reason, message))
+
+    tally = Tally()
+    encode = EncodeImages(str(root), None, tokenizer.word2int, tokenizer.mode, SPEC, tally=tally)
+    rows = encode({"image_id": np.array(ids), "record": np.array(records, dtype=object)})
+    assert list(rows["image_id"]) == [ids[0], ids[2]]
+    assert [reason for reason, _ in tally.seen] == ["bad_box", "missing_record"]
+    assert f"image '{ids[1]}', field 'ocr_locs[0]': bad_box" in tally.seen[0][1]
+    empty = encode({"image_id": np.array(["ghost"]), "record": np.array([""], dtype=object)})
+    assert {k: v.shape for k, v in empty.items()} == {k: v.shape for k, v in empty_rows(SPEC).items()}
+
+
+def test_matching_batch_labels_and_captions(encoded):
+    rows, _, _ = encoded
+    batch, images = collate(rows)
+    matched, samples = matching_batch(batch, images, (0.3, 0.4, 0.3), random.Random(0), positive_rate=0.4)
+    labels = matched.extras["labels"]
+    assert labels.tolist() == [float(s.label) for s in samples]
+    for row, sample, original in zip(matched.captions, samples, batch.captions, strict=True):
+        assert caption_tokens(row.numpy()) == sample.caption and row[0] == SOS and EOS in row.tolist()
+        assert (sample.label == 1) == (caption_tokens(original.numpy()) == sample.caption)
+
+
+# -- steps, checkpoints, resume, validation --------------------------------------------------------
+def tiny_job(**train):
+    return load_job_config("tiny", [f"train.{k}={v}" for k, v in train.items()])
+
+
+def fresh(job, tokenizer, seed=0):
+    torch.manual_seed(seed)
+    model = build_model(job.model.with_overrides(vocab_size=len(tokenizer)))
+    return model, StepRunner(model, job.train, torch.device("cpu"))
+
+
+def test_loss_falls_when_overfitting_one_batch(encoded):
+    rows, tokenizer, _ = encoded
+    job = tiny_job(lr=0.003, warmup_steps=30, generation_per_matching="[1, 0]")
+    model, runner = fresh(job, tokenizer)
+    batch, images = collate(rows)
+    losses = [runner.train_step(s, batch, images)["loss_generation"] for s in range(1, 31)]
+    assert losses[-1] < 0.6 * losses[0]
+
+
+def test_resume_from_checkpoint_continues_identically(encoded, tmp_path):
+    rows, tokenizer, _ = encoded
+    job = tiny_job(warmup_steps=2)
+    batch, images = collate(rows)
+    model, runner = fresh(job, tokenizer)
+    for step in range(1, 4):
+        runner.train_step(step, batch, images)
+    save_checkpoint(tmp_path, model.state_dict(), {"step": 3, "runner": runner.state_dict()}, job.as_dict(), tokenizer)
+    continued = runner.train_step(4, batch, images)  # step 4 is a matching step: negatives use the rng
+    assert "loss_matching" in continued
+
+    loaded = load_checkpoint(tmp_path)
+    model2, runner2 = fresh(job, tokenizer, seed=99)
+    model2.load_state_dict(loaded.model_state)
+    runner2.load_state_dict(loaded.training_state["runner"])
+    resumed = runner2.train_step(loaded.step + 1, batch, images)
+    assert loaded.step == 3 and loaded.tokenizer.word2int == tokenizer.word2int
+    assert JobConfig.from_dict(loaded.job) == job
+    assert resumed["loss_matching"] == pytest.approx(continued["loss_matching"], abs=1e-6)
+    assert resumed["lr"] == continued["lr"]
+    for a, b in zip(model.parameters(), model2.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_validate_scores_generation_and_matching(encoded):
+    rows, tokenizer, _ = encoded
+    job = tiny_job()
+    model, _ = fresh(job, tokenizer)
+    metrics = validate(model, [rows], tokenizer, (0.3, 0.4, 0.3), 0.4, torch.device("cpu"))
+    assert set(metrics) == {"val_loss_generation", "val_cider", "val_boxes", "val_matching_accuracy"}
+    assert metrics["val_boxes"] == rows["n_boxes"].sum() and 0 <= metrics["val_matching_accuracy"] <= 1
+    assert metrics["val_loss_generation"] == pytest.approx(np.log(len(tokenizer)), rel=0.2)  # untrained
+    assert "val_matching_accuracy" not in validate(model, [rows], tokenizer, None, 0.4, torch.device("cpu"))
+
+
+def test_release_records_and_pipeline_index_agree(tiny_dataset):
+    root, _, _ = tiny_dataset
+    index = read_index(str(root), "val")
+    assert [r["image_id"] for r in index] == [r.image_id for r in read_release(root, "val").records]
