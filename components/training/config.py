@@ -35,10 +35,11 @@ class DataSection:
     max_boxes: int = 32  # per image; more are dropped and counted
     decode_actors: int = 1  # Ray Data actors decoding and masking images
     shuffle_buffer: int = 64  # images in each worker's local shuffle buffer
+    prefetch_batches: int = 1  # batches decoded ahead per worker (more only helps with spare cores)
     val_images: int = 64  # the validation subset scored during training
 
     def check(self) -> None:
-        _positive(self, "data", "synthetic_images", "max_boxes", "decode_actors", "val_images")
+        _positive(self, "data", "synthetic_images", "max_boxes", "decode_actors", "val_images", "prefetch_batches")
         _non_negative(self, "data", "shuffle_buffer")
         if self.synthetic_lang not in ("zh", "en"):
             raise ConfigError("data.synthetic_lang", f"must be 'zh' or 'en' (got {self.synthetic_lang!r})")

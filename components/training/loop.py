@@ -35,7 +35,9 @@ class InjectedFailure(RuntimeError):
     """Raised once by ``train.fail_at_step`` to test recovery from a worker failure."""
 
 
-def endless_batches(shard, images_per_batch: int, shuffle_buffer: int, seed: int) -> Iterator[dict[str, np.ndarray]]:
+def endless_batches(
+    shard, images_per_batch: int, shuffle_buffer: int, seed: int, prefetch: int = 1
+) -> Iterator[dict[str, np.ndarray]]:
     """Epoch after epoch of a worker's shard; each epoch in a new order."""
     epoch = 0
     while True:
@@ -46,7 +48,7 @@ def endless_batches(shard, images_per_batch: int, shuffle_buffer: int, seed: int
             drop_last=True,
             local_shuffle_buffer_size=shuffle_buffer or None,
             local_shuffle_seed=seed + epoch if shuffle_buffer else None,
-            prefetch_batches=2,
+            prefetch_batches=prefetch,
         ):
             produced += 1
             yield rows
@@ -119,7 +121,9 @@ def train_loop_per_worker(config: dict) -> None:
         log.info("rank %d resumed from step %d", rank, start)
 
     shard = ray.train.get_dataset_shard("train")
-    batches = endless_batches(shard, train.images_per_batch, job.data.shuffle_buffer, train.seed + rank)
+    batches = endless_batches(
+        shard, train.images_per_batch, job.data.shuffle_buffer, train.seed + rank, job.data.prefetch_batches
+    )
     window = _Window()
     matching = train.generation_per_matching[1] > 0  # fine-tuning trains and scores generation only
     for step in range(start + 1, train.steps + 1):

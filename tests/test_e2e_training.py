@@ -1,0 +1,132 @@
+"""The training flows for real: a local Ray cluster, 2 DDP workers, sqlite MLflow, tiny data.
+
+Slow (about a minute per run): these are the few end-to-end tests of the suite.
+"""
+
+import importlib.util
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mlflow
+import pytest
+from mlflow.tracking import MlflowClient
+
+REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.e2e
+
+
+def load_flow(name: str):
+    spec = importlib.util.spec_from_file_location(f"flow_{name}", REPO / "flows" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    import ray
+
+    ray.init(address="local", num_cpus=4, object_store_memory=300 * 1024**2, include_dashboard=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def place(tmp_path_factory):
+    root = tmp_path_factory.mktemp("e2e")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    common = [
+        "--preset", "tiny",
+        "--set", f"data.dataset={root / 'data'}", "--set", "data.build_if_missing=true",
+        "--set", f"tracking.tracking_uri={uri}", "--set", f"ray.storage_path={root / 'ray'}",
+        "--set", "tracking.system_metrics=false",
+    ]  # fmt: skip
+    return root, uri, common
+
+
+def latest_run(uri: str, **filters) -> mlflow.entities.Run:
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("caponimage")
+    runs = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time DESC"], max_results=1)
+    return runs[0]
+
+
+def history(uri: str, run_id: str, key: str) -> list[tuple[int, float]]:
+    return sorted((m.step, m.value) for m in MlflowClient(uri).get_metric_history(run_id, key))
+
+
+@pytest.fixture(scope="module")
+def pretrained(ray_cluster, place):
+    _, uri, common = place
+    assert load_flow("pretrain").main(common) == 0
+    return latest_run(uri)
+
+
+def test_pretraining_learns_and_tracks_everything(pretrained, place):
+    _, uri, _ = place
+    run = pretrained
+    assert run.info.status == "FINISHED"
+    assert run.data.params["train.steps"] == "12" and run.data.params["model.d_model"] == "64"
+    losses = history(uri, run.info.run_id, "loss_generation")
+    assert [s for s, _ in losses] == [2, 4, 6, 8, 10, 12]
+    assert losses[-1][1] < losses[0][1]
+    assert history(uri, run.info.run_id, "loss_matching")  # 3:1 mix: matching steps happened
+    assert [s for s, _ in history(uri, run.info.run_id, "val_cider")] == [6, 12]
+    assert [s for s, _ in history(uri, run.info.run_id, "p3")][-1] == 12
+    checkpoint = Path(run.data.tags["checkpoint_uri"])
+    assert checkpoint.name == "checkpoint_00000012" and (checkpoint / "model.pt").is_file()
+    artifacts = {a.path for a in MlflowClient(uri).list_artifacts(run.info.run_id, "checkpoint")}
+    assert {"checkpoint/model.pt", "checkpoint/config.json", "checkpoint/word2int.json"} <= artifacts
+    plots = {a.path for a in MlflowClient(uri).list_artifacts(run.info.run_id, "plots")}
+    assert plots == {"plots/curriculum.png", "plots/losses.png"}
+    assert run.data.metrics["skipped_records"] == 0
+
+
+def test_finetuning_starts_from_pretraining(pretrained, place):
+    _, uri, common = place
+    parent = pretrained.info.run_id
+    assert load_flow("finetune").main([*common, "--init-from", parent, "--set", "train.steps=4"]) == 0
+    run = latest_run(uri)
+    assert run.info.status == "FINISHED" and run.data.tags["mlflow.parentRunId"] == parent
+    assert run.data.tags["pretrain_run_id"] == parent and run.data.params["task"] == "finetune"
+    assert run.data.params["train.generation_per_matching"] == "(1, 0)"
+    assert not history(uri, run.info.run_id, "loss_matching")  # generation only
+    first_finetune = history(uri, run.info.run_id, "loss_generation")[0][1]
+    first_pretrain = history(uri, parent, "loss_generation")[0][1]
+    assert first_finetune < first_pretrain  # it did not start from scratch
+
+
+def test_worker_failure_resumes_from_last_checkpoint(ray_cluster, place):
+    _, uri, common = place
+    flags = ["--set", "train.fail_at_step=8", "--set", "train.checkpoint_every=6", "--set", "ray.max_failures=1"]
+    assert load_flow("pretrain").main([*common, *flags]) == 0
+    run = latest_run(uri)
+    assert run.info.status == "FINISHED"
+    resumed = history(uri, run.info.run_id, "resumed_from")
+    assert (6, 0.0) in resumed and (8, 6.0) in resumed and resumed[-1] == (12, 6.0)
+    assert Path(run.data.tags["checkpoint_uri"]).name == "checkpoint_00000012"
+
+
+@pytest.mark.parametrize(
+    "flags,key",
+    [
+        (["--set", "train.lr=-0.1"], "train.lr"),
+        (["--set", "train.lrr=0.1"], "train.lrr"),
+        (["--set", "data.dataset=/nonexistent/dataset"], "data.dataset"),
+    ],
+)
+def test_bad_config_fails_before_ray_starts(flags, key, tmp_path):
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, str(REPO / "flows" / "pretrain.py"), "--preset", "tiny", *flags],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2, result.stderr
+    assert f"config key '{key}'" in result.stderr
+    assert "Started a local Ray instance" not in result.stdout + result.stderr
+    assert not (tmp_path / "mlflow.db").exists() and time.monotonic() - started < 60
