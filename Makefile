@@ -4,14 +4,15 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-DATA ?= data/synthetic
-IMAGES ?= 2000
+FINETUNE_STEPS ?= 100
 
 .PHONY: run test setup system-deps lint
 
+# Pre-training on the embedded defaults (synthetic data built if absent, local Ray, sqlite MLflow),
+# then fine-tuning from it. Then: mlflow ui --backend-store-uri sqlite:///mlflow.db
 run: setup
-	$(BIN)/python flows/make_dataset.py --out $(DATA) --images $(IMAGES) --preview --overwrite
-	$(BIN)/python flows/check_dataset.py $(DATA)
+	$(BIN)/python flows/pretrain.py
+	$(BIN)/python flows/finetune.py --init-from latest --set train.steps=$(FINETUNE_STEPS)
 
 test: setup
 	$(BIN)/python -m pytest -q

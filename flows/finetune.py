@@ -1,6 +1,7 @@
 """Fine-tune CapOnImage on caption generation alone, from a pre-training run or checkpoint.
 
     python flows/finetune.py --init-from RUN_ID                # an MLflow run of flows/pretrain.py
+    python flows/finetune.py --init-from latest                # the newest finished pre-training run
     python flows/finetune.py --init-from s3://bucket/ray/pretrain-.../checkpoint_00200000
 
 The model architecture and vocabulary come from the checkpoint; the run is nested under the
@@ -10,9 +11,10 @@ pre-training run in MLflow and tagged with it.
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 
 from components.cli import run
-from components.tracking.runs import RUN_ID, finish_run, log_results, resolve_checkpoint, start_run
+from components.tracking.runs import RUN_ID, finish_run, latest_run_id, log_results, resolve_checkpoint, start_run
 from components.training.arguments import job_parser, parse_job
 from components.training.checkpoint import load_checkpoint
 from components.training.job import finetune_job, fit, init_ray, new_run_name, prepare_data
@@ -20,9 +22,13 @@ from components.training.job import finetune_job, fit, init_ray, new_run_name, p
 
 def main(argv: list[str] | None = None) -> int:
     parser = job_parser(__doc__)
-    parser.add_argument("--init-from", required=True, help="MLflow run id, runs:/ URI, or checkpoint folder/URI")
+    parser.add_argument(
+        "--init-from", required=True, help="MLflow run id, runs:/ URI, checkpoint folder/URI, or 'latest'"
+    )
     args = parser.parse_args(argv)
     job = parse_job(args, task="finetune", init_from=args.init_from)  # 1. config, validated
+    if job.init_from == "latest":
+        job = replace(job, init_from=latest_run_id(job.tracking.tracking_uri, job.tracking.experiment))
     pretrained = load_checkpoint(resolve_checkpoint(job.init_from, job.tracking.tracking_uri), False)
     job = prepare_data(finetune_job(job, pretrained.job))  # 2. data; model and vocabulary from the checkpoint
     parent = job.init_from.removeprefix("runs:/").split("/")[0]

@@ -1,10 +1,14 @@
-"""Shared fixtures: a tiny synthetic dataset built once per session (no Ray)."""
+"""Shared fixtures: a tiny synthetic dataset, a real S3-compatible endpoint, one local Ray cluster."""
 
 from __future__ import annotations
+
+import socket
 
 import pytest
 
 from components.data.synthetic.build import SyntheticSpec, build_release
+
+BUCKET = "caponimage-test"
 
 
 @pytest.fixture(scope="session")
@@ -13,3 +17,42 @@ def tiny_dataset(tmp_path_factory):
     root = tmp_path_factory.mktemp("tiny_dataset")
     by_split, tokenizer = build_release(SyntheticSpec(images=30, seed=7), root, workers=1)
     return root, by_split, tokenizer
+
+
+@pytest.fixture(scope="session")
+def s3_bucket():
+    """``s3://caponimage-test`` on moto's S3 server on loopback (an HTTP endpoint, not an in-process mock).
+
+    The endpoint and dummy credentials go into the environment before any Ray cluster starts, so
+    Ray's workers and pyarrow inside them reach the same server.
+    """
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in {
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ENDPOINT_URL_S3": endpoint,
+        }.items():
+            patch.setenv(key, value)
+        boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket=BUCKET)
+        yield f"s3://{BUCKET}"
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def ray_cluster(s3_bucket):
+    """One local Ray cluster for every end-to-end test (never a stray one: address='local')."""
+    import ray
+
+    ray.init(address="local", num_cpus=4, object_store_memory=300 * 1024**2, include_dashboard=False)
+    yield
+    ray.shutdown()

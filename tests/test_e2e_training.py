@@ -25,15 +25,6 @@ def load_flow(name: str):
 
 
 @pytest.fixture(scope="module")
-def ray_cluster():
-    import ray
-
-    ray.init(address="local", num_cpus=4, object_store_memory=300 * 1024**2, include_dashboard=False)
-    yield
-    ray.shutdown()
-
-
-@pytest.fixture(scope="module")
 def place(tmp_path_factory):
     root = tmp_path_factory.mktemp("e2e")
     uri = f"sqlite:///{root / 'mlflow.db'}"
@@ -87,7 +78,7 @@ def test_pretraining_learns_and_tracks_everything(pretrained, place):
 def test_finetuning_starts_from_pretraining(pretrained, place):
     _, uri, common = place
     parent = pretrained.info.run_id
-    assert load_flow("finetune").main([*common, "--init-from", parent, "--set", "train.steps=4"]) == 0
+    assert load_flow("finetune").main([*common, "--init-from", "latest", "--set", "train.steps=4"]) == 0
     run = latest_run(uri)
     assert run.info.status == "FINISHED" and run.data.tags["mlflow.parentRunId"] == parent
     assert run.data.tags["pretrain_run_id"] == parent and run.data.params["task"] == "finetune"
@@ -130,3 +121,19 @@ def test_bad_config_fails_before_ray_starts(flags, key, tmp_path):
     assert f"config key '{key}'" in result.stderr
     assert "Started a local Ray instance" not in result.stdout + result.stderr
     assert not (tmp_path / "mlflow.db").exists() and time.monotonic() - started < 60
+
+
+def test_dataset_and_checkpoints_on_s3(ray_cluster, s3_bucket, tiny_dataset, place):
+    from components import storage
+
+    local_root, _, _ = tiny_dataset
+    dataset = f"{s3_bucket}/datasets/tiny"
+    storage.copy_dir(str(local_root), dataset)
+    _, uri, common = place
+    flags = ["--set", f"data.dataset={dataset}", "--set", f"ray.storage_path={s3_bucket}/ray", "--set", "train.steps=6"]
+    assert load_flow("pretrain").main([*common, *flags]) == 0
+    run = latest_run(uri)
+    checkpoint = run.data.tags["checkpoint_uri"]
+    assert checkpoint.startswith(f"{s3_bucket}/ray/") and checkpoint.endswith("checkpoint_00000006")
+    assert storage.exists(storage.join(checkpoint, "model.pt"))
+    assert run.data.params["data.dataset"] == dataset and run.data.metrics["skipped_records"] == 0

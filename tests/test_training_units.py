@@ -6,6 +6,7 @@ import random
 import numpy as np
 import pytest
 import torch
+from helpers import RecordingTally
 
 from components.data.pipeline import EncodeImages, EncodeSpec, empty_rows, encode_record, read_index
 from components.data.release import read_release
@@ -122,15 +123,7 @@ def test_bad_records_are_skipped_not_fatal(tiny_dataset):
     records = [index[0]["record"], json.dumps(broken), index[2]["record"], ""]
     ids = [index[0]["image_id"], index[1]["image_id"], index[2]["image_id"], "ghost"]
 
-    class Tally:
-        def __init__(self):
-            self.seen = []
-            self.add = self
-
-        def remote(self, reason, message):
-            self.seen.append((reason, message))
-
-    tally = Tally()
+    tally = RecordingTally()
     encode = EncodeImages(str(root), None, tokenizer.word2int, tokenizer.mode, SPEC, tally=tally)
     rows = encode({"image_id": np.array(ids), "record": np.array(records, dtype=object)})
     assert list(rows["image_id"]) == [ids[0], ids[2]]

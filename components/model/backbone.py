@@ -42,18 +42,16 @@ def _cached_torchvision_weights(name: str) -> Path | None:
 
 def _fetch(source: str, scratch: Path) -> Path:
     """A local path for ``source``: a plain path, ``file://``, or any URI pyarrow can open (``s3://``, ...)."""
-    if "://" not in source or source.startswith("file://"):
+    from components import storage
+
+    if not storage.is_uri(source):
         path = Path(source.removeprefix("file://")).expanduser()
         if not path.is_file():
             raise ConfigError("model.backbone_weights", f"no such file: {path}")
         return path
-    from pyarrow import fs
-
+    target = scratch / Path(source).name
     try:
-        filesystem, remote = fs.FileSystem.from_uri(source)
-        target = scratch / Path(remote).name
-        with filesystem.open_input_stream(remote) as src, open(target, "wb") as dst:
-            dst.write(src.read())
+        target.write_bytes(storage.read_bytes(source))
     except (OSError, ValueError) as err:
         raise ConfigError("model.backbone_weights", f"cannot read {source}: {err}") from err
     return target

@@ -1,12 +1,12 @@
 """Local paths and object-store URIs (``s3://``, ``gs://``, ...) through pyarrow's filesystems.
 
-An S3-compatible endpoint other than AWS (MinIO, a test server) comes from ``AWS_ENDPOINT_URL_S3``
-or ``AWS_ENDPOINT_URL``; credentials from the usual AWS variables. Nothing here logs a secret.
+pyarrow (and so Ray Train's ``storage_path``) reads an S3-compatible endpoint other than AWS (MinIO,
+a test server) from ``AWS_ENDPOINT_URL_S3`` or ``AWS_ENDPOINT_URL``, and credentials from the usual
+AWS variables. Nothing here logs a secret.
 """
 
 from __future__ import annotations
 
-import os
 import posixpath
 from pathlib import Path
 
@@ -19,22 +19,8 @@ def is_uri(location: str) -> bool:
     return "://" in location and not location.startswith("file://")
 
 
-def _s3_filesystem() -> fs.S3FileSystem:
-    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-    if not endpoint:
-        return fs.S3FileSystem()
-    scheme = "http" if endpoint.startswith("http://") else "https"
-    return fs.S3FileSystem(
-        endpoint_override=endpoint.split("://", 1)[-1],
-        scheme=scheme,
-        region=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
-    )
-
-
 def resolve(location: str) -> tuple[fs.FileSystem, str]:
     """A filesystem and the path inside it for a local path, ``file://`` path or URI."""
-    if location.startswith("s3://"):
-        return _s3_filesystem(), location.removeprefix("s3://")
     if is_uri(location):
         return fs.FileSystem.from_uri(location)
     return fs.LocalFileSystem(), str(Path(location.removeprefix("file://")).expanduser().resolve())

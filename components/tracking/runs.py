@@ -180,3 +180,22 @@ def finish_run(run_id: str):
     checkpoint = checkpoint_uri(result.checkpoint) if result is not None and result.checkpoint else "none"
     print(f"MLflow run {run_id} finished; last checkpoint: {checkpoint}")
     print(f"compare runs: mlflow ui --backend-store-uri {mlflow.get_tracking_uri()}")
+
+
+def latest_run_id(tracking_uri: str, experiment: str, task: str = "pretrain") -> str:
+    """The newest FINISHED run of ``task`` in ``experiment`` (for ``--init-from latest``)."""
+    client = MlflowClient(tracking_uri)
+    found = client.get_experiment_by_name(experiment)
+    runs = (
+        []
+        if found is None
+        else client.search_runs(
+            [found.experiment_id],
+            f"tags.task = '{task}' and attributes.status = 'FINISHED'",
+            order_by=["attributes.start_time DESC"],
+            max_results=1,
+        )
+    )
+    if not runs:
+        raise ConfigError("init_from", f"no finished {task} run in experiment '{experiment}' at {tracking_uri}")
+    return runs[0].info.run_id
