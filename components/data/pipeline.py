@@ -31,6 +31,7 @@ from components.data.release import (
     ImageRecord,
     RecordRejected,
     parse_record_value,
+    read_names,
 )
 from components.data.tokenizer import PAD, Tokenizer
 from components.errors import DatasetFormatError, UnsafePathError
@@ -89,8 +90,6 @@ def encode_record(
 def read_index(dataset: str, split: str, limit: int | None = None) -> list[dict[str, str]]:
     """``[{"image_id", "record"}]`` for a split, the record as JSON text; ids absent from the
     captions file are kept (they are counted as ``missing_record`` downstream)."""
-    from components.data.release import read_names
-
     captions_uri = storage.join(dataset, CAPTIONS_FILE)
     names_uri = storage.join(dataset, SPLIT_FILES[split])
     for uri in (captions_uri, names_uri):

@@ -79,12 +79,16 @@ class Tokenizer:
         (folder / "int2word.json").write_text(json.dumps(int2word, ensure_ascii=False, indent=0), "utf-8")
 
     @classmethod
-    def load(cls, folder: str | Path, mode: str | None = None) -> Tokenizer:
-        """Read ``word2int.json``; the mode is inferred (any multi-character token means words)."""
-        word2int = json.loads((Path(folder) / "word2int.json").read_text("utf-8"))
+    def from_vocabulary(cls, word2int: dict[str, int], mode: str | None = None) -> Tokenizer:
+        """A tokenizer over a saved vocabulary; the mode is inferred (any multi-character token means words)."""
         if mode is None:
             mode = "word" if any(len(t) > 1 for t in word2int if t not in SPECIALS) else "char"
         return cls(word2int, mode)
+
+    @classmethod
+    def load(cls, folder: str | Path, mode: str | None = None) -> Tokenizer:
+        """Read ``word2int.json`` from a folder."""
+        return cls.from_vocabulary(json.loads((Path(folder) / "word2int.json").read_text("utf-8")), mode)
 
     # -- encoding ------------------------------------------------------------------------------
     def __len__(self) -> int:

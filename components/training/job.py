@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from components import storage
-from components.data.pipeline import EncodeSpec, build_dataset, make_tally
+from components.data.pipeline import EncodeSpec, build_dataset, make_tally, read_index
 from components.data.tokenizer import Tokenizer, guess_mode
 from components.errors import ConfigError
 from components.training.config import JobConfig
@@ -41,10 +41,7 @@ def load_vocabulary(dataset: str) -> Tokenizer:
     """The dataset's ``word2int.json``, or a vocabulary built from its training split."""
     vocabulary = storage.join(dataset, "word2int.json")
     if storage.exists(vocabulary):
-        word2int = json.loads(storage.read_bytes(vocabulary).decode("utf-8"))
-        return Tokenizer(word2int, "word" if any(len(t) > 1 and not t.startswith("<") for t in word2int) else "char")
-    from components.data.pipeline import read_index
-
+        return Tokenizer.from_vocabulary(json.loads(storage.read_bytes(vocabulary).decode("utf-8")))
     records = [json.loads(row["record"]) for row in read_index(dataset, "train") if row["record"]]
     texts = [t for r in records for t in (*r.get("ocr_txts", []), r.get("info", "")) if isinstance(t, str)]
     return Tokenizer.build(texts, mode=guess_mode(texts))
