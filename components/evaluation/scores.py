@@ -1,14 +1,19 @@
 """Caption accuracy through pycocoevalcap's scorers (the field's reference code, not a reimplementation).
 
 Chinese is scored on characters (no PTB tokenizer), English on words; one reference per box; all
-boxes of the split scored at once (CIDEr's document frequencies come from the whole set).
+boxes of the split scored at once (CIDEr's document frequencies come from the whole set). Scores are
+reported x 100, as in the paper.
 """
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Mapping
 
 from components.data.tokenizer import split_chars, split_words
+from components.errors import DependencyError
+
+METRICS = ("BLEU@1", "BLEU@2", "BLEU@3", "BLEU@4", "METEOR", "CIDEr")
 
 
 def scoring_text(text: str, mode: str) -> str:
@@ -26,10 +31,34 @@ def _inputs(references: Mapping[str, str], predictions: Mapping[str, str], mode:
 
 
 def cider(references: Mapping[str, str], predictions: Mapping[str, str], mode: str = "char") -> float:
-    """CIDEr-D x 100 (the paper's scale) over every box at once."""
+    """CIDEr-D x 100 over every box at once."""
     from pycocoevalcap.cider.cider import Cider
 
     if not references:
         return 0.0
     score, _ = Cider().compute_score(*_inputs(references, predictions, mode))
     return 100.0 * float(score)
+
+
+def caption_scores(
+    references: Mapping[str, str], predictions: Mapping[str, str], mode: str = "char", meteor: bool = True
+) -> dict[str, float]:
+    """BLEU@1..4, METEOR (needs Java) and CIDEr, x 100, keyed as in ``METRICS``."""
+    from pycocoevalcap.bleu.bleu import Bleu
+    from pycocoevalcap.cider.cider import Cider
+
+    if not references:
+        return dict.fromkeys(METRICS, 0.0)
+    gts, res = _inputs(references, predictions, mode)
+    bleu, _ = Bleu(4).compute_score(gts, res, verbose=0)
+    scores = {f"BLEU@{n + 1}": 100.0 * float(b) for n, b in enumerate(bleu)}
+    if meteor:
+        if shutil.which("java") is None:
+            raise DependencyError("METEOR needs Java: apt-get install -y default-jre-headless (or pass meteor=False)")
+        from pycocoevalcap.meteor.meteor import Meteor
+
+        scorer = Meteor()  # a Java subprocess, ended when the scorer is garbage collected
+        scores["METEOR"] = 100.0 * float(scorer.compute_score(gts, res)[0])
+        del scorer
+    scores["CIDEr"] = 100.0 * float(Cider().compute_score(gts, res)[0])
+    return scores
