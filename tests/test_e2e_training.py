@@ -137,3 +137,20 @@ def test_dataset_and_checkpoints_on_s3(ray_cluster, s3_bucket, tiny_dataset, pla
     assert checkpoint.startswith(f"{s3_bucket}/ray/") and checkpoint.endswith("checkpoint_00000006")
     assert storage.exists(storage.join(checkpoint, "model.pt"))
     assert run.data.params["data.dataset"] == dataset and run.data.metrics["skipped_records"] == 0
+
+
+def test_evaluate_logs_metrics_plots_and_pictures(pretrained, place):
+    _, uri, common = place
+    parent = pretrained.info.run_id
+    assert load_flow("evaluate").main([*common, "--model", parent, "--sheets", "8", "--no-meteor"]) == 0
+    run = latest_run(uri)
+    assert run.info.status == "FINISHED" and run.data.tags["mlflow.parentRunId"] == parent
+    assert {"val_BLEU-4", "val_CIDEr", "val_Div-2", "val_human_Div-2", "val_length_aspect_r"} <= set(run.data.metrics)
+    client = MlflowClient(uri)
+    top = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"table.md", "predictions_val.jsonl", "plots", "sheets"} <= top
+    assert "plots/length_vs_aspect.png" in {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
+    sheets = [a.path for a in client.list_artifacts(run.info.run_id, "sheets")]
+    images = int(run.data.metrics["val_images"])
+    assert len([s for s in sheets if s.endswith("_captions.png")]) == min(8, images) > 0
+    assert len([s for s in sheets if s.endswith("_types.png")]) == min(8, images)

@@ -101,3 +101,33 @@ def test_pictures_have_two_panels():
     assert (left.sum(axis=2) == 0).any() and (left[..., 0] > 200).any()  # black mask with yellow text
     maps = type_map(image, boxes, boxes, [0, 1], [0, 2], "zh", ["0: 补水", "1: 颜色"])
     assert maps.size == sheet.size
+
+
+def test_evaluate_rows_gives_every_number():
+    from components.evaluation.report import evaluate_rows
+
+    rows = []
+    for image, captions in (("i1", ["深层补水", "持久保湿", "中国红"]), ("i2", ["品质保障", "深层补水"])):
+        for box, caption in enumerate(captions):
+            width = 0.1 * len(caption)
+            rows.append(
+                {
+                    "image_id": image,
+                    "box": box,
+                    "reference": caption,
+                    "prediction": caption[:2],
+                    "x1": 0.1,
+                    "y1": 0.1 * box,
+                    "x2": 0.1 + width,
+                    "y2": 0.1 * box + 0.05,
+                    "width": 256,
+                    "height": 256,
+                }
+            )
+    report = evaluate_rows(rows, "char", meteor=False, clusters=2)
+    assert (report.images, report.boxes) == (2, 5)
+    assert report.human_diversity["Div@1"] > report.generated_diversity["Div@1"] - 1e-9
+    assert report.human_length_aspect_r > 0.9  # references grow with their box, the 2-character predictions do not
+    metrics = report.metrics()
+    assert "BLEU-4" in metrics and "human_Div-2" in metrics and all("@" not in k for k in metrics)
+    assert "| generated |" in report.table("val") and "| human |" in report.table("val")

@@ -76,6 +76,7 @@ def encode_record(
     return {
         "image_id": record.image_id,
         "image": masked_pixels(image, record.mask_boxes, spec.grid),  # (3, 32k, 32k) uint8
+        "size": np.asarray(image.size, dtype=np.int32),  # (width, height) as stored, for aspect ratios
         "info_ids": info,
         "n_boxes": np.int32(n),
         "truncated_boxes": np.int32(len(record.captions) - n),
@@ -131,6 +132,24 @@ def make_tally(name: str | None = None):
     return cls.options(name=name, get_if_exists=True).remote() if name else cls.remote()
 
 
+def load_record(images_root: str, image_id: str, record_json: str) -> tuple[ImageRecord, Image.Image]:
+    """A record and its image (local or object store), or ``RecordRejected`` naming the field."""
+    if not record_json:
+        raise RecordRejected(CAPTIONS_FILE, "missing_record", "listed in a split file but has no record")
+    try:
+        location = storage.safe_join(images_root, f"{image_id}.png")
+    except UnsafePathError as err:
+        raise RecordRejected("image", "unsafe_path", str(err)) from err
+    try:
+        image = Image.open(io.BytesIO(storage.read_bytes(location)))
+        image.load()
+    except FileNotFoundError as err:
+        raise RecordRejected("image", "missing_image", f"{location} does not exist") from err
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise RecordRejected("image", "corrupt_image", f"{location}: {err}") from err
+    return parse_record_value(image_id, json.loads(record_json), image.size), image
+
+
 class EncodeImages:
     """``map_batches`` callable for an actor pool: index rows in, encoded image rows out."""
 
@@ -143,27 +162,11 @@ class EncodeImages:
         self.tally = tally
         self.rng = random.Random()
 
-    def _load(self, image_id: str, record_json: str) -> tuple[ImageRecord, Image.Image]:
-        if not record_json:
-            raise RecordRejected(CAPTIONS_FILE, "missing_record", "listed in a split file but has no record")
-        try:
-            location = storage.safe_join(self.images_root, f"{image_id}.png")
-        except UnsafePathError as err:
-            raise RecordRejected("image", "unsafe_path", str(err)) from err
-        try:
-            image = Image.open(io.BytesIO(storage.read_bytes(location)))
-            image.load()
-        except FileNotFoundError as err:
-            raise RecordRejected("image", "missing_image", f"{location} does not exist") from err
-        except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-            raise RecordRejected("image", "corrupt_image", f"{location}: {err}") from err
-        return parse_record_value(image_id, json.loads(record_json), image.size), image
-
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         rows = []
         for image_id, record_json in zip(batch["image_id"], batch["record"], strict=True):
             try:
-                record, image = self._load(str(image_id), str(record_json))
+                record, image = load_record(self.images_root, str(image_id), str(record_json))
                 rows.append(encode_record(record, image, self.tokenizer, self.spec, self.rng))
             except RecordRejected as rejected:
                 message = str(rejected.rejection(str(image_id)).error())
@@ -180,6 +183,7 @@ def empty_rows(spec: EncodeSpec) -> dict[str, np.ndarray]:
     side = 32 * spec.grid
     shapes = {
         "image": ((0, 3, side, side), np.uint8),
+        "size": ((0, 2), np.int32),
         "info_ids": ((0, spec.max_info_tokens), np.int32),
         "n_boxes": ((0,), np.int32),
         "truncated_boxes": ((0,), np.int32),

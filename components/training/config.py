@@ -131,8 +131,8 @@ class JobConfig:
     init_from: str | None = None  # finetune: an MLflow run id, runs:/ URI or checkpoint folder/URI
 
     def __post_init__(self) -> None:
-        if self.task not in ("pretrain", "finetune"):
-            raise ConfigError("task", f"must be 'pretrain' or 'finetune' (got {self.task!r})")
+        if self.task not in ("pretrain", "finetune", "evaluate"):
+            raise ConfigError("task", f"must be 'pretrain', 'finetune' or 'evaluate' (got {self.task!r})")
         for section in (self.data, self.train, self.ray, self.tracking):
             section.check()
         if self.task == "finetune" and not self.init_from:
