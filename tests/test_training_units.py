@@ -203,3 +203,13 @@ def test_release_records_and_pipeline_index_agree(tiny_dataset):
     root, _, _ = tiny_dataset
     index = read_index(str(root), "val")
     assert [r["image_id"] for r in index] == [r.image_id for r in read_release(root, "val").records]
+
+
+def test_curriculum_scale_stretches_the_paper_schedule_over_a_short_run(encoded):
+    from components.training.curriculum import progressive
+
+    rows, tokenizer, _ = encoded
+    job = tiny_job(curriculum_scale=1000.0)
+    _, runner = fresh(job, tokenizer)
+    assert runner.probabilities(100) == progressive(100_000)
+    assert fresh(tiny_job(), tokenizer)[1].probabilities(100) == progressive(100)

@@ -64,12 +64,16 @@ def checkpoint_uri(checkpoint) -> str:
 def start_run(
     job: JobConfig, run_name: str, parent_run_id: str | None = None, tags: dict[str, str] | None = None
 ) -> str:
-    """Start the job's MLflow run (the active run of this process) with the resolved config."""
+    """Start the job's MLflow run (the active run of this process) with the resolved config.
+
+    With a run already active (the ablation's parent) the new run is nested under it.
+    """
     mlflow.set_tracking_uri(job.tracking.tracking_uri)
     mlflow.set_experiment(job.tracking.experiment)
     run = mlflow.start_run(
         run_name=run_name,
         parent_run_id=parent_run_id,
+        nested=mlflow.active_run() is not None,
         log_system_metrics=job.tracking.system_metrics,
         tags={"task": job.task, **(tags or {})},
     )
@@ -78,7 +82,7 @@ def start_run(
     return run.info.run_id
 
 
-def curriculum_figure(schedule: str, steps: int):
+def curriculum_figure(schedule: str, steps: int, scale: float = 1.0):
     """p1, p2, p3 against the global step."""
     import matplotlib
 
@@ -86,7 +90,7 @@ def curriculum_figure(schedule: str, steps: int):
     import matplotlib.pyplot as plt
 
     xs = sorted({max(1, round(steps * i / 400)) for i in range(401)})
-    probabilities = [level_probabilities(schedule, x) for x in xs]
+    probabilities = [level_probabilities(schedule, round(x * scale)) for x in xs]
     figure, axis = plt.subplots(figsize=(7, 4))
     for level, label in enumerate(("p1: another image", "p2: another box", "p3: a neighbour")):
         axis.plot(xs, [p[level] for p in probabilities], label=label)
@@ -132,7 +136,7 @@ def log_results(job: JobConfig, result, rejections: dict[str, Any], run_id: str)
                     mlflow.log_artifact(str(path), CHECKPOINT_ARTIFACT)
         mlflow.set_tag("checkpoint_uri", checkpoint_uri(result.checkpoint))
     for name, figure in (
-        ("plots/curriculum.png", curriculum_figure(job.train.negatives, job.train.steps)),
+        ("plots/curriculum.png", curriculum_figure(job.train.negatives, job.train.steps, job.train.curriculum_scale)),
         ("plots/losses.png", loss_figure(run_id)),
     ):
         mlflow.log_figure(figure, name)

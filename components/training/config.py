@@ -58,6 +58,9 @@ class TrainSection:
     grad_clip: float = 1.0
     generation_per_matching: tuple[int, int] = (3, 1)  # (1, 0): generation only
     negatives: str = "progressive"
+    # The curriculum reads global_step x this. 1 is the paper; a short run can traverse the paper's
+    # whole 200k-step curriculum with curriculum_scale = 200000 / steps.
+    curriculum_scale: float = 1.0
     positive_rate: float = 0.4
     mixed_precision: bool = True  # bfloat16 autocast on GPU; ignored on CPU
     log_every: int = 10

@@ -74,7 +74,8 @@ class StepRunner:
         self.pool.extend(tuple(c) for c in state["pool"])
 
     def probabilities(self, step: int) -> tuple[float, float, float]:
-        return level_probabilities(self.train_config.negatives, step)
+        """(p1, p2, p3) of the negative levels at global ``step`` (scaled by ``curriculum_scale``)."""
+        return level_probabilities(self.train_config.negatives, round(step * self.train_config.curriculum_scale))
 
     def train_step(self, step: int, batch: ModelBatch, images: list[ImageCaptions]) -> dict[str, float]:
         """One update at global ``step`` (1-based); metrics of this step."""
