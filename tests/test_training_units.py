@@ -213,3 +213,11 @@ def test_curriculum_scale_stretches_the_paper_schedule_over_a_short_run(encoded)
     _, runner = fresh(job, tokenizer)
     assert runner.probabilities(100) == progressive(100_000)
     assert fresh(tiny_job(), tokenizer)[1].probabilities(100) == progressive(100)
+
+
+def test_credentials_in_uris_are_redacted_before_logging():
+    from components.tracking.runs import redact
+
+    assert redact("http://alice:s3cret@mlflow.internal:5000") == "http://***@mlflow.internal:5000"
+    assert redact("postgresql+psycopg2://u:p@db/mlflow") == "postgresql+psycopg2://***@db/mlflow"
+    assert redact("s3://bucket/path") == "s3://bucket/path" and redact("sqlite:////tmp/m.db") == "sqlite:////tmp/m.db"

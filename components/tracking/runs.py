@@ -7,6 +7,7 @@ where ``MlflowReportCallback`` logs them; the workers never talk to MLflow.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import math
 import re
@@ -28,6 +29,12 @@ from components.training.curriculum import level_probabilities
 log = logging.getLogger(__name__)
 CHECKPOINT_ARTIFACT = "checkpoint"
 RUN_ID = re.compile(r"^[0-9a-f]{32}$")
+_URI_CREDENTIALS = re.compile(r"(\w[\w+.-]*://)[^/@\s]+@")
+
+
+def redact(text: str) -> str:
+    """Credentials inside URIs (``scheme://user:password@host``) never reach the tracking store."""
+    return _URI_CREDENTIALS.sub(r"\1***@", text)
 
 
 class MlflowReportCallback(ray.train.UserCallback):
@@ -77,8 +84,8 @@ def start_run(
         log_system_metrics=job.tracking.system_metrics,
         tags={"task": job.task, **(tags or {})},
     )
-    mlflow.log_params({k: str(v)[:500] for k, v in job.flat().items()})
-    mlflow.log_dict(job.as_dict(), "config/job.json")
+    mlflow.log_params({k: redact(str(v))[:500] for k, v in job.flat().items()})
+    mlflow.log_text(redact(json.dumps(job.as_dict(), indent=2, default=list)), "config/job.json")
     return run.info.run_id
 
 
