@@ -106,6 +106,17 @@ def _cell(summary: Mapping[str, tuple[float, float]], key: str) -> str:
     return f"{mean:.1f} ± {spread:.1f}"
 
 
+def _table_rows(table, summary: Mapping[str, Mapping[str, tuple[float, float]]]) -> list[str]:
+    """One markdown row per variant of ``table`` that was run: ours, then the paper's figures."""
+    return [
+        f"| {label} | "
+        + " | ".join(_cell(summary[name], c) for c in COLUMNS)
+        + f" | {PAPER_CIDER.get(name, '-')} | {PAPER_DIV2.get(name, '-')} |"
+        for name, label in table
+        if name in summary
+    ]
+
+
 def check_orderings(summary: Mapping[str, Mapping[str, tuple[float, float]]]) -> list[tuple[str, bool]]:
     checks = []
     for low, high, metric in ORDERINGS:
@@ -140,25 +151,13 @@ def markdown(
         head,
         rule,
     ]
-    for name, label in TABLE2:
-        if name in summary:
-            lines.append(
-                f"| {label} | "
-                + " | ".join(_cell(summary[name], c) for c in COLUMNS)
-                + f" | {PAPER_CIDER.get(name, '-')} | {PAPER_DIV2.get(name, '-')} |"
-            )
+    lines += _table_rows(TABLE2, summary)
     lines.append(
         "| human | - | - | - | - | " + f"{human.get('Div@1', float('nan')):.1f} | "
         f"{human.get('Div@2', float('nan')):.1f} | - | 74.2 |"
     )
     lines += ["", "## Table 3: caption-matching pre-training", "", head, rule]
-    for name, label in TABLE3:
-        if name in summary:
-            lines.append(
-                f"| {label} | "
-                + " | ".join(_cell(summary[name], c) for c in COLUMNS)
-                + f" | {PAPER_CIDER.get(name, '-')} | {PAPER_DIV2.get(name, '-')} |"
-            )
+    lines += _table_rows(TABLE3, summary)
     lines += ["", "## The paper's orderings", ""]
     lines += [f"- {'holds' if holds else 'does NOT hold'}: {text}" for text, holds in check_orderings(summary)]
     return "\n".join(lines) + "\n"
