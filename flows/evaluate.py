@@ -2,6 +2,7 @@
 
     python flows/evaluate.py --model RUN_ID                     # a training run (its checkpoint artifact)
     python flows/evaluate.py --model latest --split test --beam 3
+    python flows/evaluate.py --model models:/caponimage@champion
     python flows/evaluate.py --model s3://bucket/ray/.../checkpoint_00200000 --dataset /data/CapOnImage2M
 
 Batch inference runs over Ray Data. Logged: BLEU@1-4, METEOR, CIDEr, Div@1/2 with the human row,
@@ -15,11 +16,9 @@ import sys
 from dataclasses import replace
 
 from components.cli import run
-from components.evaluation.predict import predict_split
-from components.evaluation.report import evaluate_rows
 from components.model.config import ModelConfig
-from components.tracking.evaluation import log_evaluation
-from components.tracking.runs import RUN_ID, latest_run_id, resolve_checkpoint, start_run
+from components.tracking.evaluation import evaluate_and_log
+from components.tracking.runs import RUN_ID, latest_run_id, resolve_checkpoint
 from components.training.arguments import job_parser, parse_job
 from components.training.checkpoint import load_checkpoint
 from components.training.job import init_ray, new_run_name
@@ -27,7 +26,9 @@ from components.training.job import init_ray, new_run_name
 
 def main(argv: list[str] | None = None) -> int:
     parser = job_parser(__doc__)
-    parser.add_argument("--model", required=True, help="MLflow run id, 'latest', runs:/ URI or checkpoint folder/URI")
+    parser.add_argument(
+        "--model", required=True, help="MLflow run id, 'latest', runs:/ or models:/ URI, or checkpoint folder/URI"
+    )
     parser.add_argument("--split", choices=("val", "test"), default="val")
     parser.add_argument("--beam", type=int, default=1, help="beam size (1: greedy)")
     parser.add_argument("--limit", type=int, default=None, help="evaluate the first N images only")
@@ -37,49 +38,21 @@ def main(argv: list[str] | None = None) -> int:
     job = parse_job(args, task="evaluate")  # 1. config, validated
     tracking = job.tracking.tracking_uri
     source = latest_run_id(tracking, job.tracking.experiment, "finetune") if args.model == "latest" else args.model
-    checkpoint = load_checkpoint(resolve_checkpoint(source, tracking), with_training_state=False)
-    model_config = ModelConfig.from_dict(checkpoint.job["model"])
-    job = replace(job, model=model_config)
-    parent = source if RUN_ID.match(source) else None
-    start_run(
+    checkpoint = load_checkpoint(resolve_checkpoint(source, tracking), with_training_state=False)  # 2. the model
+    job = replace(job, model=ModelConfig.from_dict(checkpoint.job["model"]))
+    init_ray(job)  # 3. batch inference over Ray Data, 4. metrics, 5. logged in their own run
+    report, _ = evaluate_and_log(
         job,
-        new_run_name(f"evaluate-{args.split}"),
-        parent_run_id=parent,  # 2. tracking
-        tags={"model_source": source, "split": args.split, "beam": str(args.beam)},
+        checkpoint,
+        args.split,
+        run_name=new_run_name(f"evaluate-{args.split}"),
+        parent_run_id=source if RUN_ID.match(source) else None,
+        tags={"model_source": source, "beam": str(args.beam)},
+        beam_size=args.beam,
+        limit=args.limit,
+        sheets=args.sheets,
+        meteor=not args.no_meteor,
     )
-    import mlflow
-    import ray
-
-    try:
-        init_ray(job)  # 3. batch inference over Ray Data
-        rows = predict_split(
-            job.data.dataset,
-            args.split,
-            model_config,
-            ray.put(checkpoint.model_state),
-            checkpoint.tokenizer,
-            beam_size=args.beam,
-            limit=args.limit,
-            images_root=job.data.images_root,
-            decode_actors=job.data.decode_actors,
-            use_gpu=job.ray.use_gpu,
-        )
-        report = evaluate_rows(rows, checkpoint.tokenizer.mode, meteor=not args.no_meteor)  # 4. metrics
-        lang = "zh" if checkpoint.tokenizer.mode == "char" else "en"
-        log_evaluation(
-            report,
-            rows,
-            dataset=job.data.dataset,
-            split=args.split,
-            images_root=job.data.images_root,
-            lang=lang,
-            sheets=args.sheets,
-            title=f"{args.split} ({report.images} images)",
-        )  # 5. log
-    except BaseException:
-        mlflow.end_run(status="FAILED")
-        raise
-    mlflow.end_run()
     print(report.table(f"{args.split}, {report.images} images, {report.boxes} boxes"))
     print(
         f"length vs aspect ratio r = {report.length_aspect_r:.2f} (ground truth {report.human_length_aspect_r:.2f}); "

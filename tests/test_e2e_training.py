@@ -3,7 +3,6 @@
 Slow (about a minute per run): these are the few end-to-end tests of the suite.
 """
 
-import importlib.util
 import subprocess
 import sys
 import time
@@ -11,17 +10,11 @@ from pathlib import Path
 
 import mlflow
 import pytest
+from helpers import load_flow
 from mlflow.tracking import MlflowClient
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.e2e
-
-
-def load_flow(name: str):
-    spec = importlib.util.spec_from_file_location(f"flow_{name}", REPO / "flows" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")

@@ -103,6 +103,18 @@ def read_index(dataset: str, split: str, limit: int | None = None) -> list[dict[
     return [{"image_id": i, "record": json.dumps(data[i], ensure_ascii=False) if i in data else ""} for i in ids]
 
 
+def dataset_version(dataset: str) -> str:
+    """A short content hash of a dataset's captions file and split files: what scores are comparable on."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name in (CAPTIONS_FILE, *sorted(SPLIT_FILES.values())):
+        uri = storage.join(dataset, name)
+        digest.update(name.encode())
+        digest.update(storage.read_bytes(uri) if storage.exists(uri) else b"<absent>")
+    return digest.hexdigest()[:12]
+
+
 # -- the Ray side ----------------------------------------------------------------------------------
 def _tally_class():
     import ray

@@ -100,3 +100,25 @@ def predict_split(
         num_cpus=1,
     )
     return sorted(predicted.take_all(), key=lambda r: (r["image_id"], int(r["box"])))
+
+
+def evaluate_checkpoint(job, checkpoint, split: str, *, beam_size: int = 1, limit: int | None = None, meteor=True):
+    """A checkpoint's predictions on a split of ``job.data.dataset`` and their scores (Ray must be up)."""
+    import ray
+
+    from components.evaluation.report import evaluate_rows
+
+    model_config = ModelConfig.from_dict(checkpoint.job["model"])
+    rows = predict_split(
+        job.data.dataset,
+        split,
+        model_config,
+        ray.put(checkpoint.model_state),
+        checkpoint.tokenizer,
+        beam_size=beam_size,
+        limit=limit,
+        images_root=job.data.images_root,
+        decode_actors=job.data.decode_actors,
+        use_gpu=job.ray.use_gpu,
+    )
+    return evaluate_rows(rows, checkpoint.tokenizer.mode, meteor=meteor), rows

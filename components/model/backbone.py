@@ -30,6 +30,9 @@ _TORCHVISION_WEIGHTS = {
 }
 
 
+SKIP_WEIGHTS = "none"  # backbone_weights value: no ImageNet weights, not even a warning
+
+
 def _cached_torchvision_weights(name: str) -> Path | None:
     """ImageNet weights already in torchvision's download cache, if any (nothing is downloaded)."""
     checkpoints = Path(torch.hub.get_dir()) / "checkpoints"
@@ -86,6 +89,8 @@ class GridBackbone(nn.Module):
             parameter.requires_grad_(trainable)
 
     def _load_weights(self, name: str, weights: str | None) -> str:
+        if weights == SKIP_WEIGHTS:  # trained weights are loaded next (serving, evaluation)
+            return SKIP_WEIGHTS
         with tempfile.TemporaryDirectory() as scratch:
             path = _fetch(weights, Path(scratch)) if weights else _cached_torchvision_weights(name)
             if path is None:

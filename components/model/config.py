@@ -24,7 +24,7 @@ class ModelConfig:
     ffn_mult: int = 4
     grid: int = 8  # k: the image becomes k x k cells; boxes are indexed on the same grid
     backbone: str = "resnet50"
-    backbone_weights: str | None = None  # path or URI of ImageNet weights; None: torchvision cache or random
+    backbone_weights: str | None = None  # ImageNet weights path or URI; None: torchvision cache or random; "none": skip
     train_backbone: bool = True
     dropout: float = 0.1
     max_info_tokens: int = 60

@@ -91,3 +91,51 @@ def pictures(
                 legend,
             ),
         )
+
+
+def metric_value(report: EvaluationReport, name: str) -> float:
+    """A metric of a report by its paper name (``CIDEr``, ``BLEU@4``, ``Div@2``) or MLflow name (``BLEU-4``)."""
+    values = {**report.scores, **report.generated_diversity}
+    for key in (name, name.replace("-", "@")):
+        if key in values:
+            return float(values[key])
+    raise KeyError(f"no metric {name!r} in the evaluation (it has {', '.join(sorted(values))})")
+
+
+def evaluate_and_log(
+    job,
+    checkpoint,
+    split: str,
+    *,
+    run_name: str,
+    parent_run_id: str | None = None,
+    tags: dict[str, str] | None = None,
+    beam_size: int = 1,
+    limit: int | None = None,
+    sheets: int = 8,
+    meteor: bool = True,
+) -> tuple[EvaluationReport, str]:
+    """Evaluate a checkpoint on a split in its own MLflow run (nested under ``parent_run_id`` or the
+    active run); log metrics, tables, predictions, plots and pictures. (report, run id)."""
+    from components.evaluation.predict import evaluate_checkpoint
+    from components.tracking.runs import start_run
+
+    run_id = start_run(job, run_name, parent_run_id=parent_run_id, tags={"split": split, **(tags or {})})
+    try:
+        report, rows = evaluate_checkpoint(job, checkpoint, split, beam_size=beam_size, limit=limit, meteor=meteor)
+        lang = "zh" if checkpoint.tokenizer.mode == "char" else "en"
+        log_evaluation(
+            report,
+            rows,
+            dataset=job.data.dataset,
+            split=split,
+            images_root=job.data.images_root,
+            lang=lang,
+            sheets=sheets,
+            title=f"{split} ({report.images} images)",
+        )
+    except BaseException:
+        mlflow.end_run(status="FAILED")
+        raise
+    mlflow.end_run()
+    return report, run_id

@@ -158,9 +158,12 @@ def log_results(job: JobConfig, result, rejections: dict[str, Any], run_id: str)
 
 def resolve_checkpoint(source: str, tracking_uri: str) -> str:
     """A local folder holding the checkpoint named by ``source``: an MLflow run id, a ``runs:/`` URI,
-    or a checkpoint folder / URI (``s3://...``). Downloads what is remote."""
+    a registered model (``models:/caponimage@champion``), or a checkpoint folder / URI (``s3://...``).
+    Downloads what is remote."""
     from components import storage
 
+    if source.startswith("models:/"):
+        return model_checkpoint(source, tracking_uri)
     if RUN_ID.match(source) or source.startswith("runs:/"):
         run_id = source.removeprefix("runs:/").split("/")[0]
         mlflow.set_tracking_uri(tracking_uri)
@@ -175,6 +178,21 @@ def resolve_checkpoint(source: str, tracking_uri: str) -> str:
     if not Path(source).is_dir():
         raise ConfigError("init_from", f"{source} is neither an MLflow run id nor a checkpoint folder")
     return source
+
+
+def model_checkpoint(model_uri: str, tracking_uri: str) -> str:
+    """The checkpoint folder inside a logged or registered pyfunc model (``models:/name@alias``)."""
+    from components.serving.pyfunc import CHECKPOINT_ARTIFACT
+
+    mlflow.set_tracking_uri(tracking_uri)
+    try:
+        root = mlflow.artifacts.download_artifacts(artifact_uri=model_uri)
+    except Exception as err:  # MLflow raises several types for an unknown model, version or alias
+        raise ConfigError("model", f"cannot load {model_uri} from {tracking_uri}: {err}") from err
+    folder = Path(root) / "artifacts" / CHECKPOINT_ARTIFACT
+    if not folder.is_dir():
+        raise ConfigError("model", f"{model_uri} is not a CapOnImage pyfunc model (no {CHECKPOINT_ARTIFACT} inside)")
+    return str(folder)
 
 
 @contextlib.contextmanager

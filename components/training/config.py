@@ -112,15 +112,100 @@ class RaySection:
         _non_negative(self, "ray", "max_failures")
 
 
+GATE_METRICS = ("BLEU@1", "BLEU@2", "BLEU@3", "BLEU@4", "METEOR", "CIDEr", "Div@1", "Div@2")
+
+
 @dataclass(frozen=True)
 class TrackingSection:
     tracking_uri: str = "sqlite:///mlflow.db"
     experiment: str = "caponimage"
     system_metrics: bool = True
+    registered_model: str = "caponimage"  # the registry name flows/tune.py registers winners under
+    gate_metric: str = "CIDEr"  # `champion` moves only to a version that beats it on this metric ...
+    gate_split: str = "val"  # ... on this split
 
     def check(self) -> None:
-        if not self.experiment:
-            raise ConfigError("tracking.experiment", "must not be empty")
+        for name in ("experiment", "registered_model", "gate_metric"):
+            if not getattr(self, name):
+                raise ConfigError(f"tracking.{name}", "must not be empty")
+        if self.gate_metric.replace("-", "@") not in GATE_METRICS:
+            known = ", ".join(GATE_METRICS)
+            raise ConfigError("tracking.gate_metric", f"must be one of {known} (got {self.gate_metric!r})")
+        if self.gate_split not in ("val", "test"):
+            raise ConfigError("tracking.gate_split", f"must be 'val' or 'test' (got {self.gate_split!r})")
+
+
+# A dimension of the search space: a list is a choice; a mapping names a distribution.
+DISTRIBUTIONS = ("choice", "grid", "uniform", "loguniform", "randint")
+
+
+@dataclass(frozen=True)
+class TuneSection:
+    """flows/tune.py: the search space (dotted job keys), the number of trials and ASHA's settings."""
+
+    space: dict[str, Any] = field(
+        default_factory=lambda: {
+            "model.n_layers": [2, 3],
+            "model.d_model": [128, 256],
+            "model.grid": [2, 4],
+            "train.lr": {"loguniform": [2e-4, 2e-3]},
+        }
+    )
+    num_samples: int = 4  # trials; with grid dimensions, repeats of the whole grid
+    max_concurrent: int = 0  # 0: as many as the cluster's CPUs and GPUs hold at once
+    metric: str = "val_cider"  # reported by the training loop at every validation
+    mode: str = "max"
+    grace_period: int = 100  # steps every trial runs before ASHA may stop it
+    reduction_factor: int = 2
+
+    def __post_init__(self) -> None:
+        if isinstance(self.space, dict):  # `--set tune.space.model.d_model=[..]` nests; keys stay dotted
+            object.__setattr__(self, "space", dict(_flat_space(self.space)))
+
+    def check(self) -> None:
+        _positive(self, "tune", "num_samples", "grace_period")
+        _non_negative(self, "tune", "max_concurrent")
+        if self.mode not in ("min", "max"):
+            raise ConfigError("tune.mode", f"must be 'min' or 'max' (got {self.mode!r})")
+        if self.reduction_factor < 2:
+            raise ConfigError("tune.reduction_factor", f"must be at least 2 (got {self.reduction_factor})")
+        if not isinstance(self.space, dict) or not self.space:
+            raise ConfigError("tune.space", "must map dotted job keys (model.n_layers) to values to try")
+        for key, dimension in self.space.items():
+            _check_dimension(f"tune.space.{key}", dimension)
+
+
+def _flat_space(space: dict[str, Any]):
+    """``{"model": {"d_model": [..]}}`` (from ``--set tune.space.model.d_model=..``) to ``{"model.d_model": [..]}``."""
+    for key, value in space.items():
+        if "." not in key and isinstance(value, dict):
+            for name, dimension in value.items():
+                yield f"{key}.{name}", dimension
+        else:
+            yield key, value
+
+
+def _check_dimension(where: str, dimension: Any) -> None:
+    if isinstance(dimension, list):
+        if not dimension:
+            raise ConfigError(where, "an empty list of values")
+        return
+    if not (isinstance(dimension, dict) and len(dimension) == 1 and next(iter(dimension)) in DISTRIBUTIONS):
+        raise ConfigError(where, f"a list of values or one of {{{', '.join(DISTRIBUTIONS)}: ...}} (got {dimension!r})")
+    kind, values = next(iter(dimension.items()))
+    if kind in ("choice", "grid"):
+        if not isinstance(values, list) or not values:
+            raise ConfigError(where, f"{kind} needs a non-empty list (got {values!r})")
+    elif not (isinstance(values, list) and len(values) == 2 and all(_is_number(v) for v in values)):
+        raise ConfigError(where, f"{kind} needs [low, high] (got {values!r})")
+    elif not values[0] < values[1]:
+        raise ConfigError(where, f"{kind} needs low < high (got {values})")
+    elif kind == "loguniform" and values[0] <= 0:
+        raise ConfigError(where, f"loguniform needs a positive low end (got {values})")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True)
@@ -131,12 +216,13 @@ class JobConfig:
     train: TrainSection = field(default_factory=TrainSection)
     ray: RaySection = field(default_factory=RaySection)
     tracking: TrackingSection = field(default_factory=TrackingSection)
+    tune: TuneSection = field(default_factory=TuneSection)
     init_from: str | None = None  # finetune: an MLflow run id, runs:/ URI or checkpoint folder/URI
 
     def __post_init__(self) -> None:
         if self.task not in ("pretrain", "finetune", "evaluate"):
             raise ConfigError("task", f"must be 'pretrain', 'finetune' or 'evaluate' (got {self.task!r})")
-        for section in (self.data, self.train, self.ray, self.tracking):
+        for section in (self.data, self.train, self.ray, self.tracking, self.tune):
             section.check()
         if self.task == "finetune" and not self.init_from:
             raise ConfigError("init_from", "fine-tuning starts from a pre-training run id or checkpoint URI")
@@ -156,6 +242,7 @@ class JobConfig:
             ("train", TrainSection),
             ("ray", RaySection),
             ("tracking", TrackingSection),
+            ("tune", TuneSection),
         ):
             sections[name] = _build(cls_, values.pop(name, {}) or {}, name)
         _reject_unknown(values, {"task", "init_from"}, "")
@@ -184,6 +271,8 @@ def _build(cls_, values: dict[str, Any], prefix: str):
     coerced = {}
     for key, value in values.items():
         default = known[key].default
+        if default is dataclasses.MISSING:
+            default = known[key].default_factory()
         if isinstance(default, tuple) and isinstance(value, list):
             value = tuple(value)
         if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):

@@ -71,9 +71,17 @@ def new_run_name(task: str) -> str:
 
 
 def fit(
-    job: JobConfig, tokenizer: Tokenizer, run_name: str, run_id: str | None = None, init_weights: Any = None
+    job: JobConfig,
+    tokenizer: Tokenizer,
+    run_name: str,
+    run_id: str | None = None,
+    init_weights: Any = None,
+    extra_callbacks: tuple = (),
 ) -> tuple[Any, dict[str, Any]]:
-    """Build the datasets and the TorchTrainer, train, and return (result, skipped-record counts)."""
+    """Build the datasets and the TorchTrainer, train, and return (result, skipped-record counts).
+
+    ``extra_callbacks``: more Ray Train ``UserCallback``s beside the MLflow one (Tune's, in a sweep).
+    """
     import ray
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
@@ -95,6 +103,7 @@ def fit(
         "val": build_dataset(job.data.dataset, "val", tokenizer, spec, limit=job.data.val_images, **common),
     }
     callbacks = [MlflowReportCallback(job.tracking.tracking_uri, run_id)] if run_id else []
+    callbacks += list(extra_callbacks)
     trainer = TorchTrainer(
         train_loop_per_worker,
         train_loop_config={

@@ -1,0 +1,187 @@
+"""Captioning many images with Ray Data: a release-format dataset or a JSON-lines file of requests.
+
+Readers validate every request (image, boxes, info) and skip a bad one, counted by reason in a
+tally actor, so one bad record never stops a batch job; an actor pool holding the model captions
+the rest. Also the one place that loads a model for captioning, from any source a user may give.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from components import storage
+from components.data.release import RecordRejected
+from components.errors import ConfigError, UnsafePathError
+
+log = logging.getLogger(__name__)
+COLUMNS = ("key", "id", "source", "image", "info", "boxes", "mask_boxes")
+
+
+class LocalModel:
+    """A checkpoint folder behind the pyfunc model's ``predict(frame, params)``."""
+
+    def __init__(self, folder: str):
+        from components.serving.pyfunc import CapOnImageModel
+
+        self.model = CapOnImageModel.from_checkpoint(folder)
+
+    def predict(self, data: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        return self.model.predict(None, data, params)
+
+
+def load_captioning_model(source: str, tracking_uri: str):
+    """``models:/...`` or ``runs:/<id>/<model>``: the MLflow pyfunc model; an MLflow run id or a
+    checkpoint folder / URI: the same model from the checkpoint."""
+    import mlflow
+
+    from components.tracking.runs import RUN_ID, resolve_checkpoint
+
+    if source.startswith("models:/") or (source.startswith("runs:/") and source.count("/") > 2):
+        mlflow.set_tracking_uri(tracking_uri)
+        try:
+            return mlflow.pyfunc.load_model(source)
+        except Exception as err:  # MLflow raises several types for an unknown model, version or alias
+            raise ConfigError("model", f"cannot load {source} from {tracking_uri}: {err}") from err
+    if RUN_ID.match(source) or source.startswith("runs:/") or storage.is_uri(source) or storage.exists(source):
+        return LocalModel(resolve_checkpoint(source, tracking_uri))
+    raise ConfigError("model", f"{source} is not a model URI, an MLflow run id or a checkpoint folder")
+
+
+def file_request(root: str, line_number: int, line: str) -> dict[str, Any]:
+    """One line of a requests file: ``{"image": path, "boxes": [...], "info": "...", "mask_boxes"?, "id"?}``;
+    image paths are relative to the file's folder and may not leave it."""
+    from components.serving.requests import RequestError, box_text, open_image, request_record
+
+    where = f"line {line_number}"
+    try:
+        value = json.loads(line)
+    except json.JSONDecodeError as err:
+        raise RecordRejected("<line>", "bad_json", str(err)) from err
+    if not isinstance(value, dict):
+        raise RecordRejected("<line>", "bad_type", f"expected an object, got {type(value).__name__}")
+    for key in ("image", "boxes", "info"):
+        if key not in value:
+            raise RecordRejected(key, "missing_key", f"{where} has no '{key}'")
+    try:
+        location = storage.safe_join(root, str(value["image"]))
+        data = storage.read_bytes(location)
+    except UnsafePathError as err:
+        raise RecordRejected("image", "unsafe_path", str(err)) from err
+    except FileNotFoundError as err:
+        raise RecordRejected("image", "missing_image", f"{value['image']} does not exist under {root}") from err
+    request_id = str(value.get("id", value["image"]))
+    try:
+        boxes = [box_text(b) for b in value["boxes"]]
+        mask = [box_text(b) for b in value.get("mask_boxes") or []]
+        request_record(request_id, value["info"], boxes, mask, open_image(data, request_id).size)
+    except RequestError as err:
+        raise RecordRejected(err.field, err.reason, err.detail) from err
+    except Exception as err:  # a box that is neither a string nor four numbers
+        raise RecordRejected("boxes", "bad_box", str(err)) from err
+    return {
+        "id": request_id,
+        "source": location,
+        "image": data,
+        "info": value["info"],
+        "boxes": boxes,
+        "mask_boxes": mask,
+    }
+
+
+class RequestReader:
+    """``map_batches`` callable: index rows (a dataset record or a requests-file line) to requests."""
+
+    def __init__(self, root: str, kind: str, tally=None):
+        self.root, self.kind, self.tally = root, kind, tally
+
+    def __call__(self, rows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        from components.serving.requests import dataset_request
+
+        out: dict[str, list] = {key: [] for key in COLUMNS}
+        for key, text in zip(rows["key"], rows["text"], strict=True):
+            try:
+                if self.kind == "dataset":
+                    request = dataset_request(self.root, str(key), str(text))
+                else:
+                    request = file_request(self.root, int(key), str(text))
+            except RecordRejected as rejected:
+                message = f"{self.kind} entry {key}: {rejected}"
+                log.warning("skipping %s", message)
+                if self.tally is not None:
+                    self.tally.add.remote(rejected.reason, message)
+                continue
+            for column in COLUMNS:
+                out[column].append(str(key) if column == "key" else request[column])
+        return {key: _column(values) for key, values in out.items()}
+
+
+def _column(values: list) -> np.ndarray:
+    array = np.empty(len(values), dtype=object)
+    array[:] = values
+    return array
+
+
+class ModelCaptioner:
+    """``map_batches`` callable for an actor pool: requests in, the same rows with their captions out
+    (without the image bytes: the driver re-reads only the images it draws)."""
+
+    def __init__(self, source: str, tracking_uri: str, beam_size: int = 1):
+        self.model = load_captioning_model(source, tracking_uri)
+        self.beam_size = beam_size
+
+    def __call__(self, rows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        kept = {k: v for k, v in rows.items() if k != "image"}
+        for key in ("boxes", "mask_boxes"):  # plain lists of strings keep Arrow blocks (no pickled fallback)
+            kept[key] = _column([[str(b) for b in one] for one in rows[key]])
+        if len(rows["id"]) == 0:
+            return {**kept, "captions": _column([])}
+        frame = pd.DataFrame({k: list(rows[k]) for k in ("image", "info", "boxes", "mask_boxes")})
+        captions = self.model.predict(frame, params={"beam_size": self.beam_size})["captions"]
+        return {**kept, "captions": _column([[str(c) for c in one] for one in captions])}
+
+
+def index_rows(dataset: str | None, split: str, requests_file: str | None, limit: int | None) -> tuple[list, str, str]:
+    """(rows ``{"key", "text"}``, root, kind) of a release-format dataset split or a requests file."""
+    from components.data.pipeline import read_index
+    from components.data.release import IMAGES_DIR
+
+    if dataset:
+        rows = [{"key": r["image_id"], "text": r["record"]} for r in read_index(dataset, split, limit)]
+        return rows, storage.join(dataset, IMAGES_DIR), "dataset"
+    text = storage.read_bytes(requests_file).decode("utf-8")
+    lines = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+    rows = [{"key": n, "text": line} for n, line in lines[:limit]]
+    root = requests_file.rsplit("/", 1)[0] if "/" in requests_file else "."
+    return rows, root, "requests"
+
+
+def caption_batch(
+    rows: list[dict], root: str, kind: str, source: str, tracking_uri: str, *, beam_size: int = 1, actors: int = 1
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Every valid request with its captions (in input order), and the skipped ones by reason."""
+    import ray
+
+    from components.data.pipeline import make_tally
+
+    if not rows:
+        raise ConfigError("input", "nothing to caption: the split or requests file is empty")
+    tally = make_tally()
+    order = {str(r["key"]): i for i, r in enumerate(rows)}
+    ds = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows) // 8, 100)))
+    ds = ds.map_batches(RequestReader, fn_constructor_kwargs=dict(root=root, kind=kind, tally=tally), batch_size=8)
+    ds = ds.map_batches(
+        ModelCaptioner,
+        fn_constructor_kwargs=dict(source=source, tracking_uri=tracking_uri, beam_size=beam_size),
+        batch_size=16,
+        compute=ray.data.ActorPoolStrategy(min_size=1, max_size=max(1, actors)),
+        num_cpus=1,
+    )
+    results = sorted(ds.take_all(), key=lambda r: order[str(r["key"])])
+    skipped = ray.get(tally.report.remote())
+    ray.kill(tally)
+    return results, skipped

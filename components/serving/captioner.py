@@ -1,0 +1,61 @@
+"""A trained model with its vocabulary: encoded image rows in, one caption per box out.
+
+Shared by batch evaluation (a Ray Data actor), the MLflow pyfunc model and ``flows/caption.py``, so
+that every path decodes the same way.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from components.data.pipeline import EncodeSpec
+from components.data.tokenizer import Tokenizer
+from components.model.backbone import SKIP_WEIGHTS
+from components.model.config import ModelConfig
+
+
+class Captioner:
+    def __init__(self, model_config: ModelConfig, state: dict[str, torch.Tensor], tokenizer: Tokenizer, device=None):
+        from components.model import build_model
+
+        self.config = model_config
+        self.tokenizer = tokenizer
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.model = build_model(model_config.with_overrides(backbone_weights=SKIP_WEIGHTS))  # trained ones follow
+        self.model.load_state_dict(state)
+        self.model.to(self.device).eval()
+
+    @classmethod
+    def from_checkpoint(cls, folder: str | Path, device=None) -> Captioner:
+        """From a checkpoint folder (``torch.load(weights_only=True)``: a checkpoint cannot run code)."""
+        from components.training.checkpoint import load_checkpoint
+
+        checkpoint = load_checkpoint(folder, with_training_state=False)
+        return cls(ModelConfig.from_dict(checkpoint.job["model"]), checkpoint.model_state, checkpoint.tokenizer, device)
+
+    @property
+    def spec(self) -> EncodeSpec:
+        """How images and boxes must be encoded for this model."""
+        return EncodeSpec(
+            grid=self.config.grid,
+            neighbours=self.config.neighbours,
+            max_info_tokens=self.config.max_info_tokens,
+            max_caption_tokens=self.config.max_caption_tokens,
+        )
+
+    @torch.no_grad()
+    def caption(self, rows: dict[str, np.ndarray], beam_size: int = 1) -> tuple[Any, list[list[str]]]:
+        """The model batch and, per image, its boxes' captions in the rows' box order."""
+        from components.model.decoding import decode
+        from components.training.batches import collate
+
+        batch, _ = collate(rows)
+        tokens = decode(self.model, batch.to(self.device), beam_size, self.config.max_caption_tokens).cpu().tolist()
+        per_image: list[list[str]] = [[] for _ in range(len(rows["n_boxes"]))]
+        for owner, generated in zip(batch.image_index.tolist(), tokens, strict=True):
+            per_image[owner].append(self.tokenizer.decode(generated))
+        return batch, per_image

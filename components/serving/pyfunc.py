@@ -1,0 +1,118 @@
+"""CapOnImage as an MLflow pyfunc model: weights, config and vocabulary inside; decoding in ``predict``.
+
+Input: one row per image, with columns ``image`` (the encoded PNG or JPEG bytes), ``info`` (the
+product info), ``boxes`` (the caption boxes as ``"x1_y1_x2_y2"``, fractions or pixels) and,
+optionally, ``mask_boxes`` (other text on the image to black out). Output: a ``captions`` column,
+one caption per box in the order given. Parameter ``beam_size`` (1: greedy).
+
+    model = mlflow.pyfunc.load_model("models:/caponimage@champion")
+    model.predict(frame, params={"beam_size": 3})["captions"]
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import mlflow.pyfunc
+import pandas as pd
+
+CHECKPOINT_ARTIFACT = "checkpoint"  # the pyfunc model's artifact key and folder
+BATCH_IMAGES = 16
+COMPONENTS_DIR = Path(__file__).resolve().parents[1]
+
+
+class CapOnImageModel(mlflow.pyfunc.PythonModel):
+    def __init__(self):
+        self.captioner = None
+
+    def load_context(self, context) -> None:
+        from components.serving.captioner import Captioner
+
+        self.captioner = Captioner.from_checkpoint(context.artifacts[CHECKPOINT_ARTIFACT])
+
+    @classmethod
+    def from_checkpoint(cls, folder: str | Path) -> CapOnImageModel:
+        """The same model without MLflow (a checkpoint folder), for local captioning."""
+        from components.serving.captioner import Captioner
+
+        model = cls()
+        model.captioner = Captioner.from_checkpoint(folder)
+        return model
+
+    def predict(self, context, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        from components.serving.requests import encode_requests
+
+        beam_size = int((params or {}).get("beam_size", 1) or 1)
+        requests = [
+            {
+                "id": str(row.get("id", f"row {index}")),
+                "image": row["image"],
+                "info": row["info"],
+                "boxes": list(row["boxes"]),
+                "mask_boxes": _optional_list(row.get("mask_boxes")),
+            }
+            for index, row in enumerate(model_input.to_dict("records"))
+        ]
+        captions: list[list[str]] = []
+        for start in range(0, len(requests), BATCH_IMAGES):
+            chunk = requests[start : start + BATCH_IMAGES]
+            rows, _ = encode_requests(chunk, self.captioner.tokenizer, self.captioner.spec)
+            captions += self.captioner.caption(rows, beam_size)[1]
+        return pd.DataFrame({"captions": captions})
+
+
+def _optional_list(value) -> list:
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return []
+    return list(value)
+
+
+def signature():
+    from mlflow.models import ModelSignature
+    from mlflow.types.schema import Array, ColSpec, ParamSchema, ParamSpec, Schema
+
+    inputs = Schema(
+        [
+            ColSpec("binary", "image"),
+            ColSpec("string", "info"),
+            ColSpec(Array("string"), "boxes"),
+            ColSpec(Array("string"), "mask_boxes", required=False),
+        ]
+    )
+    outputs = Schema([ColSpec(Array("string"), "captions")])
+    return ModelSignature(inputs, outputs, ParamSchema([ParamSpec("beam_size", "integer", 1)]))
+
+
+def requirements() -> list[str]:
+    """What serving needs, pinned to this environment's versions."""
+    from importlib.metadata import version
+
+    return [
+        f"{name}=={version(name)}"
+        for name in ("mlflow", "torch", "torchvision", "numpy", "pandas", "pillow", "pyyaml", "pyarrow")
+    ]
+
+
+def log_pyfunc(checkpoint_folder: str | Path, example: pd.DataFrame, name: str = "model"):
+    """Log the checkpoint as a pyfunc model into the active run; MLflow's ``ModelInfo``."""
+    import shutil
+    import tempfile
+
+    from components.training.checkpoint import STATE_FILE
+
+    staged = Path(tempfile.mkdtemp(prefix="caponimage-model-")) / CHECKPOINT_ARTIFACT
+    shutil.copytree(checkpoint_folder, staged, ignore=shutil.ignore_patterns(STATE_FILE))  # no optimiser state
+    return mlflow.pyfunc.log_model(
+        name=name,
+        python_model=str(Path(__file__).with_name("model_code.py")),  # models from code: no pickle
+        artifacts={CHECKPOINT_ARTIFACT: str(staged)},
+        code_paths=[str(COMPONENTS_DIR)],
+        signature=signature(),
+        input_example=(example, {"beam_size": 1}),
+        pip_requirements=requirements(),
+    )
+
+
+def example_request(image_bytes: bytes, info: str, boxes: list[str]) -> pd.DataFrame:
+    return pd.DataFrame({"image": [image_bytes], "info": [info], "boxes": [boxes]})

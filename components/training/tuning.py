@@ -1,0 +1,252 @@
+"""Ray Tune over the shared training loop (the paper's Figure 4: layers, width, grid size).
+
+Each trial is a function that builds one ``TorchTrainer`` (the Ray 2.60 pattern) around the same
+worker loop as pre-training, inside its own MLflow run nested under the sweep's run. Tune sees the
+validation reports only (through ``ValidationReport``), at their global step, so ASHA compares
+trials on the metric at equal steps. The pure parts (space, overrides, concurrency, the sweep
+table and plot) are tested without Ray.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import fields
+from typing import Any
+
+from ray.tune.integration.ray_train import TuneReportCallback
+
+from components.errors import ConfigError
+from components.model.config import ModelConfig
+from components.training.config import JobConfig, TrainSection
+
+TUNABLE_SECTIONS = {"model": ModelConfig, "train": TrainSection}
+UNTUNABLE = {"model.vocab_size", "train.seed", "train.fail_at_step", "train.steps"}
+MAX_COMBINATIONS_CHECKED = 512
+
+
+# -- the search space (pure) ------------------------------------------------------------------------
+def _discrete_values(dimension: Any) -> list[Any] | None:
+    if isinstance(dimension, list):
+        return dimension
+    kind, values = next(iter(dimension.items()))
+    if kind in ("choice", "grid"):
+        return values
+    if kind == "randint":
+        return [values[0], values[1] - 1]  # randint's high end is exclusive
+    return list(values)  # a continuous range: both ends
+
+
+def trial_overrides(sampled: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """``{"model.d_model": 256, "train.lr": 1e-3}`` to ``{"model": {"d_model": 256}, "train": {"lr": 1e-3}}``."""
+    sections: dict[str, dict[str, Any]] = {}
+    for key, value in sampled.items():
+        section, name = key.split(".", 1)
+        sections.setdefault(section, {})[name] = value
+    return sections
+
+
+def trial_job(job: JobConfig, sampled: dict[str, Any]) -> JobConfig:
+    return job.with_overrides(**trial_overrides(sampled))
+
+
+def check_space(job: JobConfig) -> None:
+    """Every dimension names a tunable job key and every combination of values is a valid job;
+    ``ConfigError`` naming ``tune.space.<key>`` otherwise. Runs before Ray starts."""
+    space = job.tune.space
+    for key in space:
+        section, _, name = key.partition(".")
+        known = {f.name for f in fields(TUNABLE_SECTIONS[section])} if section in TUNABLE_SECTIONS else set()
+        if name not in known or key in UNTUNABLE:
+            raise ConfigError(
+                f"tune.space.{key}",
+                f"not a tunable key; tunable: model.* and train.* except {', '.join(sorted(UNTUNABLE))}",
+            )
+    keys = list(space)
+    combinations = itertools.islice(
+        itertools.product(*(_discrete_values(space[k]) for k in keys)), MAX_COMBINATIONS_CHECKED
+    )
+    for values in combinations:
+        sampled = dict(zip(keys, values, strict=True))
+        try:
+            trial_job(job, sampled)
+        except ConfigError as err:
+            raise ConfigError(f"tune.space.{err.key}", f"the trial {sampled} is not a valid job: {err}") from err
+
+
+def search_space(space: dict[str, Any]) -> dict[str, Any]:
+    """The config's space as Ray Tune's ``param_space`` (flat dotted keys)."""
+    from ray import tune
+
+    out = {}
+    for key, dimension in space.items():
+        if isinstance(dimension, list):
+            out[key] = tune.choice(dimension)
+            continue
+        kind, values = next(iter(dimension.items()))
+        out[key] = {
+            "choice": lambda v: tune.choice(v),
+            "grid": lambda v: tune.grid_search(v),
+            "uniform": lambda v: tune.uniform(*v),
+            "loguniform": lambda v: tune.loguniform(*v),
+            "randint": lambda v: tune.randint(*v),
+        }[kind](values)
+    return out
+
+
+# -- resources (pure) --------------------------------------------------------------------------------
+def trial_resources(job: JobConfig) -> dict[str, float]:
+    """What one trial's TorchTrainer holds: its workers plus the train and val decoding actors."""
+    decoding = 2 * job.data.decode_actors * 0.5  # two datasets; each actor asks for half a CPU
+    return {
+        "CPU": job.ray.num_workers * job.ray.cpus_per_worker + decoding,
+        "GPU": float(job.ray.num_workers) if job.ray.use_gpu else 0.0,
+    }
+
+
+def concurrency(job: JobConfig, cluster: dict[str, float]) -> int:
+    """Trials at once: ``tune.max_concurrent`` if set, else as many as the cluster holds (at least one)."""
+    if job.tune.max_concurrent:
+        return job.tune.max_concurrent
+    need = trial_resources(job)
+    fits = [math.floor(cluster.get(kind, 0.0) / amount) for kind, amount in need.items() if amount > 0]
+    return max(1, min(fits)) if fits else 1
+
+
+# -- the trial (runs in a Tune trial actor) ----------------------------------------------------------
+class ValidationReport(TuneReportCallback):
+    """Forwards to Tune the reports that carry the tuned metric, each with the latest checkpoint and
+    the trial's MLflow run id, so that ASHA compares validation scores at equal global steps.
+
+    The last step's report is held back: ``run_trial`` sends it after the run is logged, because
+    Tune may stop a trial on any report (ASHA does at ``max_t``) and would cut the logging short.
+    """
+
+    def __init__(self, metric: str, mlflow_run_id: str, last_step: int):
+        super().__init__()
+        self.metric, self.mlflow_run_id, self.last_step = metric, mlflow_run_id, last_step
+        self.latest_checkpoint = None
+
+    def after_report(self, run_context, metrics, checkpoint) -> None:
+        if checkpoint is not None:
+            self.latest_checkpoint = checkpoint
+        values = dict(metrics[0]) if metrics else {}
+        if self.metric not in values or values.get("step") == self.last_step:
+            return
+        values["mlflow_run_id"] = self.mlflow_run_id
+        super().after_report(run_context, [values], self.latest_checkpoint)
+
+
+def run_trial(sampled: dict[str, Any], *, job: dict, word2int: dict[str, int], mode: str, parent_run_id: str) -> None:
+    """One trial: the sampled job trained by the shared loop, in an MLflow run nested under the sweep."""
+    from ray import tune
+
+    from components.data.tokenizer import Tokenizer
+    from components.tracking.runs import finish_run, log_results, start_run
+    from components.training.job import fit, new_run_name
+
+    trial = trial_job(JobConfig.from_dict(job), sampled)
+    tokenizer = Tokenizer(word2int, mode)
+    trial_name = tune.get_context().get_trial_name()
+    run_name = new_run_name(f"trial-{trial_name}")
+    run_id = start_run(
+        trial,
+        f"trial-{trial_name}",
+        parent_run_id=parent_run_id,
+        tags={"tune_trial": trial_name, "ray_run_name": run_name, **{f"tuned.{k}": str(v) for k, v in sampled.items()}},
+    )
+    with finish_run(run_id) as outcome:
+        report = ValidationReport(trial.tune.metric, run_id, trial.train.steps)
+        result, skipped = fit(trial, tokenizer, run_name, run_id, extra_callbacks=(report,))
+        log_results(trial, result, skipped, run_id)
+        outcome.update(result=result)
+    final = {k: v for k, v in (result.metrics or {}).items() if isinstance(v, int | float)}
+    tune.report({**final, "mlflow_run_id": run_id, "checkpoint_path": result.checkpoint.path})
+
+
+# -- the sweep's table and plot (pure) ---------------------------------------------------------------
+def sweep_rows(results, keys: list[str], metric: str) -> list[dict[str, Any]]:
+    """One row per trial: the swept values, the metric at its last validation, the step and status."""
+    rows = []
+    for result in results:
+        metrics = result.metrics or {}
+        rows.append(
+            {
+                **{k: result.config.get(k) for k in keys},
+                metric: metrics.get(metric, float("nan")),
+                "step": metrics.get("step", 0),
+                "mlflow_run_id": metrics.get("mlflow_run_id", ""),
+                "error": "" if result.error is None else type(result.error).__name__,
+            }
+        )
+    return rows
+
+
+def sweep_figure(rows: list[dict[str, Any]], keys: list[str], metric: str):
+    """The metric against each swept parameter, one panel per parameter (the paper's Figure 4a)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, len(keys), figsize=(4 * len(keys), 3.6), squeeze=False)
+    for axis, key in zip(axes[0], keys, strict=True):
+        points = [(r[key], r[metric]) for r in rows if r[key] is not None and not math.isnan(r[metric])]
+        numeric = all(isinstance(x, int | float) for x, _ in points)
+        xs = [x if numeric else str(x) for x, _ in points]
+        axis.scatter(xs, [y for _, y in points], s=36)
+        if numeric and key.endswith("lr"):
+            axis.set_xscale("log")
+        axis.set(xlabel=key, ylabel=metric, title=f"{metric} vs {key}")
+        axis.grid(alpha=0.3)
+    figure.tight_layout()
+    return figure
+
+
+# -- the sweep (driver side) -------------------------------------------------------------------------
+def tune_trials(job: JobConfig, tokenizer, sweep_name: str, parent_run_id: str):
+    """Run the sweep: one ``run_trial`` per sampled configuration, ASHA on the validation metric."""
+    import ray
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+
+    trainable = tune.with_parameters(
+        run_trial, job=job.as_dict(), word2int=tokenizer.word2int, mode=tokenizer.mode, parent_run_id=parent_run_id
+    )
+    # The trial function only drives its TorchTrainer, whose controller and workers hold the resources.
+    trainable = tune.with_resources(trainable, {"cpu": 0.01})  # Tune refuses an empty request
+    scheduler = ASHAScheduler(
+        time_attr="step",
+        max_t=job.train.steps,
+        grace_period=min(job.tune.grace_period, job.train.steps),
+        reduction_factor=job.tune.reduction_factor,
+    )
+    tuner = tune.Tuner(
+        trainable,
+        param_space=search_space(job.tune.space),
+        tune_config=tune.TuneConfig(
+            metric=job.tune.metric,
+            mode=job.tune.mode,
+            scheduler=scheduler,
+            num_samples=job.tune.num_samples,
+            max_concurrent_trials=concurrency(job, ray.cluster_resources()),
+        ),
+        run_config=tune.RunConfig(name=sweep_name, storage_path=job.ray.storage_path),
+    )
+    return tuner.fit()
+
+
+def close_stopped_runs(tracking_uri: str, parent_run_id: str) -> int:
+    """Trials that ASHA stopped leave their MLflow runs open: mark them KILLED. How many there were."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri)
+    parent = client.get_run(parent_run_id)
+    stale = client.search_runs(
+        [parent.info.experiment_id],
+        f"tags.mlflow.parentRunId = '{parent_run_id}' and attributes.status = 'RUNNING'",
+    )
+    for run in stale:
+        client.set_tag(run.info.run_id, "stopped_by", "ASHA")
+        client.set_terminated(run.info.run_id, "KILLED")
+    return len(stale)

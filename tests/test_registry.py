@@ -1,0 +1,98 @@
+"""The champion gate against a real MLflow registry (sqlite), without Ray."""
+
+import math
+
+import mlflow
+import pytest
+from mlflow.tracking import MlflowClient
+
+from components.tracking.registry import CHALLENGER, CHAMPION, Score, register
+
+NAME = "caponimage-test"
+
+
+def echo(model_input: list[str]) -> list[str]:
+    return model_input
+
+
+def score(value, split="val", data="d1", images=10):
+    return Score("CIDEr", split, data, images, value)
+
+
+def test_score_comparison():
+    assert score(2.0).beats(score(1.0)) and not score(1.0).beats(score(2.0))
+    assert not score(1.0).beats(score(1.0))  # a tie keeps the champion
+    assert score(1.0).beats(score(math.nan)) and not score(math.nan).beats(score(1.0))
+    assert Score("loss", "val", "d1", 10, 0.5, "min").beats(Score("loss", "val", "d1", 10, 0.7, "min"))
+    with pytest.raises(ValueError, match="different terms"):
+        score(2.0).beats(score(1.0, data="d2"))
+    assert Score.from_tags(score(3.25).tags()) == score(3.25)
+    assert Score.from_tags({"score.metric": "CIDEr"}) is None
+
+
+@pytest.fixture
+def registry(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment("registry-test")
+    client = MlflowClient(uri)
+
+    def new_model() -> tuple[str, str]:
+        with mlflow.start_run() as run:
+            model = mlflow.pyfunc.log_model(name="model", python_model=echo, pip_requirements=[])
+        return model.model_uri, run.info.run_id
+
+    yield client, new_model
+    mlflow.set_tracking_uri(None)
+
+
+def aliases(client):
+    return {alias: str(version) for alias, version in client.get_registered_model(NAME).aliases.items()}
+
+
+def test_champion_moves_only_to_a_better_version(registry):
+    client, new_model = registry
+    uri, run_id = new_model()
+    first = register(client, NAME, uri, score(40.0), run_id=run_id, tags={"data_version": "d1"})
+    assert (first.version, first.alias, first.champion_before) == ("1", CHAMPION, None)
+    version = client.get_model_version(NAME, "1")
+    assert version.tags["source_run"] == run_id and version.tags["score.value"] == "40.0"
+
+    worse = add(client, new_model, score(35.0))
+    assert worse.alias == CHALLENGER and worse.champion_before.value == 40.0
+    assert aliases(client) == {CHAMPION: "1", CHALLENGER: "2"}
+
+    tie = add(client, new_model, score(40.0))
+    assert tie.alias == CHALLENGER and aliases(client)[CHAMPION] == "1"
+
+    better = add(client, new_model, score(41.5))
+    assert better.alias == CHAMPION and aliases(client)[CHAMPION] == "4"
+    assert client.get_model_version(NAME, "1").tags["replaced_by"] == "4"
+    assert "41.50 vs champion 40.00" in better.summary()
+
+
+def add(client, new_model, new_score, **kwargs):
+    uri, run_id = new_model()
+    return register(client, NAME, uri, new_score, run_id=run_id, **kwargs)
+
+
+def test_a_champion_scored_on_other_data_is_rescored_once(registry):
+    client, new_model = registry
+    uri, run_id = new_model()
+    register(client, NAME, uri, score(40.0, data="d1"), run_id=run_id)
+
+    # Without a way to rescore it, the old champion stays: two different measurements never compare.
+    kept = add(client, new_model, score(99.0, data="d2"))
+    assert kept.alias == CHALLENGER and kept.champion_before is None
+
+    calls = []
+
+    def rescore(version):
+        calls.append(str(version.version))
+        return 50.0
+
+    lower = add(client, new_model, score(45.0, data="d2"), rescore=rescore)
+    assert lower.alias == CHALLENGER and lower.champion_before.value == 50.0 and calls == ["1"]
+    higher = add(client, new_model, score(55.0, data="d2"), rescore=rescore)
+    assert higher.alias == CHAMPION and calls == ["1"]  # the stored rescore was reused
+    assert aliases(client)[CHAMPION] == higher.version

@@ -1,0 +1,138 @@
+"""Captioning without Ray: requests, the pyfunc model through MLflow, and flows/caption.py on one image."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+import torch
+
+from components.data.pipeline import read_index
+from components.errors import ConfigError
+from components.model import build_model
+from components.serving.batch import file_request, load_captioning_model
+from components.serving.pyfunc import CapOnImageModel, example_request, log_pyfunc
+from components.serving.requests import RequestError, dataset_request, encode_requests, request_record
+from components.tracking.runs import model_checkpoint
+from components.training.checkpoint import save_checkpoint
+from components.training.config import load_job_config
+from components.training.job import with_vocabulary
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tiny_dataset, tmp_path_factory):
+    """A tiny untrained model saved as a training checkpoint (weights, config, vocabulary)."""
+    root, _, tokenizer = tiny_dataset
+    job = with_vocabulary(load_job_config("tiny"), tokenizer)
+    torch.manual_seed(0)
+    model = build_model(job.model)
+    folder = tmp_path_factory.mktemp("checkpoint")
+    save_checkpoint(folder, model.state_dict(), {"step": 0}, job.as_dict(), tokenizer)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def requests(tiny_dataset):
+    root, _, _ = tiny_dataset
+    return [dataset_request(str(root / "images"), r["image_id"], r["record"]) for r in read_index(str(root), "val", 3)]
+
+
+def frame(requests):
+    return pd.DataFrame({k: [r[k] for r in requests] for k in ("image", "info", "boxes", "mask_boxes")})
+
+
+def test_request_record_normalises_pixels_and_names_bad_fields():
+    record = request_record("r1", "info", ["10_20_110_60"], [[0, 0, 50, 10]], (200, 100))
+    assert record.caption_boxes[0] == (0.05, 0.2, 0.55, 0.6) and record.captions == ("",)
+    assert record.mask_boxes[0] == (0.0, 0.0, 0.25, 0.1) and len(record.mask_boxes) == 2  # caption box masked too
+    with pytest.raises(RequestError, match="'boxes\\[1\\]': bad_box") as raised:
+        request_record("r1", "info", ["0.1_0.1_0.2_0.2", "0.5_0.5_0.4_0.9"], [], (100, 100))
+    assert raised.value.image_id == "r1"
+    with pytest.raises(RequestError, match="no_captions"):
+        request_record("r1", "info", [], [], (100, 100))
+    with pytest.raises(RequestError, match="'info': bad_type"):
+        request_record("r1", None, ["0.1_0.1_0.2_0.2"], [], (100, 100))
+
+
+def test_encoded_requests_match_the_model_spec(requests, checkpoint):
+    model = CapOnImageModel.from_checkpoint(checkpoint)
+    rows, records = encode_requests(requests, model.captioner.tokenizer, model.captioner.spec)
+    side = 32 * model.captioner.config.grid
+    assert rows["image"].shape == (3, 3, side, side)
+    assert rows["n_boxes"].tolist() == [len(r["boxes"]) for r in requests]
+    assert [r.image_id for r in records] == [r["id"] for r in requests]
+
+
+def test_pyfunc_model_round_trip_one_caption_per_box(requests, checkpoint, tmp_path):
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    mlflow.set_experiment("serving-test")
+    example = example_request(requests[0]["image"], requests[0]["info"], requests[0]["boxes"])
+    with mlflow.start_run():
+        info = log_pyfunc(checkpoint, example)
+    assert {"image", "info", "boxes", "mask_boxes"} == set(info.signature.inputs.input_names())
+    assert info.signature.params.to_dict()[0]["name"] == "beam_size"
+    loaded = mlflow.pyfunc.load_model(info.model_uri)
+    greedy = loaded.predict(frame(requests))
+    beam = loaded.predict(frame(requests), params={"beam_size": 2})
+    assert [len(c) for c in greedy["captions"]] == [len(r["boxes"]) for r in requests]
+    assert [len(c) for c in beam["captions"]] == [len(r["boxes"]) for r in requests]
+    local = CapOnImageModel.from_checkpoint(checkpoint).predict(None, frame(requests))
+    assert [list(c) for c in local["captions"]] == [list(c) for c in greedy["captions"]]  # same decoding
+    folder = Path(model_checkpoint(info.model_uri, mlflow.get_tracking_uri()))
+    assert (folder / "model.pt").is_file() and not (folder / "training.pt").exists()
+    mlflow.set_tracking_uri(None)
+
+
+def test_a_corrupt_image_is_named(requests, checkpoint):
+    bad = frame(requests[:1]).assign(image=[b"not an image"])
+    with pytest.raises(RequestError, match="'row 0', field 'image': corrupt_image"):
+        CapOnImageModel.from_checkpoint(checkpoint).predict(None, bad)
+
+
+def test_requests_file_lines_are_checked(tiny_dataset, tmp_path):
+    root, _, _ = tiny_dataset
+    image = next((root / "images").iterdir())
+    (tmp_path / "a.png").write_bytes(image.read_bytes())
+    good = file_request(str(tmp_path), 1, json.dumps({"image": "a.png", "boxes": [[0.1, 0.1, 0.3, 0.2]], "info": "x"}))
+    assert good["boxes"] == ["0.1_0.1_0.3_0.2"] and good["id"] == "a.png"
+    for line, reason in [
+        ('{"image": "../a.png", "boxes": ["0.1_0.1_0.2_0.2"], "info": "x"}', "unsafe_path"),
+        ('{"image": "b.png", "boxes": ["0.1_0.1_0.2_0.2"], "info": "x"}', "missing_image"),
+        ('{"image": "a.png", "boxes": ["0.1_0.1"], "info": "x"}', "bad_box"),
+        ('{"image": "a.png", "info": "x"}', "missing_key"),
+        ("[1, 2]", "bad_type"),
+    ]:
+        with pytest.raises(Exception, match=reason):
+            file_request(str(tmp_path), 2, line)
+
+
+def test_unknown_model_sources_are_config_errors(tmp_path):
+    with pytest.raises(ConfigError, match="not a model URI"):
+        load_captioning_model(str(tmp_path / "nowhere"), f"sqlite:///{tmp_path / 'm.db'}")
+
+
+def test_caption_flow_on_one_image_writes_png_and_json(tiny_dataset, checkpoint, tmp_path):
+    root, _, _ = tiny_dataset
+    first = read_index(str(root), "test", 1)[0]
+    record = json.loads(first["record"])
+    (tmp_path / "record.json").write_text(json.dumps(record, ensure_ascii=False), "utf-8")
+    out = tmp_path / "out"
+    command = [sys.executable, "flows/caption.py", "--model", str(checkpoint), "--out", str(out)]
+    image = str(root / "images" / f"{first['image_id']}.png")
+    done = subprocess.run(
+        [*command, "--image", image, "--record", str(tmp_path / "record.json")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    written = json.loads((out / "captions.json").read_text("utf-8"))
+    assert len(written) == 1 and len(written[0]["captions"]) == len(record["ocr_locs"])
+    assert (out / f"{first['image_id']}_captioned.png").stat().st_size > 1000
+    missing = subprocess.run([*command, "--image", image], cwd=REPO, capture_output=True, text=True)
+    assert missing.returncode == 2 and "config key 'boxes'" in missing.stderr
