@@ -2,6 +2,7 @@
 
     python flows/ablate.py --seeds 0 1 --out docs/ablation.md       # about an hour on 2 cores
     python flows/ablate.py --variants baseline context --seeds 0 --set train.steps=50
+    python flows/ablate.py --from-run PARENT_RUN_ID --out docs/ablation.md  # rebuild the table only
 
 Every variant and seed is a nested MLflow run under one parent; the table (ours with the spread over
 seeds, the paper's numbers beside) goes to --out and to the parent run.
@@ -15,12 +16,15 @@ from pathlib import Path
 
 import mlflow
 import ray
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 
 from components.cli import run
-from components.evaluation.ablation import VARIANTS, Variant, markdown, summarise
+from components.errors import ConfigError
+from components.evaluation.ablation import VARIANTS, Variant, markdown, results_from_metrics
 from components.evaluation.predict import predict_split
 from components.evaluation.report import evaluate_rows
-from components.tracking.runs import finish_run, log_results, start_run
+from components.tracking.runs import finish_run, log_results, redact, start_run
 from components.training.arguments import job_parser, parse_job
 from components.training.checkpoint import load_checkpoint
 from components.training.config import JobConfig
@@ -79,8 +83,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--finetune-steps", type=int, default=None, help="default: a third of train.steps")
     parser.add_argument("--eval-images", type=int, default=None, help="val images to score (default: all)")
     parser.add_argument("--out", type=Path, default=Path("docs/ablation.md"))
+    parser.add_argument("--from-run", metavar="RUN_ID", help="rebuild the table from a finished ablation's parent run")
     args = parser.parse_args(argv)
     job = parse_job(args, task="pretrain")  # 1. config, validated
+    if args.from_run:
+        return write_table(args.out, table_from_run(args.from_run, job.tracking.tracking_uri))
     job = prepare_data(job)  # 2. data
     tokenizer = load_vocabulary(job.data.dataset)
     job = with_vocabulary(job, tokenizer)
@@ -102,10 +109,29 @@ def main(argv: list[str] | None = None) -> int:
             f"fine-tuning steps for matching variants, greedy decoding on "
             f"{'all' if args.eval_images is None else args.eval_images} val images."
         )
-        table = markdown(summarise(results), human, args.seeds, command, setting)  # 5. the table
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(table, "utf-8")
+        mlflow.set_tags({"ablation.command": command, "ablation.setting": setting})
+        table = markdown(results, human, args.seeds, command, setting)  # 5. the table
         mlflow.log_text(table, "ablation.md")
+    return write_table(args.out, table)
+
+
+def table_from_run(run_id: str, tracking_uri: str) -> str:
+    """The markdown table of a finished ablation, from its parent run's metrics and tags."""
+    try:
+        run = MlflowClient(tracking_uri).get_run(run_id)
+    except MlflowException as err:
+        raise ConfigError(f"--from-run {run_id}: no such run in {redact(tracking_uri)}") from err
+    tags = run.data.tags
+    if tags.get("ablation") != "parent":
+        raise ConfigError(f"--from-run {run_id}: not an ablation's parent run (its tag 'ablation' is not 'parent')")
+    results, human, seeds = results_from_metrics(run.data.metrics)
+    command = tags.get("ablation.command", "python flows/ablate.py")
+    return markdown(results, human, seeds, command, tags.get("ablation.setting", "Setting: not recorded."))
+
+
+def write_table(out: Path, table: str) -> int:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(table, "utf-8")
     print(table)
     return 0
 

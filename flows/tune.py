@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     with finish_run(parent):
         init_ray(job)  # 4. cluster
         results = tune_trials(job, tokenizer, sweep_name, parent)  # 5. the sweep
-        stopped = close_stopped_runs(job.tracking.tracking_uri, parent)
+        stopped = close_stopped_runs(job.tracking.tracking_uri, parent, results, job.train.steps)
         mlflow.log_metric("trials_stopped_early", stopped)
         log_sweep(job, results)  # 6. table and plot
         winner = best_run_id(job, results)

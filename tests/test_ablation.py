@@ -1,6 +1,6 @@
 import pytest
 
-from components.evaluation.ablation import VARIANTS, check_orderings, markdown, summarise
+from components.evaluation.ablation import VARIANTS, check_orderings, markdown, results_from_metrics, summarise
 
 
 def test_variants_cover_both_tables_and_switch_the_right_things():
@@ -35,12 +35,38 @@ def test_summary_orderings_and_table():
     summary = summarise(results)
     assert summary["baseline"]["CIDEr"] == pytest.approx((12.0, 2.8284271))
     assert summary["no-info"]["CIDEr"] == (30.0, 0.0)
-    checks = dict(check_orderings(summary))
+    checks = dict(check_orderings(results))
     assert checks == {
-        "no-info < baseline on CIDEr: 30.0 vs 12.0": False,
-        "baseline < context on CIDEr: 12.0 vs 21.0": True,
-        "baseline < context on Div@2: 51.0 vs 49.0": False,
+        "no-info < baseline on CIDEr: 30.0 vs 12.0 (in 0 of 1 seeds)": False,
+        "baseline < context on CIDEr: 12.0 vs 21.0 (in 2 of 2 seeds)": True,
+        "baseline < context on Div@2: 51.0 vs 49.0 (in 0 of 2 seeds)": False,
     }
-    text = markdown(summary, {"Div@1": 96.0, "Div@2": 75.0}, [0, 1], "python flows/ablate.py", "setting")
+    text = markdown(results, {"Div@1": 96.0, "Div@2": 75.0}, [0, 1], "python flows/ablate.py", "setting")
     assert "| baseline | - | - | - | 12.0 ± 2.8 | - | 51.0 ± 1.4 | 287.6 | 55.0 |" in text
     assert "does NOT hold: baseline < context on Div@2" in text and "| human |" in text
+
+
+def test_orderings_count_the_seeds_they_hold_in_pairing_seeds():
+    results = {"fixed": [{"CIDEr": 70.0}, {"CIDEr": 60.0}], "full": [{"CIDEr": 80.0}, {"CIDEr": 55.0}]}
+    assert check_orderings(results) == [("fixed < full on CIDEr: 65.0 vs 67.5 (in 1 of 2 seeds)", True)]
+
+
+def test_results_read_back_from_parent_run_metrics():
+    metrics = {
+        "full_s1_CIDEr": 54.4,
+        "full_s0_CIDEr": 70.5,
+        "full_s0_BLEU-4": 8.0,
+        "full_s1_BLEU-4": 6.9,
+        "no-locations_s0_CIDEr": 48.7,
+        "no-locations_s0_human_Div-2": 74.9,
+        "no-locations_s0_length_aspect_r": 0.3,  # not a table column
+        "unknown_s0_CIDEr": 1.0,  # not a variant
+        "system/cpu_utilization_percentage": 50.0,
+    }
+    results, human, seeds = results_from_metrics(metrics)
+    assert seeds == [0, 1]
+    assert results == {
+        "full": [{"CIDEr": 70.5, "BLEU@4": 8.0}, {"CIDEr": 54.4, "BLEU@4": 6.9}],
+        "no-locations": [{"CIDEr": 48.7}],
+    }
+    assert human == {"Div@2": 74.9}

@@ -147,3 +147,27 @@ def test_evaluate_logs_metrics_plots_and_pictures(pretrained, place):
     images = int(run.data.metrics["val_images"])
     assert len([s for s in sheets if s.endswith("_captions.png")]) == min(8, images) > 0
     assert len([s for s in sheets if s.endswith("_types.png")]) == min(8, images)
+
+
+def test_ablation_nests_variants_and_rebuilds_its_table(ray_cluster, place, tmp_path):
+    _, uri, common = place
+    flags = ["--variants", "full", "--seeds", "0", "--finetune-steps", "2", "--eval-images", "4"]
+    small = ["--set", "train.steps=4", "--set", "train.val_every=4", "--set", "train.checkpoint_every=4"]
+    ablate = load_flow("ablate")
+    assert ablate.main([*common, *small, *flags, "--out", str(tmp_path / "ablation.md")]) == 0
+    table = (tmp_path / "ablation.md").read_text("utf-8")
+    assert table.count("| full |") == 1 and table.count("| 5 I+II+III progressive |") == 1
+    assert "| context |" not in table and "| 2 Level I |" not in table  # only the variant run
+    assert "4 pre-training steps" in table and "2 fine-tuning steps" in table and "on 4 val images" in table
+    client = MlflowClient(uri)
+    parent = client.search_runs(
+        [client.get_experiment_by_name("caponimage").experiment_id],
+        "tags.ablation = 'parent'",
+        order_by=["attributes.start_time DESC"],
+    )[0]
+    children = client.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
+    assert sorted(c.data.tags["ablation_variant"] for c in children) == ["full-s0", "full-s0-finetune"]
+    assert {"full_s0_CIDEr", "full_s0_Div-2", "full_s0_human_Div-2"} <= set(parent.data.metrics)
+    rebuilt = tmp_path / "rebuilt.md"
+    assert ablate.main([*common, "--from-run", parent.info.run_id, "--out", str(rebuilt)]) == 0
+    assert rebuilt.read_text("utf-8") == table

@@ -24,6 +24,7 @@ def sweep(ray_cluster, tmp_path_factory):
         "--set", f"data.dataset={root / 'data'}", "--set", "data.build_if_missing=true",
         "--set", f"tracking.tracking_uri={uri}", "--set", f"ray.storage_path={root / 'ray'}",
         "--set", "tracking.system_metrics=false", "--set", "ray.num_workers=1",
+        "--set", "tune.grace_period=12",  # no ASHA rung before the end: both trials finish, whatever they score
     ]  # fmt: skip
     assert load_flow("tune").main(argv) == 0
     client = MlflowClient(uri)
@@ -50,6 +51,9 @@ def test_sweep_nests_one_run_per_trial_and_plots(sweep):
         [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}' and tags.split = 'val'"
     )
     assert len(evaluation) == 1 and "val_CIDEr" in evaluation[0].data.metrics
+    best = client.get_run(parent.data.tags["best_trial_run"])
+    assert evaluation[0].data.params["model.n_layers"] == best.data.params["model.n_layers"]  # the winner's config
+    assert parent.data.metrics["trials_stopped_early"] == 0  # both trials ran their 12 steps
 
 
 def test_winner_is_the_champion_and_captions_every_box(sweep):

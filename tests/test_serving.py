@@ -136,3 +136,24 @@ def test_caption_flow_on_one_image_writes_png_and_json(tiny_dataset, checkpoint,
     assert (out / f"{first['image_id']}_captioned.png").stat().st_size > 1000
     missing = subprocess.run([*command, "--image", image], cwd=REPO, capture_output=True, text=True)
     assert missing.returncode == 2 and "config key 'boxes'" in missing.stderr
+
+
+def test_batch_predictor_rows_agree_with_the_captioner(requests, checkpoint):
+    from components.evaluation.predict import CaptionPredictor
+    from components.training.checkpoint import load_checkpoint
+
+    saved = load_checkpoint(checkpoint, with_training_state=False)
+    predictor = CaptionPredictor(
+        saved.job["model"], saved.model_state, saved.tokenizer.word2int, saved.tokenizer.mode, beam_size=1
+    )
+    rows, _ = encode_requests(requests, saved.tokenizer, predictor.captioner.spec)
+    out = predictor(rows)
+    counts = [len(r["boxes"]) for r in requests]
+    assert len(out["prediction"]) == sum(counts) and set(out) == set(CaptionPredictor.COLUMNS)
+    assert out["box"].tolist() == [b for n in counts for b in range(n)]
+    assert out["image_id"].tolist() == [str(r["id"]) for r, n in zip(requests, counts, strict=True) for _ in range(n)]
+    _, captions = predictor.captioner.caption(rows)
+    assert out["prediction"].tolist() == [c for per_image in captions for c in per_image]
+    assert set(out["reference"].tolist()) == {""}  # requests carry no reference captions
+    empty = predictor({k: v[:0] for k, v in rows.items()})
+    assert all(len(v) == 0 for v in empty.values())

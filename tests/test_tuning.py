@@ -123,3 +123,36 @@ def test_sweep_table_and_plot():
     panels = figure.axes
     assert len(panels) == 2 and panels[1].get_xscale() == "log"
     assert len(panels[0].collections[0].get_offsets()) == 2  # the failed trial has no point
+
+
+def test_runs_of_stopped_trials_are_closed_as_killed(tmp_path):
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    from components.training.tuning import close_stopped_runs, stopped_early
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    experiment = client.create_experiment("sweep")
+    parent = client.create_run(experiment).info.run_id
+    tags = {"mlflow.parentRunId": parent}
+    finished, running, failed, crashed = (client.create_run(experiment, tags=tags).info.run_id for _ in range(4))
+    client.set_terminated(finished, "FINISHED")
+    client.set_terminated(failed, "FAILED")  # Tune's SIGTERM landed inside the run
+    other = client.create_run(experiment).info.run_id  # running, but not this sweep's
+    results = [
+        SimpleNamespace(metrics={"mlflow_run_id": finished, "step": 12}, config={}, error=None),
+        SimpleNamespace(metrics={"mlflow_run_id": running, "step": 6}, config={}, error=None),
+        SimpleNamespace(metrics={"mlflow_run_id": failed, "step": 6}, config={}, error=None),
+        SimpleNamespace(metrics={"mlflow_run_id": crashed, "step": 6}, config={}, error=RuntimeError("oom")),
+        SimpleNamespace(metrics={"mlflow_run_id": "longer", "step": 12}, config={"train.steps": 24}, error=None),
+    ]
+    assert stopped_early(results, 12) == {running: 6, failed: 6, "longer": 12}
+    assert close_stopped_runs(uri, parent, results[:4], 12) == 2
+    for run_id in (running, failed):
+        run = client.get_run(run_id)
+        assert run.info.status == "KILLED" and run.data.tags["stopped_by"] == "ASHA"
+        assert run.data.tags["stopped_at_step"] == "6"
+    assert client.get_run(crashed).info.status == "FAILED" and "stopped_by" not in client.get_run(crashed).data.tags
+    assert client.get_run(finished).info.status == "FINISHED" and client.get_run(other).info.status == "RUNNING"
+    assert mlflow.get_tracking_uri() != uri  # nothing global was changed

@@ -47,6 +47,17 @@ class EncodeSpec:
     max_info_tokens: int = 60
     max_caption_tokens: int = 10
 
+    @classmethod
+    def for_model(cls, model, max_boxes: int = 32) -> EncodeSpec:
+        """The encoding a model needs, from its config (grid, neighbours and token budgets)."""
+        return cls(
+            grid=model.grid,
+            neighbours=model.neighbours,
+            max_boxes=max_boxes,
+            max_info_tokens=model.max_info_tokens,
+            max_caption_tokens=model.max_caption_tokens,
+        )
+
     @property
     def slots(self) -> int:
         return max(1, neighbour_slots(self.neighbours))  # at least one column keeps shapes fixed

@@ -14,43 +14,31 @@ from components.model.config import ModelConfig
 class CaptionPredictor:
     """``map_batches`` callable for an actor pool: encoded image rows in, one row per box out."""
 
+    COLUMNS = ("image_id", "box", "prediction", "reference", "x1", "y1", "x2", "y2", "width", "height")
+
     def __init__(self, model_config: dict[str, Any], weights, word2int: dict[str, int], mode: str, beam_size: int = 1):
         import ray
-        import torch
 
-        from components.model import build_model
+        from components.serving.captioner import Captioner
 
-        self.torch = torch
-        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        self.model = build_model(ModelConfig.from_dict(model_config))
         state = ray.get(weights) if isinstance(weights, ray.ObjectRef) else weights
-        self.model.load_state_dict(state)
-        self.model.to(self.device).eval()
-        self.tokenizer = Tokenizer(word2int, mode)
+        self.captioner = Captioner(ModelConfig.from_dict(model_config), state, Tokenizer(word2int, mode))
         self.beam_size = beam_size
-        self.max_tokens = ModelConfig.from_dict(model_config).max_caption_tokens
 
     def __call__(self, rows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        from components.model.decoding import decode
-        from components.training.batches import collate
-
         if len(rows["n_boxes"]) == 0:
-            return {k: np.zeros((0,), dtype=object) for k in ("image_id", "box", "prediction", "reference")}
-        batch, _ = collate(rows)
-        with self.torch.no_grad():
-            tokens = decode(self.model, batch.to(self.device), self.beam_size, self.max_tokens).cpu().tolist()
+            return {k: np.zeros((0,), dtype=object) for k in self.COLUMNS}
+        batch, captions = self.captioner.caption(rows, self.beam_size)
+        out: dict[str, list] = {k: [] for k in self.COLUMNS}
         owners = batch.image_index.tolist()
         first_box = np.concatenate([[0], np.cumsum(rows["n_boxes"])[:-1]])
-        out: dict[str, list] = {
-            k: [] for k in ("image_id", "box", "prediction", "reference", "x1", "y1", "x2", "y2", "width", "height")
-        }
-        for row, (owner, generated) in enumerate(zip(owners, tokens, strict=True)):
-            box = batch.boxes[row].tolist()
+        for row, owner in enumerate(owners):
+            box = row - int(first_box[owner])  # boxes of one image are consecutive rows
             out["image_id"].append(str(rows["image_id"][owner]))
-            out["box"].append(row - int(first_box[owner]))
-            out["prediction"].append(self.tokenizer.decode(generated))
-            out["reference"].append(self.tokenizer.decode(batch.captions[row, 1:].tolist()))
-            for key, value in zip(("x1", "y1", "x2", "y2"), box, strict=True):
+            out["box"].append(box)
+            out["prediction"].append(captions[owner][box])
+            out["reference"].append(self.captioner.tokenizer.decode(batch.captions[row, 1:].tolist()))
+            for key, value in zip(("x1", "y1", "x2", "y2"), batch.boxes[row].tolist(), strict=True):
                 out[key].append(value)
             out["width"].append(int(rows["size"][owner][0]))
             out["height"].append(int(rows["size"][owner][1]))
@@ -76,12 +64,7 @@ def predict_split(
     """Every box of the split with its generated and reference caption, sorted by image id and box."""
     import ray
 
-    spec = EncodeSpec(
-        grid=model_config.grid,
-        neighbours=model_config.neighbours,
-        max_info_tokens=model_config.max_info_tokens,
-        max_caption_tokens=model_config.max_caption_tokens,
-    )
+    spec = EncodeSpec.for_model(model_config)
     encoded = build_dataset(
         dataset, split, tokenizer, spec, images_root=images_root, actors=decode_actors, limit=limit, tally=tally
     )

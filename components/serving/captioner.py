@@ -40,12 +40,7 @@ class Captioner:
     @property
     def spec(self) -> EncodeSpec:
         """How images and boxes must be encoded for this model."""
-        return EncodeSpec(
-            grid=self.config.grid,
-            neighbours=self.config.neighbours,
-            max_info_tokens=self.config.max_info_tokens,
-            max_caption_tokens=self.config.max_caption_tokens,
-        )
+        return EncodeSpec.for_model(self.config)
 
     @torch.no_grad()
     def caption(self, rows: dict[str, np.ndarray], beam_size: int = 1) -> tuple[Any, list[list[str]]]:

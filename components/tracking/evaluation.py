@@ -120,7 +120,9 @@ def evaluate_and_log(
     from components.evaluation.predict import evaluate_checkpoint
     from components.tracking.runs import start_run
 
-    run_id = start_run(job, run_name, parent_run_id=parent_run_id, tags={"split": split, **(tags or {})})
+    # The run's params describe the model evaluated, not the preset the evaluation was started from.
+    evaluated = job.with_overrides(**{k: checkpoint.job[k] for k in ("model", "train") if k in checkpoint.job})
+    run_id = start_run(evaluated, run_name, parent_run_id=parent_run_id, tags={"split": split, **(tags or {})})
     try:
         report, rows = evaluate_checkpoint(job, checkpoint, split, beam_size=beam_size, limit=limit, meteor=meteor)
         lang = "zh" if checkpoint.tokenizer.mode == "char" else "en"

@@ -89,13 +89,7 @@ def fit(
     from components.tracking.runs import MlflowReportCallback
     from components.training.loop import train_loop_per_worker
 
-    spec = EncodeSpec(
-        grid=job.model.grid,
-        neighbours=job.model.neighbours,
-        max_boxes=job.data.max_boxes,
-        max_info_tokens=job.model.max_info_tokens,
-        max_caption_tokens=job.model.max_caption_tokens,
-    )
+    spec = EncodeSpec.for_model(job.model, job.data.max_boxes)
     tally = make_tally(f"rejections-{run_name}")
     common = dict(images_root=job.data.images_root, actors=job.data.decode_actors, tally=tally)
     datasets = {

@@ -236,17 +236,37 @@ def tune_trials(job: JobConfig, tokenizer, sweep_name: str, parent_run_id: str):
     return tuner.fit()
 
 
-def close_stopped_runs(tracking_uri: str, parent_run_id: str) -> int:
-    """Trials that ASHA stopped leave their MLflow runs open: mark them KILLED. How many there were."""
+def stopped_early(results, steps: int) -> dict[str, int]:
+    """MLflow run id -> last step reported, for the trials the scheduler stopped short of their steps."""
+    stopped = {}
+    for result in results:
+        metrics = result.metrics or {}
+        run_id, step = metrics.get("mlflow_run_id"), int(metrics.get("step", 0))
+        planned = int((result.config or {}).get("train.steps", steps))  # the sweep may tune the length
+        if result.error is None and run_id and step < planned:
+            stopped[run_id] = step
+    return stopped
+
+
+def close_stopped_runs(tracking_uri: str, parent_run_id: str, results, steps: int) -> int:
+    """Close the sweep's trial runs that did not finish; how many ASHA stopped.
+
+    Tune stops a trial by terminating its process, which leaves its MLflow run RUNNING or, when the
+    signal lands inside the run, FAILED. A stopped trial is not a failure: mark it KILLED, tagged
+    ``stopped_by=ASHA`` with the step it reached. Any other run still RUNNING ended uncleanly: FAILED.
+    """
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri)
+    early = stopped_early(results, steps)
+    for run_id, step in early.items():
+        client.set_tag(run_id, "stopped_by", "ASHA")
+        client.set_tag(run_id, "stopped_at_step", str(step))
+        client.set_terminated(run_id, "KILLED")
     parent = client.get_run(parent_run_id)
-    stale = client.search_runs(
+    for run in client.search_runs(
         [parent.info.experiment_id],
         f"tags.mlflow.parentRunId = '{parent_run_id}' and attributes.status = 'RUNNING'",
-    )
-    for run in stale:
-        client.set_tag(run.info.run_id, "stopped_by", "ASHA")
-        client.set_terminated(run.info.run_id, "KILLED")
-    return len(stale)
+    ):
+        client.set_terminated(run.info.run_id, "FAILED")
+    return len(early)
