@@ -21,7 +21,7 @@ from mlflow.exceptions import MlflowException
 
 from components.cli import run
 from components.errors import ConfigError
-from components.evaluation.ablation import VARIANTS, Variant, markdown, results_from_metrics
+from components.evaluation.ablation import VARIANTS, Variant, markdown, results_from_metrics, run_metric_key
 from components.evaluation.predict import predict_split
 from components.evaluation.report import evaluate_rows
 from components.tracking.runs import finish_run, log_results, redact, start_run
@@ -68,7 +68,7 @@ def train_and_evaluate(
         decode_actors=job.data.decode_actors,
     )
     report = evaluate_rows(rows, tokenizer.mode)
-    mlflow.log_metrics({f"{variant.name}_s{seed}_{k}": v for k, v in report.metrics().items()})
+    mlflow.log_metrics({run_metric_key(variant.name, seed, k): v for k, v in report.metrics().items()})
     print(
         f"{variant.name} seed {seed}: "
         + ", ".join(f"{k} {v:.1f}" for k, v in report.metrics().items() if k in ("CIDEr", "BLEU-4", "Div-2"))
@@ -120,10 +120,10 @@ def table_from_run(run_id: str, tracking_uri: str) -> str:
     try:
         run = MlflowClient(tracking_uri).get_run(run_id)
     except MlflowException as err:
-        raise ConfigError(f"--from-run {run_id}: no such run in {redact(tracking_uri)}") from err
+        raise ConfigError("from_run", f"no run {run_id} in {redact(tracking_uri)}") from err
     tags = run.data.tags
     if tags.get("ablation") != "parent":
-        raise ConfigError(f"--from-run {run_id}: not an ablation's parent run (its tag 'ablation' is not 'parent')")
+        raise ConfigError("from_run", f"run {run_id} is not an ablation's parent run (no tag ablation=parent)")
     results, human, seeds = results_from_metrics(run.data.metrics)
     command = tags.get("ablation.command", "python flows/ablate.py")
     return markdown(results, human, seeds, command, tags.get("ablation.setting", "Setting: not recorded."))

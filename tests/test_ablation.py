@@ -1,6 +1,13 @@
 import pytest
 
-from components.evaluation.ablation import VARIANTS, check_orderings, markdown, results_from_metrics, summarise
+from components.evaluation.ablation import (
+    VARIANTS,
+    check_orderings,
+    markdown,
+    results_from_metrics,
+    run_metric_key,
+    summarise,
+)
 
 
 def test_variants_cover_both_tables_and_switch_the_right_things():
@@ -52,6 +59,7 @@ def test_orderings_count_the_seeds_they_hold_in_pairing_seeds():
 
 
 def test_results_read_back_from_parent_run_metrics():
+    assert run_metric_key("no-locations", 1, "BLEU-4") == "no-locations_s1_BLEU-4"
     metrics = {
         "full_s1_CIDEr": 54.4,
         "full_s0_CIDEr": 70.5,
@@ -70,3 +78,19 @@ def test_results_read_back_from_parent_run_metrics():
         "no-locations": [{"CIDEr": 48.7}],
     }
     assert human == {"Div@2": 74.9}
+
+
+def test_rebuilding_from_a_run_that_is_not_an_ablation_names_the_option(tmp_path):
+    from helpers import load_flow
+    from mlflow.tracking import MlflowClient
+
+    from components.errors import ConfigError
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    run_id = client.create_run(client.create_experiment("other")).info.run_id
+    ablate = load_flow("ablate")
+    with pytest.raises(ConfigError, match="'from_run': run .* is not an ablation's parent run"):
+        ablate.table_from_run(run_id, uri)
+    with pytest.raises(ConfigError, match="'from_run': no run 0123 in sqlite"):
+        ablate.table_from_run("0123", uri)

@@ -8,6 +8,7 @@ fine-tuned). Table 3: the matching task's negative levels and strategy, from "no
 
 from __future__ import annotations
 
+import operator
 import re
 import statistics
 from collections.abc import Mapping, Sequence
@@ -90,9 +91,15 @@ ORDERINGS = (
     ("level12", "<", "fixed", "CIDEr"),
     ("fixed", "<", "full", "CIDEr"),
 )
-# Flow metric names on the parent run: "<variant>_s<seed>_<metric>", with '@' logged as '-'.
+# Metric names on the ablation's parent run: "<variant>_s<seed>_<metric>", with '@' logged as '-'.
 _RUN_METRIC = re.compile(r"^(?P<variant>.+)_s(?P<seed>\d+)_(?P<metric>.+)$")
 _HUMAN = ("Div@1", "Div@2")
+_RELATIONS = {"<": operator.lt, "<=": operator.le}
+
+
+def run_metric_key(variant: str, seed: int, metric: str) -> str:
+    """The parent run's name for one variant's, one seed's metric (read back by ``results_from_metrics``)."""
+    return f"{variant}_s{seed}_{metric}"
 
 
 def summarise(results: Mapping[str, Sequence[Mapping[str, float]]]) -> dict[str, dict[str, tuple[float, float]]]:
@@ -157,16 +164,12 @@ def check_orderings(results: Mapping[str, Sequence[Mapping[str, float]]]) -> lis
     for low, relation, high, metric in ORDERINGS:
         if metric not in summary.get(low, {}) or metric not in summary.get(high, {}):
             continue
-        holds = _relation(relation)
+        holds = _RELATIONS[relation]
         per_seed = [holds(a[metric], b[metric]) for a, b in zip(results[low], results[high], strict=False)]
         a, b = summary[low][metric][0], summary[high][metric][0]
         text = f"{low} {relation} {high} on {metric}: {a:.1f} vs {b:.1f} (in {sum(per_seed)} of {len(per_seed)} seeds)"
         checks.append((text, holds(a, b)))
     return checks
-
-
-def _relation(relation: str):
-    return (lambda a, b: a <= b) if relation == "<=" else (lambda a, b: a < b)
 
 
 def markdown(
