@@ -1,4 +1,4 @@
-"""Does the Ray Data pipeline keep the training step fed? (issue 4)
+"""Does the Ray Data pipeline keep the training step fed?
 
     python bench/pipeline_bench.py [--dataset data/synthetic] [--steps 30] [--actors 1]
 
@@ -19,11 +19,12 @@ import time
 import ray
 import torch
 
-from components.data.pipeline import EncodeSpec, build_dataset
+from components.config import load_job_config
+from components.data.encoding import EncodeSpec
+from components.data.pipeline import build_dataset
+from components.data.prepare import load_vocabulary, prepare_data
 from components.model import build_model
-from components.training.batches import collate
-from components.training.config import load_job_config
-from components.training.job import load_vocabulary, prepare_data
+from components.model.batches import collate
 from components.training.runner import StepRunner
 
 

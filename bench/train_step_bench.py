@@ -16,11 +16,13 @@ import time
 import numpy as np
 import torch
 
-from components.data.pipeline import EncodeImages, EncodeSpec, read_index
+from components.config import load_job_config
+from components.data.encoding import EncodeSpec
+from components.data.index import read_index
+from components.data.pipeline import EncodeImages
+from components.data.prepare import load_vocabulary
 from components.model import build_model
-from components.training.batches import collate
-from components.training.config import load_job_config
-from components.training.job import load_vocabulary
+from components.model.batches import collate
 from components.training.runner import StepRunner
 
 
@@ -41,7 +43,7 @@ def encoded_batches(dataset: str, job, tokenizer, count: int, per_batch: int):
 def run(job, tokenizer, batches, device, mixed: bool, steps: int) -> dict[str, float]:
     torch.manual_seed(0)
     model = build_model(job.model.with_overrides(vocab_size=len(tokenizer), dropout=0.0)).to(device)
-    train = job.train.__class__(**{**job.train.__dict__, "mixed_precision": mixed})
+    train = job.train.with_overrides(mixed_precision=mixed)
     runner = StepRunner(model, train, device)
     losses, boxes, started = [], 0, None
     for step in range(1, steps + 1):

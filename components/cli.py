@@ -1,12 +1,25 @@
-"""The one place that turns typed errors into a message and an exit code."""
+"""The flows' command line: the one place that turns typed errors into a message and an exit code,
+and the help format every flow shares."""
 
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
 from collections.abc import Callable
 
 from components.errors import CapOnImageError
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps a flow's docstring as written and shows each option's default."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        hidden = default is None or default is False or default is argparse.SUPPRESS or default == []
+        shown = action.option_strings and not hidden and "%(default)" not in text
+        return f"{text} (default: %(default)s)" if shown else text
 
 
 def setup_logging(level: int = logging.INFO) -> None:

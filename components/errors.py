@@ -57,3 +57,11 @@ class DatasetFormatError(CapOnImageError):
     """A dataset folder that cannot be read at all (a missing or unreadable file, not one bad record)."""
 
     exit_code = 3
+
+
+class SweepFailed(CapOnImageError):
+    """No trial of a sweep reported the metric it was tuned on."""
+
+
+class NothingUsable(CapOnImageError):
+    """A dataset in which not one record can be used."""

@@ -14,66 +14,13 @@ import shlex
 import sys
 from pathlib import Path
 
-import mlflow
-import ray
-from mlflow import MlflowClient
-from mlflow.exceptions import MlflowException
-
 from components.cli import run
-from components.errors import ConfigError
-from components.evaluation.ablation import VARIANTS, Variant, markdown, results_from_metrics, run_metric_key
-from components.evaluation.predict import predict_split
-from components.evaluation.report import evaluate_rows
-from components.tracking.runs import finish_run, log_results, redact, start_run
-from components.training.arguments import job_parser, parse_job
-from components.training.checkpoint import load_checkpoint
-from components.training.config import JobConfig
-from components.training.job import fit, init_ray, load_vocabulary, new_run_name, prepare_data, with_vocabulary
-
-PAPER_STEPS = 200_000
-
-
-def train(job: JobConfig, tokenizer, name: str, weights=None):
-    """One nested MLflow run around one training job; the final checkpoint's weights."""
-    run_id = start_run(job, name, tags={"ablation_variant": name})
-    with finish_run(run_id) as outcome:
-        result, skipped = fit(job, tokenizer, new_run_name(name), run_id, init_weights=weights)
-        log_results(job, result, skipped, run_id)
-        outcome.update(result=result)
-    with result.checkpoint.as_directory() as folder:
-        return load_checkpoint(folder, with_training_state=False).model_state
-
-
-def train_and_evaluate(
-    job: JobConfig, variant: Variant, seed: int, tokenizer, finetune_steps: int, eval_images: int | None
-) -> dict[str, float]:
-    scale = PAPER_STEPS / job.train.steps  # traverse the paper's whole curriculum in this run
-    job = job.with_overrides(model=variant.model, train=variant.train_overrides(seed, scale))
-    weights = train(job, tokenizer, f"{variant.name}-s{seed}")
-    if variant.finetune:
-        finetune = job.with_overrides(train={"generation_per_matching": (1, 0), "steps": finetune_steps})
-        weights = train(
-            finetune.with_overrides(task="finetune", init_from="ablation"),
-            tokenizer,
-            f"{variant.name}-s{seed}-finetune",
-            ray.put(weights),
-        )
-    rows = predict_split(
-        job.data.dataset,
-        "val",
-        job.model,
-        ray.put(weights),
-        tokenizer,
-        limit=eval_images,
-        decode_actors=job.data.decode_actors,
-    )
-    report = evaluate_rows(rows, tokenizer.mode)
-    mlflow.log_metrics({run_metric_key(variant.name, seed, k): v for k, v in report.metrics().items()})
-    print(
-        f"{variant.name} seed {seed}: "
-        + ", ".join(f"{k} {v:.1f}" for k, v in report.metrics().items() if k in ("CIDEr", "BLEU-4", "Div-2"))
-    )
-    return {**report.scores, **report.generated_diversity, "human": report.human_diversity}
+from components.cluster import init_ray
+from components.config import job_parser, parse_job
+from components.data.prepare import load_vocabulary, prepare_data, with_vocabulary
+from components.evaluation.ablation import VARIANTS
+from components.tracking.runs import finish_run, new_run_name, start_run
+from components.training.ablation import log_table, run_ablation, setting_text, table_from_run
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -92,41 +39,15 @@ def main(argv: list[str] | None = None) -> int:
     tokenizer = load_vocabulary(job.data.dataset)
     job = with_vocabulary(job, tokenizer)
     finetune_steps = args.finetune_steps or max(1, job.train.steps // 3)
-    start_run(job, new_run_name("ablate"), tags={"ablation": "parent"})  # 3. tracking: the parent run
-    with finish_run(mlflow.active_run().info.run_id):
+    parent = start_run(job, new_run_name("ablate"), tags={"ablation": "parent"})  # 3. tracking: the parent run
+    with finish_run(parent):
         init_ray(job)  # 4. every variant, every seed
-        results: dict[str, list[dict[str, float]]] = {}
-        human: dict[str, float] = {}
-        for seed in args.seeds:
-            for name in args.variants:
-                metrics = train_and_evaluate(job, VARIANTS[name], seed, tokenizer, finetune_steps, args.eval_images)
-                human = metrics.pop("human")
-                results.setdefault(name, []).append(metrics)
+        variants = [VARIANTS[name] for name in args.variants]
+        results, human = run_ablation(job, tokenizer, variants, args.seeds, finetune_steps, args.eval_images)
         command = "python flows/ablate.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
-        setting = (
-            f"Setting: preset `{args.preset}`, {job.train.steps} pre-training steps of "
-            f"{job.train.images_per_batch} images x {job.ray.num_workers} worker(s), {finetune_steps} "
-            f"fine-tuning steps for matching variants, greedy decoding on "
-            f"{'all' if args.eval_images is None else args.eval_images} val images."
-        )
-        mlflow.set_tags({"ablation.command": command, "ablation.setting": setting})
-        table = markdown(results, human, args.seeds, command, setting)  # 5. the table
-        mlflow.log_text(table, "ablation.md")
+        setting = setting_text(args.preset, job, finetune_steps, args.eval_images)
+        table = log_table(results, human, args.seeds, command, setting)  # 5. the table
     return write_table(args.out, table)
-
-
-def table_from_run(run_id: str, tracking_uri: str) -> str:
-    """The markdown table of a finished ablation, from its parent run's metrics and tags."""
-    try:
-        run = MlflowClient(tracking_uri).get_run(run_id)
-    except MlflowException as err:
-        raise ConfigError("from_run", f"no run {run_id} in {redact(tracking_uri)}") from err
-    tags = run.data.tags
-    if tags.get("ablation") != "parent":
-        raise ConfigError("from_run", f"run {run_id} is not an ablation's parent run (no tag ablation=parent)")
-    results, human, seeds = results_from_metrics(run.data.metrics)
-    command = tags.get("ablation.command", "python flows/ablate.py")
-    return markdown(results, human, seeds, command, tags.get("ablation.setting", "Setting: not recorded."))
 
 
 def write_table(out: Path, table: str) -> int:

@@ -13,15 +13,14 @@ prediction (image id, box, caption).
 from __future__ import annotations
 
 import sys
-from dataclasses import replace
 
 from components.cli import run
-from components.model.config import ModelConfig
-from components.tracking.evaluation import evaluate_and_log
-from components.tracking.runs import RUN_ID, latest_run_id, resolve_checkpoint
-from components.training.arguments import job_parser, parse_job
-from components.training.checkpoint import load_checkpoint
-from components.training.job import init_ray, new_run_name
+from components.cluster import init_ray
+from components.config import job_parser, parse_job
+from components.evaluation.tracked import evaluate_and_log
+from components.model.checkpoint import load_checkpoint
+from components.tracking.runs import new_run_name
+from components.tracking.sources import ModelSource
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,18 +35,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-meteor", action="store_true", help="skip METEOR (needs Java)")
     args = parser.parse_args(argv)
     job = parse_job(args, task="evaluate")  # 1. config, validated
-    tracking = job.tracking.tracking_uri
-    source = latest_run_id(tracking, job.tracking.experiment, "finetune") if args.model == "latest" else args.model
-    checkpoint = load_checkpoint(resolve_checkpoint(source, tracking), with_training_state=False)  # 2. the model
-    job = replace(job, model=ModelConfig.from_dict(checkpoint.job["model"]))
+    source = ModelSource.resolve(args.model, job.tracking, latest_of="finetune")  # 2. the model
+    checkpoint = load_checkpoint(source.checkpoint_folder(job.tracking.tracking_uri), with_training_state=False)
+    job = job.with_overrides(model=checkpoint.job["model"])
     init_ray(job)  # 3. batch inference over Ray Data, 4. metrics, 5. logged in their own run
     report, _ = evaluate_and_log(
         job,
         checkpoint,
         args.split,
         run_name=new_run_name(f"evaluate-{args.split}"),
-        parent_run_id=source if RUN_ID.match(source) else None,
-        tags={"model_source": source, "beam": str(args.beam)},
+        parent_run_id=source.run_id,
+        tags={"model_source": source.text, "beam": str(args.beam)},
         beam_size=args.beam,
         limit=args.limit,
         sheets=args.sheets,

@@ -11,13 +11,14 @@ pre-training run in MLflow and tagged with it.
 from __future__ import annotations
 
 import sys
-from dataclasses import replace
 
 from components.cli import run
-from components.tracking.runs import RUN_ID, finish_run, latest_run_id, log_results, resolve_checkpoint, start_run
-from components.training.arguments import job_parser, parse_job
-from components.training.checkpoint import load_checkpoint
-from components.training.job import finetune_job, fit, init_ray, new_run_name, prepare_data
+from components.config import job_parser, parse_job
+from components.data.prepare import prepare_data
+from components.model.checkpoint import load_checkpoint
+from components.tracking.sources import ModelSource
+from components.training.tracked import default_run_name, tracked_fit
+from components.training.trainer import finetune_job
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,27 +28,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     job = parse_job(args, task="finetune", init_from=args.init_from)  # 1. config, validated
-    if job.init_from == "latest":
-        job = replace(job, init_from=latest_run_id(job.tracking.tracking_uri, job.tracking.experiment))
-    pretrained = load_checkpoint(resolve_checkpoint(job.init_from, job.tracking.tracking_uri), False)
-    job = prepare_data(finetune_job(job, pretrained.job))  # 2. data; model and vocabulary from the checkpoint
-    parent = job.init_from.removeprefix("runs:/").split("/")[0]
-    parent = parent if RUN_ID.match(parent) else None
-    run_name = job.ray.run_name or new_run_name("finetune")
-    run_id = start_run(
+    source = ModelSource.resolve(job.init_from, job.tracking, latest_of="pretrain", key="init_from")
+    pretrained = load_checkpoint(source.checkpoint_folder(job.tracking.tracking_uri), with_training_state=False)
+    job = finetune_job(job.with_overrides(init_from=source.text), pretrained.job)  # 2. the pre-trained model
+    job = prepare_data(job)  # 3. data; model and vocabulary from the checkpoint
+    tracked_fit(  # 4. MLflow run nested under pre-training, Ray, train from its weights, log
         job,
-        run_name,
-        parent_run_id=parent,  # 3. tracking, nested under pre-training
-        tags={"ray_run_name": run_name, "init_from": job.init_from, "pretrain_run_id": parent or ""},
+        pretrained.tokenizer,
+        default_run_name(job),
+        parent_run_id=source.run_id,
+        tags={"init_from": source.text, "pretrain_run_id": source.run_id or ""},
+        init_weights=pretrained.model_state,
     )
-    with finish_run(run_id) as outcome:
-        import ray
-
-        init_ray(job)  # 4. cluster
-        weights = ray.put(pretrained.model_state)  # reaches every worker on any node
-        result, skipped = fit(job, pretrained.tokenizer, run_name, run_id, init_weights=weights)  # 5. train
-        log_results(job, result, skipped, run_id)  # 6. log
-        outcome.update(result=result)
     return 0
 
 

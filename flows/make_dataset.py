@@ -11,7 +11,7 @@ import os
 import sys
 from pathlib import Path
 
-from components.cli import run
+from components.cli import HelpFormatter, run
 from components.data.preview import contact_sheet
 from components.data.stats import format_summary, summarize_split
 from components.data.synthetic.build import (
@@ -28,7 +28,7 @@ PREVIEW_FILE = "preview.png"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("data/synthetic"), help="output folder")
     parser.add_argument("--images", type=int, default=2000, help="number of images")
     parser.add_argument("--seed", type=int, default=0, help="random seed (same seed, same dataset)")

@@ -13,9 +13,9 @@ from __future__ import annotations
 import sys
 
 from components.cli import run
-from components.tracking.runs import finish_run, log_results, start_run
-from components.training.arguments import job_parser, parse_job
-from components.training.job import fit, init_ray, load_vocabulary, new_run_name, prepare_data, with_vocabulary
+from components.config import job_parser, parse_job
+from components.data.prepare import load_vocabulary, prepare_data, with_vocabulary
+from components.training.tracked import default_run_name, tracked_fit
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -23,13 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     job = prepare_data(job)  # 2. data (the synthetic set is built if it is the default and absent)
     tokenizer = load_vocabulary(job.data.dataset)
     job = with_vocabulary(job, tokenizer)
-    run_name = job.ray.run_name or new_run_name("pretrain")
-    run_id = start_run(job, run_name, tags={"ray_run_name": run_name})  # 3. tracking
-    with finish_run(run_id) as outcome:
-        init_ray(job)  # 4. cluster
-        result, skipped = fit(job, tokenizer, run_name, run_id)  # 5. train
-        log_results(job, result, skipped, run_id)  # 6. log
-        outcome.update(result=result)
+    tracked_fit(job, tokenizer, default_run_name(job))  # 3. MLflow run, Ray, train, log the results
     return 0
 
 

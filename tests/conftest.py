@@ -1,14 +1,24 @@
-"""Shared fixtures: a tiny synthetic dataset, a real S3-compatible endpoint, one local Ray cluster."""
+"""Shared fixtures (a tiny synthetic dataset, a real S3-compatible endpoint, one local Ray cluster) and
+the tiers: every test is marked with its folder's tier (unit, data, model, flows)."""
 
 from __future__ import annotations
 
 import socket
+from pathlib import Path
 
 import pytest
 
 from components.data.synthetic.build import SyntheticSpec, build_release
 
 BUCKET = "caponimage-test"
+TIERS = ("unit", "data", "model", "flows")
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        tier = Path(item.path).parent.name
+        if tier in TIERS:
+            item.add_marker(getattr(pytest.mark, tier))
 
 
 @pytest.fixture(scope="session")

@@ -16,10 +16,10 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
+from components.config import NEIGHBOUR_VARIANTS
 from components.data.boxes import Box
 
 NO_NEIGHBOUR = -1
-NEIGHBOUR_VARIANTS = ("none", "random2", "top1", "top2")
 
 
 def neighbour_slots(variant: str) -> int:

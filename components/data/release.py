@@ -18,29 +18,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
+from components import storage
 from components.data.boxes import Box, RawBox, format_box, is_pixel_box_set, normalise_box, parse_box
-from components.errors import BoxError, DatasetError, DatasetFormatError, UnsafePathError
+from components.data.images import image_size
+from components.data.rejection import RecordRejected, Rejection
+from components.errors import BoxError, DatasetFormatError
 
 CAPTIONS_FILE = "ref_captions.json"
 IMAGES_DIR = "images"
 SPLIT_FILES = {"train": "trn_names.npy", "val": "val_names.npy", "test": "tst_names.npy"}
 REQUIRED_KEYS = ("info", "all_locs", "ocr_locs", "ocr_txts")
-
-# Why a record is rejected; `check_dataset` counts by these.
-REASONS = (
-    "missing_record",  # listed in a split file, absent from ref_captions.json
-    "missing_key",
-    "bad_type",
-    "length_mismatch",
-    "bad_box",
-    "bad_caption",
-    "no_captions",
-    "unsafe_path",
-    "missing_image",
-    "corrupt_image",
-)
 
 
 def _freeze(value: Any) -> Any:
@@ -85,19 +74,6 @@ class ImageRecord:
         return value
 
 
-@dataclass(frozen=True)
-class Rejection:
-    """A record that could not be used, and why."""
-
-    image_id: str
-    field: str
-    reason: str
-    detail: str = ""
-
-    def error(self) -> DatasetError:
-        return DatasetError(self.image_id, self.field, self.reason, self.detail)
-
-
 @dataclass
 class ReadResult:
     records: list[ImageRecord] = field(default_factory=list)
@@ -134,31 +110,12 @@ def read_names(path: str | Path) -> list[str]:
 
 
 # -- paths -----------------------------------------------------------------------------------------
-def safe_join(root: Path, relative: str) -> Path:
-    """``root / relative``, refusing anything that resolves outside ``root`` (``..``, absolute, symlinks)."""
-    base = root.resolve()
-    target = (base / relative).resolve()
-    if not target.is_relative_to(base):
-        raise UnsafePathError(f"'{relative}' escapes the dataset root {base}")
-    return target
-
-
 def image_path(images_root: Path, image_id: str) -> Path:
-    return safe_join(images_root, f"{image_id}.png")
+    """``images_root/<id>.png`` on local disk, refusing an id that escapes the folder."""
+    return Path(storage.safe_join(str(images_root), f"{image_id}.png"))
 
 
 # -- parsing one record ----------------------------------------------------------------------------
-class RecordRejected(Exception):
-    """A record cannot be used: which field, why (one of ``REASONS``), and details."""
-
-    def __init__(self, field: str, reason: str, detail: str = ""):
-        super().__init__(f"{field}: {reason}: {detail}")
-        self.rejection_field, self.reason, self.detail = field, reason, detail
-
-    def rejection(self, image_id: str) -> Rejection:
-        return Rejection(image_id, self.rejection_field, self.reason, self.detail)
-
-
 def _check_structure(value: Any) -> None:
     if not isinstance(value, dict):
         raise RecordRejected("<record>", "bad_type", f"expected an object, got {type(value).__name__}")
@@ -196,19 +153,6 @@ def _parse_raw_boxes(value: dict[str, Any]) -> dict[str, list[RawBox]]:
             except BoxError as err:
                 raise RecordRejected(f"{key}[{i}]", "bad_box", str(err)) from err
     return raw
-
-
-def _image_size(path: Path, verify: bool) -> tuple[int, int]:
-    if not path.is_file():
-        raise RecordRejected("image", "missing_image", f"{path} does not exist")
-    try:
-        with Image.open(path) as image:
-            size = image.size
-            if verify:
-                image.verify()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
-        raise RecordRejected("image", "corrupt_image", f"{path}: {err}") from err
-    return size
 
 
 def _normalise(raw: dict[str, list[RawBox]], size: tuple[int, int] | None) -> dict[str, list[Box]]:
@@ -250,19 +194,13 @@ def parse_record_value(image_id: str, value: Any, image_size: tuple[int, int] | 
     )
 
 
-def parse_record(image_id: str, value: Any, images_root: Path | None, verify_image: bool = True) -> ImageRecord:
+def parse_record(image_id: str, value: Any, images_root: Path | None) -> ImageRecord:
     """Like ``parse_record_value``, first checking the image under ``images_root`` (exists, opens).
 
     Without ``images_root`` (no images to check) pixel boxes cannot be normalised and are rejected.
     """
     _check_structure(value)
-    size = None
-    if images_root is not None:
-        try:
-            path = image_path(images_root, image_id)
-        except UnsafePathError as err:
-            raise RecordRejected("image", "unsafe_path", str(err)) from err
-        size = _image_size(path, verify_image)
+    size = image_size(str(images_root), f"{image_id}.png") if images_root is not None else None
     return parse_record_value(image_id, value, size)
 
 
@@ -293,21 +231,21 @@ def available_splits(root: str | Path) -> list[str]:
     return [split for split, name in SPLIT_FILES.items() if (Path(root) / name).is_file()]
 
 
-def _check_one(args: tuple[str, Any, Path | None, bool]) -> ImageRecord | Rejection:
-    image_id, value, images_root, verify = args
+def _check_one(args: tuple[str, Any, Path | None]) -> ImageRecord | Rejection:
+    image_id, value, images_root = args
     if value is None:
         return Rejection(image_id, CAPTIONS_FILE, "missing_record", "listed in a split file but has no record")
     try:
-        return parse_record(image_id, value, images_root, verify)
+        return parse_record(image_id, value, images_root)
     except RecordRejected as rejected:
         return rejected.rejection(image_id)
 
 
 def iter_checked(
-    data: dict[str, Any], ids: Iterable[str], images_root: Path | None, verify: bool = True, workers: int = 8
+    data: dict[str, Any], ids: Iterable[str], images_root: Path | None, workers: int = 8
 ) -> Iterator[ImageRecord | Rejection]:
     """Each id's record or rejection, in the order of ``ids``; image checks run on a thread pool."""
-    jobs = ((image_id, data.get(image_id), images_root, verify) for image_id in ids)
+    jobs = ((image_id, data.get(image_id), images_root) for image_id in ids)
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         yield from pool.map(_check_one, jobs, chunksize=1)
 
@@ -317,7 +255,7 @@ def check_records(
 ) -> ReadResult:
     """Records of ``ids`` from loaded ``ref_captions.json`` data: the good ones plus a rejection each."""
     result = ReadResult()
-    for item in iter_checked(data, ids, images_root, verify=True, workers=workers):
+    for item in iter_checked(data, ids, images_root, workers=workers):
         if isinstance(item, Rejection):
             if strict:
                 raise item.error()
@@ -353,6 +291,31 @@ def read_release(
 
 def resolve_images_root(root: str | Path, images_root: str | Path | None = None) -> Path:
     return Path(images_root) if images_root else Path(root) / IMAGES_DIR
+
+
+@dataclass
+class ReleaseCheck:
+    """Every split of a folder checked: the records and rejections per split, and records in no split."""
+
+    by_split: dict[str, ReadResult]
+    unsplit: int
+
+
+def check_release(
+    root: str | Path, images_root: str | Path | None = None, *, strict: bool = False, workers: int = 8
+) -> ReleaseCheck:
+    """Check every split that has a names file (every record as split ``all`` when none has)."""
+    root = Path(root)
+    data = load_captions_file(root)
+    images = resolve_images_root(root, images_root)
+    splits = available_splits(root)
+    groups = {split: split_ids(root, split) for split in splits} or {"all": list(data)}
+    in_splits = {i for ids in groups.values() for i in ids}
+    unsplit = sum(1 for i in data if i not in in_splits) if splits else 0
+    return ReleaseCheck(
+        {name: check_records(data, ids, images, strict=strict, workers=workers) for name, ids in groups.items()},
+        unsplit,
+    )
 
 
 # -- writing ---------------------------------------------------------------------------------------

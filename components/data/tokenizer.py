@@ -22,6 +22,7 @@ CAPTION_MAX_TOKENS = 10
 CAPTION_LENGTH = CAPTION_MAX_TOKENS + 2  # with <sos> and <eos>
 INFO_MAX_TOKENS = 60
 MODES = ("char", "word")
+VOCABULARY_FILE = "word2int.json"  # the release's vocabulary, beside int2word.json
 
 _WORD_PATTERN = re.compile(r"[0-9a-z']+|[^\s0-9a-z']")
 
@@ -74,7 +75,7 @@ class Tokenizer:
     def save(self, folder: str | Path) -> None:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / "word2int.json").write_text(json.dumps(self.word2int, ensure_ascii=False, indent=0), "utf-8")
+        (folder / VOCABULARY_FILE).write_text(json.dumps(self.word2int, ensure_ascii=False, indent=0), "utf-8")
         int2word = {str(i): w for i, w in sorted(self.int2word.items())}
         (folder / "int2word.json").write_text(json.dumps(int2word, ensure_ascii=False, indent=0), "utf-8")
 
@@ -88,7 +89,7 @@ class Tokenizer:
     @classmethod
     def load(cls, folder: str | Path, mode: str | None = None) -> Tokenizer:
         """Read ``word2int.json`` from a folder."""
-        return cls.from_vocabulary(json.loads((Path(folder) / "word2int.json").read_text("utf-8")), mode)
+        return cls.from_vocabulary(json.loads((Path(folder) / VOCABULARY_FILE).read_text("utf-8")), mode)
 
     # -- encoding ------------------------------------------------------------------------------
     def __len__(self) -> int:

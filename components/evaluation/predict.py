@@ -6,9 +6,13 @@ from typing import Any
 
 import numpy as np
 
-from components.data.pipeline import EncodeSpec, build_dataset
+from components.config import JobConfig, ModelConfig
+from components.data.encoding import EncodeSpec
+from components.data.pipeline import build_dataset
 from components.data.tokenizer import Tokenizer
-from components.model.config import ModelConfig
+from components.evaluation.report import EvaluationReport, evaluate_rows
+from components.model.checkpoint import LoadedCheckpoint
+from components.model.inference import Captioner
 
 
 class CaptionPredictor:
@@ -18,8 +22,6 @@ class CaptionPredictor:
 
     def __init__(self, model_config: dict[str, Any], weights, word2int: dict[str, int], mode: str, beam_size: int = 1):
         import ray
-
-        from components.serving.captioner import Captioner
 
         state = ray.get(weights) if isinstance(weights, ray.ObjectRef) else weights
         self.captioner = Captioner(ModelConfig.from_dict(model_config), state, Tokenizer(word2int, mode))
@@ -60,13 +62,23 @@ def predict_split(
     use_gpu: bool = False,
     batch_images: int = 16,
     tally=None,
+    index: list[dict[str, str]] | None = None,
 ) -> list[dict[str, Any]]:
-    """Every box of the split with its generated and reference caption, sorted by image id and box."""
+    """Every box of the split with its generated and reference caption, sorted by image id and box
+    (``index``: the split's index, when the caller has read it already)."""
     import ray
 
     spec = EncodeSpec.for_model(model_config)
     encoded = build_dataset(
-        dataset, split, tokenizer, spec, images_root=images_root, actors=decode_actors, limit=limit, tally=tally
+        dataset,
+        split,
+        tokenizer,
+        spec,
+        images_root=images_root,
+        actors=decode_actors,
+        limit=limit,
+        tally=tally,
+        index=index,
     )
     predicted = encoded.map_batches(
         CaptionPredictor,
@@ -85,23 +97,29 @@ def predict_split(
     return sorted(predicted.take_all(), key=lambda r: (r["image_id"], int(r["box"])))
 
 
-def evaluate_checkpoint(job, checkpoint, split: str, *, beam_size: int = 1, limit: int | None = None, meteor=True):
-    """A checkpoint's predictions on a split of ``job.data.dataset`` and their scores (Ray must be up)."""
+def evaluate_checkpoint(
+    job: JobConfig,
+    checkpoint: LoadedCheckpoint,
+    split: str,
+    index: list[dict[str, str]],
+    *,
+    beam_size: int = 1,
+    meteor: bool = True,
+) -> tuple[EvaluationReport, list[dict[str, Any]]]:
+    """A checkpoint's predictions on the indexed images of a split of ``job.data.dataset`` and their
+    scores (Ray must be up)."""
     import ray
 
-    from components.evaluation.report import evaluate_rows
-
-    model_config = ModelConfig.from_dict(checkpoint.job["model"])
     rows = predict_split(
         job.data.dataset,
         split,
-        model_config,
+        ModelConfig.from_dict(checkpoint.job["model"]),
         ray.put(checkpoint.model_state),
         checkpoint.tokenizer,
         beam_size=beam_size,
-        limit=limit,
         images_root=job.data.images_root,
         decode_actors=job.data.decode_actors,
         use_gpu=job.ray.use_gpu,
+        index=index,
     )
     return evaluate_rows(rows, checkpoint.tokenizer.mode, meteor=meteor), rows

@@ -17,6 +17,8 @@ import torchvision
 from torch import nn
 from torchvision.ops.misc import FrozenBatchNorm2d
 
+from components import storage
+from components.config import SKIP_WEIGHTS
 from components.data.masking import IMAGENET_MEAN, IMAGENET_STD
 from components.errors import ConfigError
 
@@ -28,9 +30,6 @@ _TORCHVISION_WEIGHTS = {
     "resnet34": torchvision.models.ResNet34_Weights,
     "resnet50": torchvision.models.ResNet50_Weights,
 }
-
-
-SKIP_WEIGHTS = "none"  # backbone_weights value: no ImageNet weights, not even a warning
 
 
 def _cached_torchvision_weights(name: str) -> Path | None:
@@ -45,8 +44,6 @@ def _cached_torchvision_weights(name: str) -> Path | None:
 
 def _fetch(source: str, scratch: Path) -> Path:
     """A local path for ``source``: a plain path, ``file://``, or any URI pyarrow can open (``s3://``, ...)."""
-    from components import storage
-
     if not storage.is_uri(source):
         path = Path(source.removeprefix("file://")).expanduser()
         if not path.is_file():

@@ -1,1 +1,2 @@
-"""Captioning with a trained model: the captioner, request encoding, and the MLflow pyfunc model."""
+"""Captioning with a trained model: requests, the MLflow pyfunc model, batch captioning over Ray Data,
+and the model registry with its champion gate."""

@@ -2,12 +2,11 @@
 
 Readers validate every request (image, boxes, info) and skip a bad one, counted by reason in a
 tally actor, so one bad record never stops a batch job; an actor pool holding the model captions
-the rest. Also the one place that loads a model for captioning, from any source a user may give.
+the rest.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -15,82 +14,18 @@ import numpy as np
 import pandas as pd
 
 from components import storage
-from components.data.release import RecordRejected
-from components.errors import ConfigError, UnsafePathError
+from components.cluster import init_ray
+from components.config import JobConfig
+from components.data.index import read_index
+from components.data.pipeline import make_tally
+from components.data.rejection import RecordRejected
+from components.data.release import IMAGES_DIR
+from components.errors import ConfigError
+from components.serving.captioning import load_captioning_model
+from components.serving.requests import dataset_request, file_request
 
 log = logging.getLogger(__name__)
 COLUMNS = ("key", "id", "source", "image", "info", "boxes", "mask_boxes")
-
-
-class LocalModel:
-    """A checkpoint folder behind the pyfunc model's ``predict(frame, params)``."""
-
-    def __init__(self, folder: str):
-        from components.serving.pyfunc import CapOnImageModel
-
-        self.model = CapOnImageModel.from_checkpoint(folder)
-
-    def predict(self, data: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
-        return self.model.predict(None, data, params)
-
-
-def load_captioning_model(source: str, tracking_uri: str):
-    """``models:/...`` or ``runs:/<id>/<model>``: the MLflow pyfunc model; an MLflow run id or a
-    checkpoint folder / URI: the same model from the checkpoint."""
-    import mlflow
-
-    from components.tracking.runs import RUN_ID, resolve_checkpoint
-
-    if source.startswith("models:/") or (source.startswith("runs:/") and source.count("/") > 2):
-        mlflow.set_tracking_uri(tracking_uri)
-        try:
-            return mlflow.pyfunc.load_model(source)
-        except Exception as err:  # MLflow raises several types for an unknown model, version or alias
-            raise ConfigError("model", f"cannot load {source} from {tracking_uri}: {err}") from err
-    if RUN_ID.match(source) or source.startswith("runs:/") or storage.is_uri(source) or storage.exists(source):
-        return LocalModel(resolve_checkpoint(source, tracking_uri))
-    raise ConfigError("model", f"{source} is not a model URI, an MLflow run id or a checkpoint folder")
-
-
-def file_request(root: str, line_number: int, line: str) -> dict[str, Any]:
-    """One line of a requests file: ``{"image": path, "boxes": [...], "info": "...", "mask_boxes"?, "id"?}``;
-    image paths are relative to the file's folder and may not leave it."""
-    from components.serving.requests import RequestError, box_text, open_image, request_record
-
-    where = f"line {line_number}"
-    try:
-        value = json.loads(line)
-    except json.JSONDecodeError as err:
-        raise RecordRejected("<line>", "bad_json", str(err)) from err
-    if not isinstance(value, dict):
-        raise RecordRejected("<line>", "bad_type", f"expected an object, got {type(value).__name__}")
-    for key in ("image", "boxes", "info"):
-        if key not in value:
-            raise RecordRejected(key, "missing_key", f"{where} has no '{key}'")
-    try:
-        location = storage.safe_join(root, str(value["image"]))
-        data = storage.read_bytes(location)
-    except UnsafePathError as err:
-        raise RecordRejected("image", "unsafe_path", str(err)) from err
-    except FileNotFoundError as err:
-        raise RecordRejected("image", "missing_image", f"{value['image']} does not exist under {root}") from err
-    request_id = str(value.get("id", value["image"]))
-    try:
-        boxes = [box_text(b) for b in value["boxes"]]
-        mask = [box_text(b) for b in value.get("mask_boxes") or []]
-        request_record(request_id, value["info"], boxes, mask, open_image(data, request_id).size)
-    except RequestError as err:
-        raise RecordRejected(err.field, err.reason, err.detail) from err
-    except Exception as err:  # a box that is neither a string nor four numbers
-        raise RecordRejected("boxes", "bad_box", str(err)) from err
-    return {
-        "id": request_id,
-        "source": location,
-        "image": data,
-        "info": value["info"],
-        "boxes": boxes,
-        "mask_boxes": mask,
-    }
 
 
 class RequestReader:
@@ -100,8 +35,6 @@ class RequestReader:
         self.root, self.kind, self.tally = root, kind, tally
 
     def __call__(self, rows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        from components.serving.requests import dataset_request
-
         out: dict[str, list] = {key: [] for key in COLUMNS}
         for key, text in zip(rows["key"], rows["text"], strict=True):
             try:
@@ -147,9 +80,6 @@ class ModelCaptioner:
 
 def index_rows(dataset: str | None, split: str, requests_file: str | None, limit: int | None) -> tuple[list, str, str]:
     """(rows ``{"key", "text"}``, root, kind) of a release-format dataset split or a requests file."""
-    from components.data.pipeline import read_index
-    from components.data.release import IMAGES_DIR
-
     if dataset:
         rows = [{"key": r["image_id"], "text": r["record"]} for r in read_index(dataset, split, limit)]
         return rows, storage.join(dataset, IMAGES_DIR), "dataset"
@@ -165,8 +95,6 @@ def caption_batch(
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Every valid request with its captions (in input order), and the skipped ones by reason."""
     import ray
-
-    from components.data.pipeline import make_tally
 
     if not rows:
         raise ConfigError("input", "nothing to caption: the split or requests file is empty")
@@ -185,3 +113,22 @@ def caption_batch(
     skipped = ray.get(tally.report.remote())
     ray.kill(tally)
     return results, skipped
+
+
+def caption_many(
+    dataset: str | None,
+    split: str,
+    requests_file: str | None,
+    limit: int | None,
+    source: str,
+    tracking_uri: str,
+    *,
+    beam_size: int = 1,
+    actors: int = 1,
+) -> tuple[list[dict[str, Any]], dict[str, Any], int]:
+    """A dataset split or a requests file captioned over Ray Data (a local cluster unless
+    ``RAY_ADDRESS`` is set): (results, skipped by reason, requests read)."""
+    rows, root, kind = index_rows(dataset, split, requests_file, limit)
+    init_ray(JobConfig())
+    results, skipped = caption_batch(rows, root, kind, source, tracking_uri, beam_size=beam_size, actors=actors)
+    return results, skipped, len(rows)

@@ -11,13 +11,21 @@ one caption per box in the order given. Parameter ``beam_size`` (1: greedy).
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import mlflow.pyfunc
 import pandas as pd
+from mlflow.models import ModelSignature
+from mlflow.types.schema import Array, ColSpec, ParamSchema, ParamSpec, Schema
 
-CHECKPOINT_ARTIFACT = "checkpoint"  # the pyfunc model's artifact key and folder
+from components.model.checkpoint import CHECKPOINT_ARTIFACT, STATE_FILE
+from components.model.inference import Captioner
+from components.serving.requests import encode_requests
+
 BATCH_IMAGES = 16
 COMPONENTS_DIR = Path(__file__).resolve().parents[1]
 
@@ -27,22 +35,16 @@ class CapOnImageModel(mlflow.pyfunc.PythonModel):
         self.captioner = None
 
     def load_context(self, context) -> None:
-        from components.serving.captioner import Captioner
-
         self.captioner = Captioner.from_checkpoint(context.artifacts[CHECKPOINT_ARTIFACT])
 
     @classmethod
     def from_checkpoint(cls, folder: str | Path) -> CapOnImageModel:
         """The same model without MLflow (a checkpoint folder), for local captioning."""
-        from components.serving.captioner import Captioner
-
         model = cls()
         model.captioner = Captioner.from_checkpoint(folder)
         return model
 
     def predict(self, context, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
-        from components.serving.requests import encode_requests
-
         beam_size = int((params or {}).get("beam_size", 1) or 1)
         requests = [
             {
@@ -68,10 +70,7 @@ def _optional_list(value) -> list:
     return list(value)
 
 
-def signature():
-    from mlflow.models import ModelSignature
-    from mlflow.types.schema import Array, ColSpec, ParamSchema, ParamSpec, Schema
-
+def signature() -> ModelSignature:
     inputs = Schema(
         [
             ColSpec("binary", "image"),
@@ -86,21 +85,14 @@ def signature():
 
 def requirements() -> list[str]:
     """What serving needs, pinned to this environment's versions."""
-    from importlib.metadata import version
-
     return [
         f"{name}=={version(name)}"
-        for name in ("mlflow", "torch", "torchvision", "numpy", "pandas", "pillow", "pyyaml", "pyarrow")
+        for name in ("mlflow", "torch", "torchvision", "numpy", "pandas", "pillow", "pyyaml", "pyarrow", "pydantic")
     ]
 
 
 def log_pyfunc(checkpoint_folder: str | Path, example: pd.DataFrame, name: str = "model"):
     """Log the checkpoint as a pyfunc model into the active run; MLflow's ``ModelInfo``."""
-    import shutil
-    import tempfile
-
-    from components.training.checkpoint import STATE_FILE
-
     staged = Path(tempfile.mkdtemp(prefix="caponimage-model-")) / CHECKPOINT_ARTIFACT
     shutil.copytree(checkpoint_folder, staged, ignore=shutil.ignore_patterns(STATE_FILE))  # no optimiser state
     return mlflow.pyfunc.log_model(

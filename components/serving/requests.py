@@ -6,19 +6,23 @@ the dataset: any value above 1). Bad input raises ``RequestError`` naming the re
 
 from __future__ import annotations
 
-import io
+import json
 import random
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
+from components import storage
 from components.data.boxes import format_box, is_pixel_box_set, normalise_box, parse_box
-from components.data.pipeline import EncodeSpec, encode_record
-from components.data.release import ImageRecord
+from components.data.encoding import EncodeSpec, encode_record
+from components.data.images import decode_image, open_image
+from components.data.rejection import RecordRejected
+from components.data.release import CAPTIONS_FILE, ImageRecord, parse_record_value
 from components.data.tokenizer import Tokenizer
-from components.errors import BoxError, DatasetError
+from components.errors import BoxError, ConfigError, DatasetError
 
 
 class RequestError(DatasetError):
@@ -34,13 +38,12 @@ def box_text(box: Any) -> str:
     raise BoxError(f"expected 'x1_y1_x2_y2' or four numbers, got {box!r}")
 
 
-def open_image(data: bytes, request_id: str) -> Image.Image:
+def request_image(data: bytes, request_id: str) -> Image.Image:
+    """A request's image bytes decoded to RGB, or ``RequestError`` naming the request."""
     try:
-        image = Image.open(io.BytesIO(data))
-        image.load()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, TypeError) as err:
-        raise RequestError(request_id, "image", "corrupt_image", str(err)) from err
-    return image.convert("RGB")
+        return decode_image(data, request_id).convert("RGB")
+    except RecordRejected as rejected:
+        raise RequestError(request_id, "image", rejected.reason, rejected.detail) from rejected
 
 
 def request_record(
@@ -91,7 +94,7 @@ def encode_requests(
     rows, records = [], []
     for request in requests:
         request_id = str(request["id"])
-        image = open_image(request["image"], request_id)
+        image = request_image(request["image"], request_id)
         mask = request.get("mask_boxes")
         record = request_record(request_id, request["info"], list(request["boxes"]), list(mask or ()), image.size)
         rows.append(encode_record(record, image, tokenizer, spec, random.Random(0)))
@@ -102,32 +105,83 @@ def encode_requests(
 def dataset_request(images_root: str, image_id: str, record_json: str) -> dict[str, Any]:
     """A release-format record and its image file as a captioning request (its own text boxes to
     caption, every listed text masked). ``RecordRejected`` naming the field if it cannot be used."""
-    import json
-
-    from components import storage
-    from components.data.release import CAPTIONS_FILE, RecordRejected, parse_record_value
-    from components.errors import UnsafePathError
-
     if not record_json:
         raise RecordRejected(CAPTIONS_FILE, "missing_record", "listed in a split file but has no record")
-    try:
-        location = storage.safe_join(images_root, f"{image_id}.png")
-        data = storage.read_bytes(location)
-    except UnsafePathError as err:
-        raise RecordRejected("image", "unsafe_path", str(err)) from err
-    except FileNotFoundError as err:
-        raise RecordRejected("image", "missing_image", f"{location} does not exist") from err
-    try:
-        size = open_image(data, image_id).size
-    except RequestError as err:
-        raise RecordRejected("image", "corrupt_image", err.detail) from err
-    record = parse_record_value(image_id, json.loads(record_json), size)
+    opened = open_image(images_root, f"{image_id}.png")
+    record = parse_record_value(image_id, json.loads(record_json), opened.image.size)
     return {
         "id": image_id,
-        "source": location,
-        "image": data,
+        "source": opened.location,
+        "image": opened.data,
         "info": record.info,
         "boxes": [format_box(b) for b in record.caption_boxes],
         "mask_boxes": [format_box(b) for b in record.all_boxes],
         "references": list(record.captions),
     }
+
+
+def file_request(root: str, line_number: int, line: str) -> dict[str, Any]:
+    """One line of a requests file: ``{"image": path, "boxes": [...], "info": "...", "mask_boxes"?, "id"?}``;
+    image paths are relative to the file's folder and may not leave it."""
+    try:
+        value = json.loads(line)
+    except json.JSONDecodeError as err:
+        raise RecordRejected("<line>", "bad_json", str(err)) from err
+    if not isinstance(value, dict):
+        raise RecordRejected("<line>", "bad_type", f"expected an object, got {type(value).__name__}")
+    for key in ("image", "boxes", "info"):
+        if key not in value:
+            raise RecordRejected(key, "missing_key", f"line {line_number} has no '{key}'")
+    opened = open_image(root, str(value["image"]))
+    request_id = str(value.get("id", value["image"]))
+    try:
+        boxes = [box_text(b) for b in value["boxes"]]
+        mask = [box_text(b) for b in value.get("mask_boxes") or []]
+        request_record(request_id, value["info"], boxes, mask, opened.image.size)
+    except RequestError as err:
+        raise RecordRejected(err.field, err.reason, err.detail) from err
+    except Exception as err:  # a box that is neither a string nor four numbers
+        raise RecordRejected("boxes", "bad_box", str(err)) from err
+    return {
+        "id": request_id,
+        "source": opened.location,
+        "image": opened.data,
+        "info": value["info"],
+        "boxes": boxes,
+        "mask_boxes": mask,
+    }
+
+
+def read_json(location: str, key: str) -> Any:
+    """A JSON file named on the command line; ``ConfigError`` naming the option if absent or not JSON."""
+    try:
+        return json.loads(storage.read_bytes(location).decode("utf-8"))
+    except FileNotFoundError as err:
+        raise ConfigError(key, f"{location} does not exist") from err
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ConfigError(key, f"{location} is not JSON: {err}") from err
+
+
+def single_request(image: str, boxes_file: str | None, record_file: str | None, info: str | None) -> dict[str, Any]:
+    """The one image's request from ``--image``, ``--boxes`` / ``--record`` and ``--info``: boxes as a
+    JSON list, an object ``{boxes, info?, mask_boxes?}`` or a release-format record."""
+    spec = read_json(record_file, "record") if record_file else read_json(boxes_file, "boxes")
+    if record_file:
+        spec = {"boxes": spec.get("ocr_locs"), "mask_boxes": spec.get("all_locs"), "info": spec.get("info")}
+    elif isinstance(spec, list):
+        spec = {"boxes": spec}
+    info = info if info is not None else spec.get("info")
+    if not isinstance(spec.get("boxes"), list) or not spec["boxes"]:
+        raise ConfigError("boxes", "no boxes: give a non-empty list of boxes")
+    if not isinstance(info, str):
+        raise ConfigError("info", "the product info is missing: give --info or an 'info' in the JSON")
+    try:
+        data = storage.read_bytes(image)
+    except FileNotFoundError as err:
+        raise ConfigError("image", f"{image} does not exist") from err
+    try:
+        boxes = [box_text(b) for b in spec["boxes"]]
+        mask = [box_text(b) for b in spec.get("mask_boxes") or []]
+    except Exception as err:
+        raise ConfigError("boxes", str(err)) from err
+    return {"id": Path(image).stem, "source": image, "image": data, "info": info, "boxes": boxes, "mask_boxes": mask}

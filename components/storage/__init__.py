@@ -8,11 +8,19 @@ AWS variables. Nothing here logs a secret.
 from __future__ import annotations
 
 import posixpath
+import re
 from pathlib import Path
 
 from pyarrow import fs
 
 from components.errors import UnsafePathError
+
+_URI_CREDENTIALS = re.compile(r"(\w[\w+.-]*://)[^/@\s]+@")
+
+
+def redact(text: str) -> str:
+    """Credentials inside URIs (``scheme://user:password@host``) never reach a log or a tracking store."""
+    return _URI_CREDENTIALS.sub(r"\1***@", text)
 
 
 def is_uri(location: str) -> bool:
@@ -47,6 +55,11 @@ def safe_join(location: str, relative: str) -> str:
 def exists(location: str) -> bool:
     filesystem, path = resolve(location)
     return filesystem.get_file_info(path).type != fs.FileType.NotFound
+
+
+def is_folder(location: str) -> bool:
+    filesystem, path = resolve(location)
+    return filesystem.get_file_info(path).type == fs.FileType.Directory
 
 
 def read_bytes(location: str) -> bytes:

@@ -1,1 +1,4 @@
-"""MLflow: runs, the Ray Train metrics callback, artifacts and plots."""
+"""MLflow as a thin adapter: runs, params, metrics, artifacts, the Ray Train callback, model sources.
+
+It imports nothing of training, evaluation or serving.
+"""

@@ -1,7 +1,8 @@
-"""MLflow runs for the training flows: parameters, metrics from Ray Train, checkpoints, plots.
+"""MLflow runs: the thin adapter every flow records through.
 
-Metrics travel from the rank-0 worker through ``ray.train.report`` to the Ray Train controller,
-where ``MlflowReportCallback`` logs them; the workers never talk to MLflow.
+Starting a run with a job's resolved config as params, ending it FINISHED or FAILED, naming runs,
+finding the newest run of a task, and a few logging helpers (a metric's history as a plot, skipped
+records, files). It knows nothing of training, evaluation or serving.
 """
 
 from __future__ import annotations
@@ -9,63 +10,27 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import math
-import re
-import tempfile
-import time
+import uuid
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import mlflow
-import ray.train
-from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
+from components.config import JobConfig
 from components.errors import ConfigError
-from components.training.checkpoint import STATE_FILE
-from components.training.config import JobConfig
-from components.training.curriculum import level_probabilities
+from components.model.checkpoint import CHECKPOINT_ARTIFACT, inference_files
+from components.storage import redact
+from components.tracking.callback import checkpoint_uri
 
 log = logging.getLogger(__name__)
-CHECKPOINT_ARTIFACT = "checkpoint"
-RUN_ID = re.compile(r"^[0-9a-f]{32}$")
-_URI_CREDENTIALS = re.compile(r"(\w[\w+.-]*://)[^/@\s]+@")
 
 
-def redact(text: str) -> str:
-    """Credentials inside URIs (``scheme://user:password@host``) never reach the tracking store."""
-    return _URI_CREDENTIALS.sub(r"\1***@", text)
-
-
-class MlflowReportCallback(ray.train.UserCallback):
-    """Logs rank 0's reported metrics (at its ``step``) and the latest checkpoint's location."""
-
-    def __init__(self, tracking_uri: str, run_id: str):
-        self.tracking_uri, self.run_id = tracking_uri, run_id
-        self._client: MlflowClient | None = None
-
-    def after_report(self, run_context, metrics: list[dict[str, Any]], checkpoint) -> None:
-        if self._client is None:
-            self._client = MlflowClient(self.tracking_uri)
-        values = dict(metrics[0]) if metrics else {}
-        step = int(values.pop("step", 0))
-        now = int(time.time() * 1000)
-        batch = [
-            Metric(k, float(v), now, step)
-            for k, v in values.items()
-            if isinstance(v, int | float) and math.isfinite(float(v))
-        ]
-        if batch:
-            self._client.log_batch(self.run_id, metrics=batch)
-        if checkpoint is not None:
-            self._client.set_tag(self.run_id, "checkpoint_uri", checkpoint_uri(checkpoint))
-
-
-def checkpoint_uri(checkpoint) -> str:
-    """Where a Ray checkpoint lives, as a URI (``s3://...``) or local path."""
-    filesystem = getattr(checkpoint, "filesystem", None)
-    kind = getattr(filesystem, "type_name", "local")
-    return checkpoint.path if kind == "local" else f"{kind}://{checkpoint.path}"
+def new_run_name(task: str) -> str:
+    """A unique run name (MLflow's and Ray's): ``pretrain-20261123-120000-1a2b3c``."""
+    return f"{task}-{datetime.now(UTC):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
 
 
 def start_run(
@@ -89,115 +54,12 @@ def start_run(
     return run.info.run_id
 
 
-def curriculum_figure(schedule: str, steps: int, scale: float = 1.0):
-    """p1, p2, p3 against the global step."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    xs = sorted({max(1, round(steps * i / 400)) for i in range(401)})
-    probabilities = [level_probabilities(schedule, round(x * scale)) for x in xs]
-    figure, axis = plt.subplots(figsize=(7, 4))
-    for level, label in enumerate(("p1: another image", "p2: another box", "p3: a neighbour")):
-        axis.plot(xs, [p[level] for p in probabilities], label=label)
-    axis.set(
-        xlabel="global step",
-        ylabel="probability of the negative level",
-        ylim=(0, 1.02),
-        title=f"caption-matching negatives ({schedule})",
-    )
-    axis.legend()
-    figure.tight_layout()
-    return figure
-
-
-def loss_figure(run_id: str, keys=("loss_generation", "loss_matching", "val_loss_generation")):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    client = MlflowClient()
-    figure, axis = plt.subplots(figsize=(7, 4))
-    for key in keys:
-        history = sorted(client.get_metric_history(run_id, key), key=lambda m: m.step)
-        if history:
-            axis.plot([m.step for m in history], [m.value for m in history], label=key, marker=".")
-    axis.set(xlabel="global step", ylabel="loss", title="training losses")
-    axis.legend()
-    figure.tight_layout()
-    return figure
-
-
-def log_results(job: JobConfig, result, rejections: dict[str, Any], run_id: str) -> None:
-    """After ``fit``: the final checkpoint, the plots and the skipped records, into the active run."""
-    import matplotlib.pyplot as plt
-
-    if result.checkpoint is not None:
-        with result.checkpoint.as_directory() as folder:
-            # Weights, config and vocabulary: enough to fine-tune, evaluate or serve. The optimiser
-            # state (twice the weights) stays in Ray's storage for resuming.
-            for path in Path(folder).iterdir():
-                if path.is_file() and path.name != STATE_FILE:
-                    mlflow.log_artifact(str(path), CHECKPOINT_ARTIFACT)
-        mlflow.set_tag("checkpoint_uri", checkpoint_uri(result.checkpoint))
-    for name, figure in (
-        ("plots/curriculum.png", curriculum_figure(job.train.negatives, job.train.steps, job.train.curriculum_scale)),
-        ("plots/losses.png", loss_figure(run_id)),
-    ):
-        mlflow.log_figure(figure, name)
-        plt.close(figure)
-    counts = rejections.get("counts", {})
-    mlflow.log_metric("skipped_records", float(sum(counts.values())))
-    for reason, count in counts.items():
-        mlflow.log_metric(f"skipped_{reason}", float(count))
-    if rejections.get("examples"):
-        mlflow.log_text("\n".join(rejections["examples"]), "skipped_records.txt")
-
-
-def resolve_checkpoint(source: str, tracking_uri: str) -> str:
-    """A local folder holding the checkpoint named by ``source``: an MLflow run id, a ``runs:/`` URI,
-    a registered model (``models:/caponimage@champion``), or a checkpoint folder / URI (``s3://...``).
-    Downloads what is remote."""
-    from components import storage
-
-    if source.startswith("models:/"):
-        return model_checkpoint(source, tracking_uri)
-    if RUN_ID.match(source) or source.startswith("runs:/"):
-        run_id = source.removeprefix("runs:/").split("/")[0]
-        mlflow.set_tracking_uri(tracking_uri)
-        try:
-            return mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=CHECKPOINT_ARTIFACT)
-        except Exception as err:  # MLflow raises several types for a missing run or artifact
-            raise ConfigError("init_from", f"run {run_id} has no '{CHECKPOINT_ARTIFACT}' artifact: {err}") from err
-    if storage.is_uri(source):
-        local = tempfile.mkdtemp(prefix="caponimage-ckpt-")
-        storage.copy_dir(source, local)
-        return local
-    if not Path(source).is_dir():
-        raise ConfigError("init_from", f"{source} is neither an MLflow run id nor a checkpoint folder")
-    return source
-
-
-def model_checkpoint(model_uri: str, tracking_uri: str) -> str:
-    """The checkpoint folder inside a logged or registered pyfunc model (``models:/name@alias``)."""
-    from components.serving.pyfunc import CHECKPOINT_ARTIFACT
-
-    mlflow.set_tracking_uri(tracking_uri)
-    try:
-        root = mlflow.artifacts.download_artifacts(artifact_uri=model_uri)
-    except Exception as err:  # MLflow raises several types for an unknown model, version or alias
-        raise ConfigError("model", f"cannot load {model_uri} from {tracking_uri}: {err}") from err
-    folder = Path(root) / "artifacts" / CHECKPOINT_ARTIFACT
-    if not folder.is_dir():
-        raise ConfigError("model", f"{model_uri} is not a CapOnImage pyfunc model (no {CHECKPOINT_ARTIFACT} inside)")
-    return str(folder)
-
-
 @contextlib.contextmanager
-def finish_run(run_id: str):
-    """End the active MLflow run as FINISHED, or FAILED if the body raises; print where to look."""
+def finish_run(run_id: str) -> Iterator[dict[str, Any]]:
+    """End the active MLflow run as FINISHED, or FAILED if the body raises; print where to look.
+
+    The body may put its Ray Train ``result`` into the yielded dict to have its last checkpoint named.
+    """
     outcome: dict[str, Any] = {}
     try:
         yield outcome
@@ -208,11 +70,11 @@ def finish_run(run_id: str):
     mlflow.end_run()
     checkpoint = checkpoint_uri(result.checkpoint) if result is not None and result.checkpoint else "none"
     print(f"MLflow run {run_id} finished; last checkpoint: {checkpoint}")
-    print(f"compare runs: mlflow ui --backend-store-uri {mlflow.get_tracking_uri()}")
+    print(f"compare runs: mlflow ui --backend-store-uri {redact(mlflow.get_tracking_uri())}")
 
 
-def latest_run_id(tracking_uri: str, experiment: str, task: str = "pretrain") -> str:
-    """The newest FINISHED run of ``task`` in ``experiment`` (for ``--init-from latest``)."""
+def latest_run_id(tracking_uri: str, experiment: str, task: str = "pretrain", key: str = "init_from") -> str:
+    """The newest FINISHED run of ``task`` in ``experiment`` (``latest``); ``ConfigError`` naming ``key`` if none."""
     client = MlflowClient(tracking_uri)
     found = client.get_experiment_by_name(experiment)
     runs = (
@@ -226,5 +88,57 @@ def latest_run_id(tracking_uri: str, experiment: str, task: str = "pretrain") ->
         )
     )
     if not runs:
-        raise ConfigError("init_from", f"no finished {task} run in experiment '{experiment}' at {tracking_uri}")
+        raise ConfigError(key, f"no finished {task} run in experiment '{experiment}' at {redact(tracking_uri)}")
     return runs[0].info.run_id
+
+
+def log_files(paths: Iterable[Path], artifact_path: str) -> None:
+    """Files into a folder of the active run's artifacts."""
+    for path in paths:
+        mlflow.log_artifact(str(path), artifact_path)
+
+
+def log_checkpoint(checkpoint) -> None:
+    """A Ray Train checkpoint into the active run: its weights, config and vocabulary as the
+    ``checkpoint`` artifact (enough to fine-tune, evaluate or serve; the optimiser state, twice the
+    weights, stays in Ray's storage for resuming) and its location as the tag ``checkpoint_uri``."""
+    with checkpoint.as_directory() as folder:
+        log_files(inference_files(folder), CHECKPOINT_ARTIFACT)
+    mlflow.set_tag("checkpoint_uri", checkpoint_uri(checkpoint))
+
+
+def log_figure(figure, name: str) -> None:
+    """A matplotlib figure as a PNG artifact of the active run, then closed."""
+    import matplotlib.pyplot as plt
+
+    mlflow.log_figure(figure, name)
+    plt.close(figure)
+
+
+def log_skipped_records(rejections: dict[str, Any]) -> None:
+    """A tally's report (``{"counts": {reason: n}, "examples": [...]}``) as metrics and a text file."""
+    counts = rejections.get("counts", {})
+    mlflow.log_metric("skipped_records", float(sum(counts.values())))
+    for reason, count in counts.items():
+        mlflow.log_metric(f"skipped_{reason}", float(count))
+    if rejections.get("examples"):
+        mlflow.log_text("\n".join(rejections["examples"]), "skipped_records.txt")
+
+
+def metric_history_figure(run_id: str, keys: Iterable[str], ylabel: str, title: str):
+    """Some metrics of a run against the global step, one line each."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    client = MlflowClient()
+    figure, axis = plt.subplots(figsize=(7, 4))
+    for key in keys:
+        history = sorted(client.get_metric_history(run_id, key), key=lambda m: m.step)
+        if history:
+            axis.plot([m.step for m in history], [m.value for m in history], label=key, marker=".")
+    axis.set(xlabel="global step", ylabel=ylabel, title=title)
+    axis.legend()
+    figure.tight_layout()
+    return figure

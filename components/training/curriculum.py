@@ -12,7 +12,9 @@ paper's Table 3 rows use single levels or I+II.
 
 from __future__ import annotations
 
-SCHEDULES = ("progressive", "fixed", "level1", "level12")
+from components.config import NEGATIVE_SCHEDULES
+
+SCHEDULES = NEGATIVE_SCHEDULES  # the names a job config accepts
 FIXED = (0.3, 0.4, 0.3)
 
 

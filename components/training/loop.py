@@ -19,12 +19,12 @@ import ray.train
 import ray.train.torch
 import torch
 
+from components.config import JobConfig
 from components.data.tokenizer import Tokenizer
 from components.errors import DatasetFormatError
-from components.model import build_model
-from components.training.batches import collate
-from components.training.checkpoint import load_checkpoint, save_checkpoint
-from components.training.config import JobConfig
+from components.model.batches import collate
+from components.model.build import build_model
+from components.model.checkpoint import load_checkpoint, save_checkpoint
 from components.training.runner import StepRunner, unwrap
 from components.training.validation import validate
 

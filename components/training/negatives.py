@@ -20,16 +20,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from components.data.neighbours import NO_NEIGHBOUR
+from components.model.batches import ImageCaptions
 
 POSITIVE_RATE = 0.4
-
-
-@dataclass(frozen=True)
-class ImageCaptions:
-    """One image's captions in box order and each box's chain neighbours ``(prev, next)``."""
-
-    captions: tuple[str, ...]
-    neighbours: tuple[tuple[int, int], ...]
 
 
 @dataclass(frozen=True)

@@ -14,12 +14,12 @@ from contextlib import nullcontext
 import torch
 import torch.nn.functional as F
 
+from components.config import TrainSection
 from components.data.tokenizer import PAD
+from components.model.batches import ImageCaptions
 from components.model.capon import ModelBatch
-from components.training.batches import matching_batch
-from components.training.config import TrainSection
 from components.training.curriculum import level_probabilities
-from components.training.negatives import ImageCaptions
+from components.training.matching import matching_batch
 from components.training.schedule import task_for_step, warmup_inverse_sqrt
 
 POOL_SIZE = 512  # recent captions of other images, for Level I negatives in single-image batches

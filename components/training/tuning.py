@@ -10,15 +10,22 @@ table and plot) are tested without Ray.
 from __future__ import annotations
 
 import itertools
+import json
 import math
-from dataclasses import fields
 from typing import Any
 
+import mlflow
+import ray
+from mlflow.tracking import MlflowClient
+from ray import tune
 from ray.tune.integration.ray_train import TuneReportCallback
+from ray.tune.schedulers import ASHAScheduler
 
-from components.errors import ConfigError
-from components.model.config import ModelConfig
-from components.training.config import JobConfig, TrainSection
+from components.config import JobConfig, ModelConfig, TrainSection
+from components.data.tokenizer import Tokenizer
+from components.errors import ConfigError, SweepFailed
+from components.tracking.runs import log_figure, new_run_name
+from components.training.tracked import tracked_fit
 
 TUNABLE_SECTIONS = {"model": ModelConfig, "train": TrainSection}
 UNTUNABLE = {"model.vocab_size", "train.seed", "train.fail_at_step", "train.steps"}
@@ -56,7 +63,7 @@ def check_space(job: JobConfig) -> None:
     space = job.tune.space
     for key in space:
         section, _, name = key.partition(".")
-        known = {f.name for f in fields(TUNABLE_SECTIONS[section])} if section in TUNABLE_SECTIONS else set()
+        known = set(TUNABLE_SECTIONS[section].model_fields) if section in TUNABLE_SECTIONS else set()
         if name not in known or key in UNTUNABLE:
             raise ConfigError(
                 f"tune.space.{key}",
@@ -76,8 +83,6 @@ def check_space(job: JobConfig) -> None:
 
 def search_space(space: dict[str, Any]) -> dict[str, Any]:
     """The config's space as Ray Tune's ``param_space`` (flat dotted keys)."""
-    from ray import tune
-
     out = {}
     for key, dimension in space.items():
         if isinstance(dimension, list):
@@ -139,29 +144,19 @@ class ValidationReport(TuneReportCallback):
 
 def run_trial(sampled: dict[str, Any], *, job: dict, word2int: dict[str, int], mode: str, parent_run_id: str) -> None:
     """One trial: the sampled job trained by the shared loop, in an MLflow run nested under the sweep."""
-    from ray import tune
-
-    from components.data.tokenizer import Tokenizer
-    from components.tracking.runs import finish_run, log_results, start_run
-    from components.training.job import fit, new_run_name
-
     trial = trial_job(JobConfig.from_dict(job), sampled)
-    tokenizer = Tokenizer(word2int, mode)
     trial_name = tune.get_context().get_trial_name()
-    run_name = new_run_name(f"trial-{trial_name}")
-    run_id = start_run(
+    fitted = tracked_fit(
         trial,
+        Tokenizer(word2int, mode),
         f"trial-{trial_name}",
+        ray_run_name=new_run_name(f"trial-{trial_name}"),
         parent_run_id=parent_run_id,
-        tags={"tune_trial": trial_name, "ray_run_name": run_name, **{f"tuned.{k}": str(v) for k, v in sampled.items()}},
+        tags={"tune_trial": trial_name, **{f"tuned.{k}": str(v) for k, v in sampled.items()}},
+        extra_callbacks=lambda run_id: (ValidationReport(trial.tune.metric, run_id, trial.train.steps),),
     )
-    with finish_run(run_id) as outcome:
-        report = ValidationReport(trial.tune.metric, run_id, trial.train.steps)
-        result, skipped = fit(trial, tokenizer, run_name, run_id, extra_callbacks=(report,))
-        log_results(trial, result, skipped, run_id)
-        outcome.update(result=result)
-    final = {k: v for k, v in (result.metrics or {}).items() if isinstance(v, int | float)}
-    tune.report({**final, "mlflow_run_id": run_id, "checkpoint_path": result.checkpoint.path})
+    final = {k: v for k, v in (fitted.result.metrics or {}).items() if isinstance(v, int | float)}
+    tune.report({**final, "mlflow_run_id": fitted.run_id, "checkpoint_path": fitted.result.checkpoint.path})
 
 
 # -- the sweep's table and plot (pure) ---------------------------------------------------------------
@@ -204,12 +199,8 @@ def sweep_figure(rows: list[dict[str, Any]], keys: list[str], metric: str):
 
 
 # -- the sweep (driver side) -------------------------------------------------------------------------
-def tune_trials(job: JobConfig, tokenizer, sweep_name: str, parent_run_id: str):
+def tune_trials(job: JobConfig, tokenizer: Tokenizer, sweep_name: str, parent_run_id: str):
     """Run the sweep: one ``run_trial`` per sampled configuration, ASHA on the validation metric."""
-    import ray
-    from ray import tune
-    from ray.tune.schedulers import ASHAScheduler
-
     trainable = tune.with_parameters(
         run_trial, job=job.as_dict(), word2int=tokenizer.word2int, mode=tokenizer.mode, parent_run_id=parent_run_id
     )
@@ -255,8 +246,6 @@ def close_stopped_runs(tracking_uri: str, parent_run_id: str, results, steps: in
     signal lands inside the run, FAILED. A stopped trial is not a failure: mark it KILLED, tagged
     ``stopped_by=ASHA`` with the step it reached. Any other run still RUNNING ended uncleanly: FAILED.
     """
-    from mlflow.tracking import MlflowClient
-
     client = MlflowClient(tracking_uri)
     early = stopped_early(results, steps)
     for run_id, step in early.items():
@@ -270,3 +259,30 @@ def close_stopped_runs(tracking_uri: str, parent_run_id: str, results, steps: in
     ):
         client.set_terminated(run.info.run_id, "FAILED")
     return len(early)
+
+
+def log_sweep(job: JobConfig, results, parent_run_id: str) -> str:
+    """Into the sweep's run: stopped trials closed, the trials' table, the metric against each swept
+    parameter; printed too. The MLflow run id of the best trial."""
+    stopped = close_stopped_runs(job.tracking.tracking_uri, parent_run_id, results, job.train.steps)
+    mlflow.log_metric("trials_stopped_early", stopped)
+    keys = list(job.tune.space)
+    rows = sweep_rows(results, keys, job.tune.metric)
+    mlflow.log_text("\n".join(json.dumps(r, default=str) for r in rows) + "\n", "sweep/trials.jsonl")
+    log_figure(sweep_figure(rows, keys, job.tune.metric), "sweep/metric_vs_parameters.png")
+    for row in rows:
+        print(" ".join(f"{k}={row[k]}" for k in (*keys, job.tune.metric, "step")))
+    winner = best_trial_run(job, results)
+    mlflow.set_tag("best_trial_run", winner)
+    return winner
+
+
+def best_trial_run(job: JobConfig, results) -> str:
+    """The MLflow run id of the trial best on the tuned metric at its last validation."""
+    try:
+        best = results.get_best_result(metric=job.tune.metric, mode=job.tune.mode, scope="last")
+    except RuntimeError as err:  # every trial failed, or none reported the metric
+        raise SweepFailed(f"no trial reported {job.tune.metric}: {err}") from err
+    if not best.metrics or "mlflow_run_id" not in best.metrics:
+        raise SweepFailed(f"the best trial reported no {job.tune.metric}; see the trials' errors above")
+    return best.metrics["mlflow_run_id"]

@@ -15,8 +15,9 @@ import torch.distributed as dist
 
 from components.data.tokenizer import Tokenizer
 from components.evaluation.scores import cider
+from components.model.batches import collate
 from components.model.decoding import greedy_decode
-from components.training.batches import collate, matching_batch
+from components.training.matching import matching_batch
 from components.training.runner import generation_loss, unwrap
 
 VALIDATION_SEED = 1234  # the same negatives at every validation, so accuracies compare across steps

@@ -14,9 +14,21 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+import mlflow
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
+
+from components import storage
+from components.config import JobConfig
+from components.data.index import dataset_version, read_index
+from components.data.release import IMAGES_DIR
+from components.evaluation.report import EvaluationReport
+from components.evaluation.tracked import evaluate_and_log, metric_value
+from components.model.checkpoint import load_checkpoint
+from components.serving.pyfunc import example_request, log_pyfunc
+from components.serving.requests import dataset_request
+from components.tracking.sources import ModelSource
 
 log = logging.getLogger(__name__)
 CHAMPION, CHALLENGER = "champion", "challenger"
@@ -114,8 +126,6 @@ def register(
     ``rescore(version)`` scores a champion whose recorded score is on other terms; without it such
     a champion stays (the new version becomes the challenger).
     """
-    import mlflow
-
     champion = champion_version(client, name)
     version = mlflow.register_model(
         model_uri, name, tags={"source_run": run_id, **dict(tags), **score.tags()}, await_registration_for=300
@@ -167,11 +177,69 @@ def publish(
     rescore: Callable[[ModelVersion], float] | None = None,
 ) -> Registration:
     """Log a run's checkpoint as a pyfunc model into that run, register it and apply the gate."""
-    import mlflow
-
-    from components.serving.pyfunc import log_pyfunc
-
     mlflow.set_tracking_uri(tracking_uri)
     with mlflow.start_run(run_id=run_id, nested=mlflow.active_run() is not None):
         model = log_pyfunc(checkpoint_folder, example)
     return register(MlflowClient(tracking_uri), name, model.model_uri, score, run_id=run_id, tags=tags, rescore=rescore)
+
+
+def register_evaluated(
+    job: JobConfig,
+    run_id: str,
+    checkpoint_folder: str,
+    report: EvaluationReport,
+    *,
+    tags: Mapping[str, str] = (),
+    eval_images: int | None = None,
+) -> Registration:
+    """Register a training run's model, scored on ``tracking.gate_split`` by ``report``, behind the
+    champion gate; a champion scored on other terms is evaluated again on these (``eval_images``).
+    The outcome (version, alias) is also tagged on the active run, when there is one (the sweep's)."""
+    split = job.tracking.gate_split
+    score = Score(
+        job.tracking.gate_metric,
+        split,
+        dataset_version(job.data.dataset),
+        report.images,
+        metric_value(report, job.tracking.gate_metric),
+    )
+    first = read_index(job.data.dataset, split, limit=1)[0]
+    images_root = job.data.images_root or storage.join(job.data.dataset, IMAGES_DIR)
+    request = dataset_request(images_root, first["image_id"], first["record"])
+    registration = publish(
+        job.tracking.tracking_uri,
+        job.tracking.registered_model,
+        run_id,
+        checkpoint_folder,
+        example_request(request["image"], request["info"], request["boxes"]),
+        score,
+        tags={
+            "data_version": score.data_version,
+            "dataset": job.data.dataset,
+            **dict(tags),
+            **{f"metric.{k}": f"{v:.4f}" for k, v in report.metrics().items()},
+        },
+        rescore=rescorer(job, split, eval_images),
+    )
+    if mlflow.active_run() is not None:
+        mlflow.set_tags({"registered_version": registration.version, "registered_alias": registration.alias})
+    return registration
+
+
+def rescorer(job: JobConfig, split: str, limit: int | None) -> Callable[[ModelVersion], float]:
+    """How a registered version is scored when the champion's recorded score is on other terms."""
+
+    def rescore(version: ModelVersion) -> float:
+        source = ModelSource.parse(f"models:/{job.tracking.registered_model}/{version.version}")
+        report, _ = evaluate_and_log(
+            job,
+            load_checkpoint(source.checkpoint_folder(job.tracking.tracking_uri), with_training_state=False),
+            split,
+            run_name=f"rescore-champion-v{version.version}",
+            tags={"model_version": str(version.version)},
+            limit=limit,
+            sheets=0,
+        )
+        return metric_value(report, job.tracking.gate_metric)
+
+    return rescore

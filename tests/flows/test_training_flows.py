@@ -13,8 +13,7 @@ import pytest
 from helpers import load_flow
 from mlflow.tracking import MlflowClient
 
-REPO = Path(__file__).resolve().parents[1]
-pytestmark = pytest.mark.e2e
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

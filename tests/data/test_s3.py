@@ -7,10 +7,12 @@ import torchvision
 from helpers import RecordingTally
 
 from components import storage
-from components.data.pipeline import EncodeImages, EncodeSpec, read_index
+from components.data.encoding import EncodeSpec
+from components.data.index import read_index
+from components.data.pipeline import EncodeImages
+from components.data.prepare import load_vocabulary
 from components.errors import UnsafePathError
 from components.model import GridBackbone
-from components.training.job import load_vocabulary
 
 
 def test_storage_round_trip(s3_bucket, tmp_path):

@@ -8,11 +8,9 @@ import pytest
 from helpers import load_flow
 from mlflow.tracking import MlflowClient
 
-from components.data.pipeline import read_index
+from components.data.index import read_index
+from components.serving.registry import CHALLENGER, CHAMPION, Score, register
 from components.serving.requests import dataset_request
-from components.tracking.registry import CHALLENGER, CHAMPION, Score, register
-
-pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")

@@ -10,18 +10,18 @@ import pandas as pd
 import pytest
 import torch
 
-from components.data.pipeline import read_index
+from components.config import load_job_config
+from components.data.index import read_index
+from components.data.prepare import with_vocabulary
 from components.errors import ConfigError
 from components.model import build_model
-from components.serving.batch import file_request, load_captioning_model
+from components.model.checkpoint import load_checkpoint, save_checkpoint
+from components.serving.captioning import load_captioning_model
 from components.serving.pyfunc import CapOnImageModel, example_request, log_pyfunc
-from components.serving.requests import RequestError, dataset_request, encode_requests, request_record
-from components.tracking.runs import model_checkpoint
-from components.training.checkpoint import save_checkpoint
-from components.training.config import load_job_config
-from components.training.job import with_vocabulary
+from components.serving.requests import RequestError, dataset_request, encode_requests, file_request, request_record
+from components.tracking.sources import ModelSource
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -68,9 +68,16 @@ def test_encoded_requests_match_the_model_spec(requests, checkpoint):
     assert [r.image_id for r in records] == [r["id"] for r in requests]
 
 
+def use_store(folder: Path) -> str:
+    """A fresh sqlite tracking store whose artifacts stay in ``folder`` (not ./mlruns)."""
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment(experiment_id=mlflow.create_experiment("serving-test", str(folder / "artifacts")))
+    return uri
+
+
 def test_pyfunc_model_round_trip_one_caption_per_box(requests, checkpoint, tmp_path):
-    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    mlflow.set_experiment("serving-test")
+    use_store(tmp_path)
     example = example_request(requests[0]["image"], requests[0]["info"], requests[0]["boxes"])
     with mlflow.start_run():
         info = log_pyfunc(checkpoint, example)
@@ -83,9 +90,38 @@ def test_pyfunc_model_round_trip_one_caption_per_box(requests, checkpoint, tmp_p
     assert [len(c) for c in beam["captions"]] == [len(r["boxes"]) for r in requests]
     local = CapOnImageModel.from_checkpoint(checkpoint).predict(None, frame(requests))
     assert [list(c) for c in local["captions"]] == [list(c) for c in greedy["captions"]]  # same decoding
-    folder = Path(model_checkpoint(info.model_uri, mlflow.get_tracking_uri()))
+    folder = Path(ModelSource.parse(info.model_uri).checkpoint_folder(mlflow.get_tracking_uri()))
     assert (folder / "model.pt").is_file() and not (folder / "training.pt").exists()
     mlflow.set_tracking_uri(None)
+
+
+FRESH_PROCESS = """
+import json, sys
+import mlflow, pandas as pd
+mlflow.set_tracking_uri(sys.argv[1])
+model = mlflow.pyfunc.load_model(sys.argv[2])
+import components
+captions = model.predict(pd.read_pickle(sys.argv[3]))["captions"]
+print(json.dumps({"code": components.__file__, "captions": [list(c) for c in captions]}))
+"""
+
+
+def test_a_logged_pyfunc_model_loads_in_a_fresh_process(requests, checkpoint, tmp_path):
+    """What a serving host does: a new interpreter, no project code imported, the model from the store."""
+    uri = use_store(tmp_path)
+    with mlflow.start_run():
+        info = log_pyfunc(checkpoint, example_request(requests[0]["image"], requests[0]["info"], requests[0]["boxes"]))
+    mlflow.set_tracking_uri(None)
+    frame(requests).to_pickle(tmp_path / "frame.pkl")  # our own test data, read back by the child
+    (tmp_path / "serve.py").write_text(FRESH_PROCESS, "utf-8")
+    done = subprocess.run(
+        [sys.executable, "serve.py", uri, info.model_uri, "frame.pkl"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    served = json.loads(done.stdout.strip().splitlines()[-1])
+    local = CapOnImageModel.from_checkpoint(checkpoint).predict(None, frame(requests))
+    assert served["captions"] == [list(c) for c in local["captions"]]
+    assert str(REPO) not in served["code"]  # the model's own copy of the code, not this checkout
 
 
 def test_a_corrupt_image_is_named(requests, checkpoint):
@@ -140,7 +176,6 @@ def test_caption_flow_on_one_image_writes_png_and_json(tiny_dataset, checkpoint,
 
 def test_batch_predictor_rows_agree_with_the_captioner(requests, checkpoint):
     from components.evaluation.predict import CaptionPredictor
-    from components.training.checkpoint import load_checkpoint
 
     saved = load_checkpoint(checkpoint, with_training_state=False)
     predictor = CaptionPredictor(

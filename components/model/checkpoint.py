@@ -1,6 +1,8 @@
 """Checkpoints: a folder with the weights, the optimiser state, the step, the config and the vocabulary.
 
-Loaded with ``torch.load(..., weights_only=True)``: a checkpoint cannot run code.
+Loaded with ``torch.load(..., weights_only=True)``: a checkpoint cannot run code. A model logged to
+MLflow (a run's artifact, the pyfunc model) holds the same folder without the optimiser state, under
+``CHECKPOINT_ARTIFACT``.
 """
 
 from __future__ import annotations
@@ -15,8 +17,9 @@ import torch
 from components.data.tokenizer import Tokenizer
 
 MODEL_FILE = "model.pt"
-STATE_FILE = "training.pt"
+STATE_FILE = "training.pt"  # optimiser, schedule and sampling state: for resuming only
 CONFIG_FILE = "config.json"
+CHECKPOINT_ARTIFACT = "checkpoint"  # the folder's name in a run's artifacts and inside the pyfunc model
 
 
 def save_checkpoint(
@@ -33,6 +36,11 @@ def save_checkpoint(
     (folder / CONFIG_FILE).write_text(json.dumps(job, indent=2, default=list), "utf-8")
     tokenizer.save(folder)
     return folder
+
+
+def inference_files(folder: str | Path) -> list[Path]:
+    """The files that serve a model (weights, config, vocabulary), without the optimiser state."""
+    return sorted(p for p in Path(folder).iterdir() if p.is_file() and p.name != STATE_FILE)
 
 
 @dataclass

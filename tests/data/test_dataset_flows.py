@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def flow(name: str, *args) -> subprocess.CompletedProcess:

@@ -81,16 +81,15 @@ def test_results_read_back_from_parent_run_metrics():
 
 
 def test_rebuilding_from_a_run_that_is_not_an_ablation_names_the_option(tmp_path):
-    from helpers import load_flow
     from mlflow.tracking import MlflowClient
 
     from components.errors import ConfigError
+    from components.training.ablation import table_from_run
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = MlflowClient(uri)
     run_id = client.create_run(client.create_experiment("other")).info.run_id
-    ablate = load_flow("ablate")
     with pytest.raises(ConfigError, match="'from_run': run .* is not an ablation's parent run"):
-        ablate.table_from_run(run_id, uri)
+        table_from_run(run_id, uri)
     with pytest.raises(ConfigError, match="'from_run': no run 0123 in sqlite"):
-        ablate.table_from_run("0123", uri)
+        table_from_run("0123", uri)

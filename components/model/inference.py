@@ -1,7 +1,7 @@
-"""A trained model with its vocabulary: encoded image rows in, one caption per box out.
+"""A trained model loaded for inference: encoded image rows in, one caption per box out.
 
-Shared by batch evaluation (a Ray Data actor), the MLflow pyfunc model and ``flows/caption.py``, so
-that every path decodes the same way.
+Shared by batch evaluation (a Ray Data actor), the MLflow pyfunc model and
+``flows/caption.py``, so that every path loads and decodes the same way.
 """
 
 from __future__ import annotations
@@ -12,16 +12,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from components.data.pipeline import EncodeSpec
+from components.config import SKIP_WEIGHTS, ModelConfig
+from components.data.encoding import EncodeSpec
 from components.data.tokenizer import Tokenizer
-from components.model.backbone import SKIP_WEIGHTS
-from components.model.config import ModelConfig
+from components.model.batches import collate
+from components.model.build import build_model
+from components.model.checkpoint import load_checkpoint
+from components.model.decoding import decode
 
 
 class Captioner:
     def __init__(self, model_config: ModelConfig, state: dict[str, torch.Tensor], tokenizer: Tokenizer, device=None):
-        from components.model import build_model
-
         self.config = model_config
         self.tokenizer = tokenizer
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -32,8 +33,6 @@ class Captioner:
     @classmethod
     def from_checkpoint(cls, folder: str | Path, device=None) -> Captioner:
         """From a checkpoint folder (``torch.load(weights_only=True)``: a checkpoint cannot run code)."""
-        from components.training.checkpoint import load_checkpoint
-
         checkpoint = load_checkpoint(folder, with_training_state=False)
         return cls(ModelConfig.from_dict(checkpoint.job["model"]), checkpoint.model_state, checkpoint.tokenizer, device)
 
@@ -45,9 +44,6 @@ class Captioner:
     @torch.no_grad()
     def caption(self, rows: dict[str, np.ndarray], beam_size: int = 1) -> tuple[Any, list[list[str]]]:
         """The model batch and, per image, its boxes' captions in the rows' box order."""
-        from components.model.decoding import decode
-        from components.training.batches import collate
-
         batch, _ = collate(rows)
         tokens = decode(self.model, batch.to(self.device), beam_size, self.config.max_caption_tokens).cpu().tolist()
         per_image: list[list[str]] = [[] for _ in range(len(rows["n_boxes"]))]

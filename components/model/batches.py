@@ -1,18 +1,27 @@
-"""From the pipeline's numpy rows (one per image) to model batches, and matching batches from them."""
+"""From the pipeline's numpy rows (one per image) to an image-major ``ModelBatch``.
+
+Shared by training, validation, evaluation and serving: every path batches images the same way.
+"""
 
 from __future__ import annotations
 
-import random
-from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from components.data.tokenizer import EOS, PAD, SOS
 from components.model.capon import ModelBatch
-from components.training.negatives import ImageCaptions, MatchingSample, matching_samples
 
 Tokens = tuple[int, ...]
+
+
+@dataclass(frozen=True)
+class ImageCaptions:
+    """One image's captions in box order and each box's chain neighbours ``(prev, next)``."""
+
+    captions: tuple[str, ...]
+    neighbours: tuple[tuple[int, int], ...]
 
 
 def caption_tokens(row: np.ndarray) -> Tokens:
@@ -54,21 +63,3 @@ def collate(rows: dict[str, np.ndarray]) -> tuple[ModelBatch, list[ImageCaptions
         chain = tuple((int(p), int(q)) for p, q in rows["chain"][b, :n])
         images.append(ImageCaptions(captions, chain))
     return batch, images
-
-
-def matching_batch(
-    batch: ModelBatch,
-    images: Sequence[ImageCaptions],
-    probabilities: tuple[float, float, float],
-    rng: random.Random,
-    positive_rate: float,
-    pool: Sequence[Tokens] = (),
-) -> tuple[ModelBatch, list[MatchingSample]]:
-    """The batch with each box's caption replaced by a matching sample; labels in ``extras["labels"]``."""
-    samples = matching_samples(images, probabilities, rng, positive_rate, extra_pool=pool)
-    length = batch.captions.shape[1]
-    captions = torch.tensor([encode_tokens(s.caption, length) for s in samples], dtype=torch.long)
-    labels = torch.tensor([float(s.label) for s in samples])
-    extras = {**batch.extras, "labels": labels.to(batch.boxes.device)}
-    matched = ModelBatch(**{**batch.__dict__, "captions": captions.to(batch.boxes.device), "extras": extras})
-    return matched, samples

@@ -6,7 +6,7 @@ import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
-from components.tracking.registry import CHALLENGER, CHAMPION, Score, register
+from components.serving.registry import CHALLENGER, CHAMPION, Score, register
 
 NAME = "caponimage-test"
 
@@ -34,7 +34,7 @@ def test_score_comparison():
 def registry(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     mlflow.set_tracking_uri(uri)
-    mlflow.set_experiment("registry-test")
+    mlflow.set_experiment(experiment_id=mlflow.create_experiment("registry-test", str(tmp_path / "artifacts")))
     client = MlflowClient(uri)
 
     def new_model() -> tuple[str, str]:

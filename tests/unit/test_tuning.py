@@ -5,8 +5,8 @@ from types import SimpleNamespace
 
 import pytest
 
+from components.config import load_job_config
 from components.errors import ConfigError
-from components.training.config import load_job_config
 from components.training.tuning import (
     check_space,
     concurrency,

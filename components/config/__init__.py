@@ -1,0 +1,42 @@
+"""Every configuration, validated before any work starts: strict pydantic sections, the YAML presets
+and the ``--preset`` / ``--config`` / ``--set`` loader.
+
+The ground floor of the library: it imports only ``components.errors`` and ``components.storage``.
+"""
+
+from components.config.arguments import job_parser, parse_job
+from components.config.job import (
+    GATE_METRICS,
+    NEGATIVE_SCHEDULES,
+    DataSection,
+    JobConfig,
+    RaySection,
+    TrackingSection,
+    TrainSection,
+    TuneSection,
+)
+from components.config.loader import config_yaml, load_job_config, parse_override, preset_names, resolve_locations
+from components.config.model import BACKBONES, NEIGHBOUR_VARIANTS, SKIP_WEIGHTS, ModelConfig, load_preset
+
+__all__ = [
+    "BACKBONES",
+    "GATE_METRICS",
+    "NEGATIVE_SCHEDULES",
+    "NEIGHBOUR_VARIANTS",
+    "SKIP_WEIGHTS",
+    "DataSection",
+    "JobConfig",
+    "ModelConfig",
+    "RaySection",
+    "TrackingSection",
+    "TrainSection",
+    "TuneSection",
+    "config_yaml",
+    "job_parser",
+    "load_job_config",
+    "load_preset",
+    "parse_job",
+    "parse_override",
+    "preset_names",
+    "resolve_locations",
+]

@@ -1,0 +1,210 @@
+"""One typed, frozen configuration per training job: data, model, training, Ray, tracking, sweep.
+
+The resolved configuration is logged to MLflow and saved in every checkpoint;
+``JobConfig.from_dict(job.as_dict())`` rebuilds it exactly.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, get_args
+
+from pydantic import Field, field_validator, model_validator
+
+from components.config.base import (
+    Flag,
+    NonEmptyText,
+    NonNegativeInt,
+    NonNegativeNumber,
+    Number,
+    PositiveInt,
+    PositiveNumber,
+    Probability,
+    Section,
+    StrictInt,
+    Text,
+)
+from components.config.model import ModelConfig, expand_preset
+from components.config.space import check_dimension, flat_space
+from components.errors import ConfigError
+
+DEFAULT_DATASET = "data/synthetic"
+NegativeSchedule = Literal["progressive", "fixed", "level1", "level12"]  # paper Table 3
+NEGATIVE_SCHEDULES: tuple[str, ...] = get_args(NegativeSchedule)
+GATE_METRICS = ("BLEU@1", "BLEU@2", "BLEU@3", "BLEU@4", "METEOR", "CIDEr", "Div@1", "Div@2")
+Task = Literal["pretrain", "finetune", "evaluate"]
+
+
+class DataSection(Section):
+    SECTION = "data"
+
+    dataset: Text = DEFAULT_DATASET  # a release-format folder: local path or URI (s3://...)
+    images_root: Text | None = None  # where <id>.png live, when not DATASET/images
+    build_if_missing: Flag = True  # build the synthetic dataset when `dataset` does not exist yet
+    synthetic_images: PositiveInt = 2000
+    synthetic_seed: StrictInt = 0
+    synthetic_lang: Literal["zh", "en"] = "zh"
+    max_boxes: PositiveInt = 32  # per image; more are dropped and counted
+    decode_actors: PositiveInt = 1  # Ray Data actors decoding and masking images
+    shuffle_buffer: NonNegativeInt = 64  # images in each worker's local shuffle buffer
+    prefetch_batches: PositiveInt = 1  # batches decoded ahead per worker (more only helps with spare cores)
+    val_images: PositiveInt = 64  # the validation subset scored during training
+
+
+class TrainSection(Section):
+    SECTION = "train"
+
+    steps: PositiveInt = 600
+    images_per_batch: PositiveInt = 8  # per worker; each image brings all its boxes
+    lr: PositiveNumber = 5e-4  # peak learning rate of everything but the backbone
+    backbone_lr: NonNegativeNumber = 3e-5  # constant, as in the released code
+    warmup_steps: NonNegativeInt = 100
+    betas: tuple[Number, Number] = (0.9, 0.98)
+    eps: PositiveNumber = 1e-9
+    weight_decay: NonNegativeNumber = 0.0
+    grad_clip: NonNegativeNumber = 1.0
+    generation_per_matching: tuple[NonNegativeInt, NonNegativeInt] = (3, 1)  # (1, 0): generation only
+    negatives: NegativeSchedule = "progressive"
+    # The curriculum reads global_step x this. 1 is the paper; a short run can traverse the paper's
+    # whole 200k-step curriculum with curriculum_scale = 200000 / steps.
+    curriculum_scale: PositiveNumber = 1.0
+    positive_rate: Probability = 0.4
+    mixed_precision: Flag = True  # bfloat16 autocast on GPU; ignored on CPU
+    log_every: PositiveInt = 10
+    val_every: PositiveInt = 200
+    checkpoint_every: PositiveInt = 200
+    seed: StrictInt = 0
+    torch_threads: PositiveInt = 1  # per worker on CPU
+    fail_at_step: PositiveInt | None = None  # fault injection: rank 0 raises once at this step (tests)
+
+    @field_validator("betas", "generation_per_matching", mode="before")
+    @classmethod
+    def _a_pair(cls, value: Any) -> Any:
+        if not isinstance(value, list | tuple) or len(value) != 2:
+            raise ValueError(f"expected two values [a, b] (got {value!r})")
+        return value
+
+    @field_validator("betas")
+    @classmethod
+    def _betas_range(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if not all(0.0 <= b < 1.0 for b in value):
+            raise ValueError(f"must be in [0, 1) (got {value})")
+        return value
+
+    @field_validator("generation_per_matching")
+    @classmethod
+    def _some_task(cls, value: tuple[int, int]) -> tuple[int, int]:
+        if sum(value) == 0:
+            raise ValueError(f"needs two counts >= 0, not both 0 (got {value})")
+        return value
+
+
+class RaySection(Section):
+    SECTION = "ray"
+
+    address: Text | None = None  # None: RAY_ADDRESS if set (ray job submit), else a new local cluster
+    local_num_cpus: PositiveInt = 4  # logical CPUs of a new local cluster (over-declared on small machines)
+    num_workers: PositiveInt = 2
+    use_gpu: Flag = False
+    cpus_per_worker: PositiveNumber = 1.0
+    storage_path: Text = "outputs/ray"  # checkpoints: local path or URI (s3://...)
+    run_name: Text | None = None  # None: a new unique name; an existing one resumes that run
+    max_failures: NonNegativeInt = 1
+    keep_checkpoints: PositiveInt = 2
+
+
+class TrackingSection(Section):
+    SECTION = "tracking"
+
+    tracking_uri: NonEmptyText = "sqlite:///mlflow.db"
+    experiment: NonEmptyText = "caponimage"
+    system_metrics: Flag = True
+    registered_model: NonEmptyText = "caponimage"  # the registry name winners are registered under
+    gate_metric: NonEmptyText = "CIDEr"  # `champion` moves only to a version that beats it on this metric ...
+    gate_split: Literal["val", "test"] = "val"  # ... on this split
+
+    @field_validator("gate_metric")
+    @classmethod
+    def _known_metric(cls, value: str) -> str:
+        if value.replace("-", "@") not in GATE_METRICS:
+            raise ValueError(f"must be one of {', '.join(GATE_METRICS)} (got {value!r})")
+        return value
+
+
+def _default_space() -> dict[str, Any]:
+    return {
+        "model.n_layers": [2, 3],
+        "model.d_model": [128, 256],
+        "model.grid": [2, 4],
+        "train.lr": {"loguniform": [2e-4, 2e-3]},
+    }
+
+
+class TuneSection(Section):
+    """flows/tune.py: the search space (dotted job keys), the number of trials and ASHA's settings."""
+
+    SECTION = "tune"
+
+    space: dict[str, Any] = Field(default_factory=_default_space)
+    num_samples: PositiveInt = 4  # trials; with grid dimensions, repeats of the whole grid
+    max_concurrent: NonNegativeInt = 0  # 0: as many as the cluster's CPUs and GPUs hold at once
+    metric: NonEmptyText = "val_cider"  # reported by the training loop at every validation
+    mode: Literal["min", "max"] = "max"
+    grace_period: PositiveInt = 100  # steps every trial runs before ASHA may stop it
+    reduction_factor: Annotated[StrictInt, Field(ge=2)] = 2  # ASHA keeps 1 / reduction_factor at each rung
+
+    @field_validator("space", mode="before")
+    @classmethod
+    def _dotted_keys(cls, value: Any) -> Any:
+        """``--set tune.space.model.d_model=[..]`` nests; the space's keys stay dotted."""
+        if not isinstance(value, dict) or not value:
+            raise ValueError("must map dotted job keys (model.n_layers) to values to try")
+        space = dict(flat_space(value))
+        for key, dimension in space.items():
+            check_dimension(f"tune.space.{key}", dimension)
+        return space
+
+
+class JobConfig(Section):
+    task: Task = "pretrain"
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    data: DataSection = Field(default_factory=DataSection)
+    train: TrainSection = Field(default_factory=TrainSection)
+    ray: RaySection = Field(default_factory=RaySection)
+    tracking: TrackingSection = Field(default_factory=TrackingSection)
+    tune: TuneSection = Field(default_factory=TuneSection)
+    init_from: Text | None = None  # finetune: an MLflow run id, runs:/ URI or checkpoint folder/URI
+
+    @field_validator("model", mode="before")
+    @classmethod
+    def _model_preset(cls, value: Any) -> Any:
+        return expand_preset(value)
+
+    @model_validator(mode="after")
+    def _finetune_has_a_start(self) -> JobConfig:
+        if self.task == "finetune" and not self.init_from:
+            raise ConfigError("init_from", "fine-tuning starts from a pre-training run id or checkpoint URI")
+        return self
+
+    def with_overrides(self, **sections: Any) -> JobConfig:
+        """A validated copy with some fields of some sections replaced:
+        ``job.with_overrides(train={"steps": 5}, init_from="...")``."""
+        values = self.as_dict()
+        for name, overrides in sections.items():
+            if isinstance(values.get(name), dict) and isinstance(overrides, dict):
+                values[name] = {**values[name], **overrides}
+            else:
+                values[name] = overrides
+        return JobConfig.from_dict(values)
+
+    def flat(self) -> dict[str, Any]:
+        """``{"train.lr": 0.0005, ...}``: MLflow params."""
+        return dict(_flatten(self.as_dict()))
+
+
+def _flatten(values: dict[str, Any], prefix: str = ""):
+    for key, value in values.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            yield from _flatten(value, f"{name}.")
+        else:
+            yield name, value

@@ -1,0 +1,99 @@
+"""One image's record to the fixed-shape row the model reads (pure: no Ray).
+
+The pipeline's actors, the captioning requests and the benchmarks encode images the same way:
+masked uint8 pixels at the model's input size, boxes, captions, chain and chosen neighbours, and the
+info tokens, padded to fixed shapes so that rows stack into batches.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from components.config import ModelConfig
+from components.data.masking import masked_pixels
+from components.data.neighbours import NO_NEIGHBOUR, chain_neighbours, neighbour_slots, neighbours
+from components.data.release import ImageRecord
+from components.data.tokenizer import PAD, Tokenizer
+
+
+@dataclass(frozen=True)
+class EncodeSpec:
+    grid: int
+    neighbours: str = "top1"
+    max_boxes: int = 32
+    max_info_tokens: int = 60
+    max_caption_tokens: int = 10
+
+    @classmethod
+    def for_model(cls, model: ModelConfig, max_boxes: int = 32) -> EncodeSpec:
+        """The encoding a model needs, from its config (grid, neighbours and token budgets)."""
+        return cls(
+            grid=model.grid,
+            neighbours=model.neighbours,
+            max_boxes=max_boxes,
+            max_info_tokens=model.max_info_tokens,
+            max_caption_tokens=model.max_caption_tokens,
+        )
+
+    @property
+    def slots(self) -> int:
+        return max(1, neighbour_slots(self.neighbours))  # at least one column keeps shapes fixed
+
+
+def encode_record(
+    record: ImageRecord, image: Image.Image, tokenizer: Tokenizer, spec: EncodeSpec, rng: random.Random
+) -> dict[str, Any]:
+    """One image's row: masked uint8 pixels plus its boxes, captions and neighbours padded to fixed shapes."""
+    n = min(len(record.captions), spec.max_boxes)
+    caption_length = spec.max_caption_tokens + 2
+    boxes = np.zeros((spec.max_boxes, 4), dtype=np.float32)
+    boxes[:n] = np.asarray(record.caption_boxes[:n], dtype=np.float32)
+    captions = np.full((spec.max_boxes, caption_length), PAD, dtype=np.int32)
+    for i, text in enumerate(record.captions[:n]):
+        ids = tokenizer.encode_caption(text, spec.max_caption_tokens)
+        captions[i, : len(ids)] = ids
+    kept = list(record.caption_boxes[:n])
+    chain = np.full((spec.max_boxes, 2), NO_NEIGHBOUR, dtype=np.int32)
+    chain[:n] = np.asarray(chain_neighbours(kept), dtype=np.int32).reshape(n, 2)
+    chosen = np.full((spec.max_boxes, spec.slots), NO_NEIGHBOUR, dtype=np.int32)
+    if neighbour_slots(spec.neighbours):
+        chosen[:n] = np.asarray(neighbours(kept, spec.neighbours, rng), dtype=np.int32).reshape(n, -1)
+    info = np.full(spec.max_info_tokens, PAD, dtype=np.int32)
+    info_ids = tokenizer.encode_info(record.info, spec.max_info_tokens)
+    info[: len(info_ids)] = info_ids
+    return {
+        "image_id": record.image_id,
+        "image": masked_pixels(image, record.mask_boxes, spec.grid),  # (3, 32k, 32k) uint8
+        "size": np.asarray(image.size, dtype=np.int32),  # (width, height) as stored, for aspect ratios
+        "info_ids": info,
+        "n_boxes": np.int32(n),
+        "truncated_boxes": np.int32(len(record.captions) - n),
+        "boxes": boxes,
+        "captions": captions,
+        "chain": chain,
+        "neighbours": chosen,
+    }
+
+
+def empty_rows(spec: EncodeSpec) -> dict[str, np.ndarray]:
+    """A batch of zero images with the same columns, shapes and types as real ones."""
+    side = 32 * spec.grid
+    shapes = {
+        "image": ((0, 3, side, side), np.uint8),
+        "size": ((0, 2), np.int32),
+        "info_ids": ((0, spec.max_info_tokens), np.int32),
+        "n_boxes": ((0,), np.int32),
+        "truncated_boxes": ((0,), np.int32),
+        "boxes": ((0, spec.max_boxes, 4), np.float32),
+        "captions": ((0, spec.max_boxes, spec.max_caption_tokens + 2), np.int32),
+        "chain": ((0, spec.max_boxes, 2), np.int32),
+        "neighbours": ((0, spec.max_boxes, spec.slots), np.int32),
+    }
+    rows = {key: np.zeros(shape, dtype=dtype) for key, (shape, dtype) in shapes.items()}
+    rows["image_id"] = np.zeros((0,), dtype=object)
+    return rows

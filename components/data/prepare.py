@@ -1,0 +1,46 @@
+"""Before Ray starts: the dataset a job names exists (the synthetic one is built if allowed), and the
+vocabulary the model is sized by."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+
+from components import storage
+from components.config import JobConfig
+from components.data.index import read_index
+from components.data.release import CAPTIONS_FILE
+from components.data.synthetic.build import SyntheticSpec, build_release
+from components.data.tokenizer import VOCABULARY_FILE, Tokenizer, guess_mode
+from components.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+
+def prepare_data(job: JobConfig) -> JobConfig:
+    """Make sure the dataset exists (building the synthetic one if allowed), before Ray starts."""
+    dataset = job.data.dataset
+    if storage.exists(storage.join(dataset, CAPTIONS_FILE)):
+        return job
+    if not job.data.build_if_missing or storage.is_uri(dataset):
+        raise ConfigError("data.dataset", f"{dataset} is not a dataset folder (no {CAPTIONS_FILE})")
+    log.info("building the synthetic dataset in %s (%d images)", dataset, job.data.synthetic_images)
+    spec = SyntheticSpec(job.data.synthetic_images, job.data.synthetic_seed, job.data.synthetic_lang)
+    build_release(spec, dataset, workers=os.cpu_count() or 1)
+    return job
+
+
+def load_vocabulary(dataset: str) -> Tokenizer:
+    """The dataset's ``word2int.json``, or a vocabulary built from its training split."""
+    vocabulary = storage.join(dataset, VOCABULARY_FILE)
+    if storage.exists(vocabulary):
+        return Tokenizer.from_vocabulary(json.loads(storage.read_bytes(vocabulary).decode("utf-8")))
+    records = [json.loads(row["record"]) for row in read_index(dataset, "train") if row["record"]]
+    texts = [t for r in records for t in (*r.get("ocr_txts", []), r.get("info", "")) if isinstance(t, str)]
+    return Tokenizer.build(texts, mode=guess_mode(texts))
+
+
+def with_vocabulary(job: JobConfig, tokenizer: Tokenizer) -> JobConfig:
+    """The job with its model sized to the vocabulary."""
+    return job.with_overrides(model={"vocab_size": len(tokenizer)})

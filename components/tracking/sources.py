@@ -1,0 +1,110 @@
+"""Where a model comes from, as a user writes it: the one parser every flow uses.
+
+    latest                                  the newest finished run of a task (the flow says which)
+    0123...cdef (a 32-character run id)     an MLflow run: its ``checkpoint`` artifact
+    runs:/<run id>                          the same
+    runs:/<run id>/<path>                   a model logged in that run (the pyfunc model)
+    models:/<name>@<alias>, models:/<name>/<version>
+                                            a registered model version
+    s3://bucket/.../checkpoint_00001000     a checkpoint folder behind any URI pyarrow opens
+    /path/to/checkpoint                     a local checkpoint folder
+
+Every source resolves to a local checkpoint folder (``model.checkpoint`` format), downloaded if
+remote. A source that is none of these is a ``ConfigError`` naming the option it came from.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import mlflow
+
+from components import storage
+from components.config import TrackingSection
+from components.errors import ConfigError
+from components.model.checkpoint import CHECKPOINT_ARTIFACT
+from components.storage import redact
+from components.tracking.runs import latest_run_id
+
+RUN_ID = re.compile(r"^[0-9a-f]{32}$")
+SourceKind = Literal["latest", "run", "logged_model", "registered_model", "uri", "folder"]
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    text: str
+    kind: SourceKind
+    run_id: str | None = None  # the MLflow run the model came from, when the text names it
+    key: str = field(default="model", compare=False)  # the option it was given as, for error messages
+
+    @classmethod
+    def parse(cls, text: str, key: str = "model") -> ModelSource:
+        text = text.strip()
+        if text == "latest":
+            return cls(text, "latest", key=key)
+        if RUN_ID.match(text):
+            return cls(text, "run", text, key)
+        if text.startswith("runs:/"):
+            run_id, _, path = text.removeprefix("runs:/").partition("/")
+            if not RUN_ID.match(run_id):
+                raise ConfigError(key, f"{text}: a runs:/ URI starts with a 32-character run id")
+            return cls(text, "logged_model" if path.strip("/") else "run", run_id, key)
+        if text.startswith("models:/"):
+            return cls(text, "registered_model", key=key)
+        if storage.is_uri(text):
+            return cls(text, "uri", key=key)
+        if Path(text.removeprefix("file://")).expanduser().is_dir():
+            return cls(text, "folder", key=key)
+        raise ConfigError(key, f"{text} is not a model URI, an MLflow run id or a checkpoint folder")
+
+    @classmethod
+    def resolve(cls, text: str, tracking: TrackingSection, *, latest_of: str, key: str = "model") -> ModelSource:
+        """Parse ``text``; ``latest`` becomes the newest finished run of task ``latest_of``."""
+        source = cls.parse(text, key)
+        if source.kind != "latest":
+            return source
+        return cls.parse(latest_run_id(tracking.tracking_uri, tracking.experiment, latest_of, key), key)
+
+    @property
+    def is_mlflow_model(self) -> bool:
+        """A logged or registered pyfunc model (loadable with ``mlflow.pyfunc.load_model``)."""
+        return self.kind in ("logged_model", "registered_model")
+
+    def checkpoint_folder(self, tracking_uri: str) -> str:
+        """A local folder holding the checkpoint (weights, config, vocabulary), downloaded if remote."""
+        if self.kind == "latest":
+            raise ValueError("resolve 'latest' to a run first (ModelSource.resolve)")
+        if self.kind == "run":
+            return self._run_checkpoint(tracking_uri)
+        if self.is_mlflow_model:
+            return self._model_checkpoint(tracking_uri)
+        if self.kind == "uri":
+            local = tempfile.mkdtemp(prefix="caponimage-ckpt-")
+            storage.copy_dir(self.text, local)
+            return local
+        return str(Path(self.text.removeprefix("file://")).expanduser())
+
+    def _run_checkpoint(self, tracking_uri: str) -> str:
+        mlflow.set_tracking_uri(tracking_uri)
+        try:
+            return mlflow.artifacts.download_artifacts(run_id=self.run_id, artifact_path=CHECKPOINT_ARTIFACT)
+        except Exception as err:  # MLflow raises several types for a missing run or artifact
+            raise ConfigError(self.key, f"run {self.run_id} has no '{CHECKPOINT_ARTIFACT}' artifact: {err}") from err
+
+    def _model_checkpoint(self, tracking_uri: str) -> str:
+        """The checkpoint folder inside a logged or registered pyfunc model."""
+        mlflow.set_tracking_uri(tracking_uri)
+        try:
+            root = mlflow.artifacts.download_artifacts(artifact_uri=self.text)
+        except Exception as err:  # MLflow raises several types for an unknown model, version or alias
+            raise ConfigError(self.key, f"cannot load {self.text} from {redact(tracking_uri)}: {err}") from err
+        folder = Path(root) / "artifacts" / CHECKPOINT_ARTIFACT
+        if not folder.is_dir():
+            raise ConfigError(
+                self.key, f"{self.text} is not a CapOnImage pyfunc model (no {CHECKPOINT_ARTIFACT} inside)"
+            )
+        return str(folder)

@@ -1,0 +1,117 @@
+"""Running the paper's ablation: every variant and seed trained and scored in nested MLflow runs.
+
+The variants and the table are ``components.evaluation.ablation`` (pure); this module trains them
+with the shared tracked fit, scores them on val, and reads a finished ablation back from MLflow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import mlflow
+import ray
+from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
+
+from components.config import JobConfig
+from components.data.tokenizer import Tokenizer
+from components.errors import ConfigError
+from components.evaluation.ablation import Variant, markdown, results_from_metrics, run_metric_key
+from components.evaluation.predict import predict_split
+from components.evaluation.report import evaluate_rows
+from components.storage import redact
+from components.tracking.runs import new_run_name
+from components.training.tracked import tracked_fit
+
+PAPER_STEPS = 200_000
+Results = dict[str, list[dict[str, float]]]
+
+
+def train_variant(job: JobConfig, tokenizer: Tokenizer, name: str, weights: dict | None = None) -> dict:
+    """One nested MLflow run around one training job; the final checkpoint's weights."""
+    fitted = tracked_fit(
+        job, tokenizer, name, ray_run_name=new_run_name(name), tags={"ablation_variant": name}, init_weights=weights
+    )
+    return fitted.final_weights()
+
+
+def train_and_evaluate(
+    job: JobConfig, variant: Variant, seed: int, tokenizer: Tokenizer, finetune_steps: int, eval_images: int | None
+) -> dict[str, float]:
+    """A variant trained (then fine-tuned, for the matching variants) and scored on val; its scores
+    go to the parent run as ``<variant>_s<seed>_<metric>``."""
+    scale = PAPER_STEPS / job.train.steps  # traverse the paper's whole curriculum in this run
+    job = job.with_overrides(model=variant.model, train=variant.train_overrides(seed, scale))
+    weights = train_variant(job, tokenizer, f"{variant.name}-s{seed}")
+    if variant.finetune:
+        finetune = job.with_overrides(
+            task="finetune", init_from="ablation", train={"generation_per_matching": (1, 0), "steps": finetune_steps}
+        )
+        weights = train_variant(finetune, tokenizer, f"{variant.name}-s{seed}-finetune", weights)
+    rows = predict_split(
+        job.data.dataset,
+        "val",
+        job.model,
+        ray.put(weights),
+        tokenizer,
+        limit=eval_images,
+        decode_actors=job.data.decode_actors,
+    )
+    report = evaluate_rows(rows, tokenizer.mode)
+    mlflow.log_metrics({run_metric_key(variant.name, seed, k): v for k, v in report.metrics().items()})
+    print(
+        f"{variant.name} seed {seed}: "
+        + ", ".join(f"{k} {v:.1f}" for k, v in report.metrics().items() if k in ("CIDEr", "BLEU-4", "Div-2"))
+    )
+    return {**report.scores, **report.generated_diversity, "human": report.human_diversity}
+
+
+def run_ablation(
+    job: JobConfig,
+    tokenizer: Tokenizer,
+    variants: Sequence[Variant],
+    seeds: Sequence[int],
+    finetune_steps: int,
+    eval_images: int | None,
+) -> tuple[Results, dict[str, float]]:
+    """Every variant for every seed, inside the active (parent) run: (scores per variant, human row)."""
+    results: Results = {}
+    human: dict[str, float] = {}
+    for seed in seeds:
+        for variant in variants:
+            metrics = train_and_evaluate(job, variant, seed, tokenizer, finetune_steps, eval_images)
+            human = metrics.pop("human")
+            results.setdefault(variant.name, []).append(metrics)
+    return results, human
+
+
+def setting_text(preset: str, job: JobConfig, finetune_steps: int, eval_images: int | None) -> str:
+    """The table's setting line: what was trained, how long, on how much."""
+    return (
+        f"Setting: preset `{preset}`, {job.train.steps} pre-training steps of "
+        f"{job.train.images_per_batch} images x {job.ray.num_workers} worker(s), {finetune_steps} "
+        f"fine-tuning steps for matching variants, greedy decoding on "
+        f"{'all' if eval_images is None else eval_images} val images."
+    )
+
+
+def log_table(results: Results, human: dict[str, float], seeds: Sequence[int], command: str, setting: str) -> str:
+    """The markdown table into the active (parent) run, with the tags that rebuild it (``table_from_run``)."""
+    mlflow.set_tags({"ablation.command": command, "ablation.setting": setting})
+    table = markdown(results, human, seeds, command, setting)
+    mlflow.log_text(table, "ablation.md")
+    return table
+
+
+def table_from_run(run_id: str, tracking_uri: str) -> str:
+    """The markdown table of a finished ablation, from its parent run's metrics and tags."""
+    try:
+        run = MlflowClient(tracking_uri).get_run(run_id)
+    except MlflowException as err:
+        raise ConfigError("from_run", f"no run {run_id} in {redact(tracking_uri)}") from err
+    tags = run.data.tags
+    if tags.get("ablation") != "parent":
+        raise ConfigError("from_run", f"run {run_id} is not an ablation's parent run (no tag ablation=parent)")
+    results, human, seeds = results_from_metrics(run.data.metrics)
+    command = tags.get("ablation.command", "python flows/ablate.py")
+    return markdown(results, human, seeds, command, tags.get("ablation.setting", "Setting: not recorded."))

@@ -1,0 +1,110 @@
+"""One tracked fit, shared by pre-training, fine-tuning, the Tune trial and the ablation.
+
+start the MLflow run (config as params)  ->  Ray up  ->  fit on Ray Train  ->  log the final
+checkpoint, the plots and the skipped records  ->  end the run FINISHED (or FAILED)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import ray
+
+from components.cluster import init_ray
+from components.config import JobConfig
+from components.data.tokenizer import Tokenizer
+from components.model.checkpoint import load_checkpoint
+from components.tracking.runs import (
+    finish_run,
+    log_checkpoint,
+    log_figure,
+    log_skipped_records,
+    metric_history_figure,
+    new_run_name,
+    start_run,
+)
+from components.training.curriculum import level_probabilities
+from components.training.trainer import fit
+
+LOSSES = ("loss_generation", "loss_matching", "val_loss_generation")
+
+
+@dataclass
+class FitOutcome:
+    run_id: str  # the MLflow run
+    result: Any  # Ray Train's Result: metrics and the last checkpoint
+    skipped: dict[str, Any]  # records skipped by reason
+
+    def final_weights(self) -> dict:
+        """The last checkpoint's model weights."""
+        with self.result.checkpoint.as_directory() as folder:
+            return load_checkpoint(folder, with_training_state=False).model_state
+
+
+def tracked_fit(
+    job: JobConfig,
+    tokenizer: Tokenizer,
+    run_name: str,
+    *,
+    ray_run_name: str | None = None,
+    parent_run_id: str | None = None,
+    tags: dict[str, str] | None = None,
+    init_weights: dict | None = None,
+    extra_callbacks: Callable[[str], Sequence[Any]] | None = None,
+) -> FitOutcome:
+    """Train ``job`` in its own MLflow run ``run_name`` (nested under ``parent_run_id`` or the active run).
+
+    ``ray_run_name`` names the run in Ray's storage (an existing one resumes); default ``run_name``.
+    ``init_weights``: a state dict to warm-start from (fine-tuning), sent to the workers through the
+    object store. ``extra_callbacks(run_id)``: more Ray Train callbacks beside the MLflow one (Tune's).
+    """
+    ray_run_name = ray_run_name or run_name
+    run_id = start_run(job, run_name, parent_run_id, tags={"ray_run_name": ray_run_name, **(tags or {})})
+    with finish_run(run_id) as outcome:
+        init_ray(job)
+        weights = ray.put(init_weights) if init_weights is not None else None  # reaches workers on any node
+        callbacks = tuple(extra_callbacks(run_id)) if extra_callbacks else ()
+        result, skipped = fit(job, tokenizer, ray_run_name, run_id, weights, callbacks)
+        log_training(job, result, skipped, run_id)
+        outcome.update(result=result)
+    return FitOutcome(run_id, result, skipped)
+
+
+def default_run_name(job: JobConfig) -> str:
+    """``ray.run_name`` when set (it resumes that run), else a new name for the task."""
+    return job.ray.run_name or new_run_name(job.task)
+
+
+def log_training(job: JobConfig, result, skipped: dict[str, Any], run_id: str) -> None:
+    """After ``fit``: the final checkpoint, the plots and the skipped records, into the active run."""
+    if result.checkpoint is not None:
+        log_checkpoint(result.checkpoint)
+    curriculum = curriculum_figure(job.train.negatives, job.train.steps, job.train.curriculum_scale)
+    log_figure(curriculum, "plots/curriculum.png")
+    log_figure(metric_history_figure(run_id, LOSSES, "loss", "training losses"), "plots/losses.png")
+    log_skipped_records(skipped)
+
+
+def curriculum_figure(schedule: str, steps: int, scale: float = 1.0):
+    """p1, p2, p3 against the global step."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    xs = sorted({max(1, round(steps * i / 400)) for i in range(401)})
+    probabilities = [level_probabilities(schedule, round(x * scale)) for x in xs]
+    figure, axis = plt.subplots(figsize=(7, 4))
+    for level, label in enumerate(("p1: another image", "p2: another box", "p3: a neighbour")):
+        axis.plot(xs, [p[level] for p in probabilities], label=label)
+    axis.set(
+        xlabel="global step",
+        ylabel="probability of the negative level",
+        ylim=(0, 1.02),
+        title=f"caption-matching negatives ({schedule})",
+    )
+    axis.legend()
+    figure.tight_layout()
+    return figure

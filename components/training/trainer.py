@@ -1,0 +1,74 @@
+"""The driver side of a training job on Ray Train: the datasets, the ``TorchTrainer``, ``fit``.
+
+The worker side is ``components.training.loop``; tracking around a fit is ``components.training.tracked``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ray
+from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+from ray.train.torch import TorchTrainer
+
+from components.config import JobConfig
+from components.data.encoding import EncodeSpec
+from components.data.pipeline import build_dataset, make_tally
+from components.data.tokenizer import Tokenizer
+from components.tracking.callback import MlflowReportCallback
+from components.training.loop import train_loop_per_worker
+
+
+def fit(
+    job: JobConfig,
+    tokenizer: Tokenizer,
+    run_name: str,
+    run_id: str | None = None,
+    init_weights: ray.ObjectRef | None = None,
+    extra_callbacks: tuple = (),
+) -> tuple[ray.train.Result, dict[str, Any]]:
+    """Build the datasets and the TorchTrainer, train, and return (result, skipped-record counts).
+
+    ``init_weights``: a state dict in the object store to warm-start from (fine-tuning).
+    ``extra_callbacks``: more Ray Train ``UserCallback``s beside the MLflow one (Tune's, in a sweep).
+    """
+    spec = EncodeSpec.for_model(job.model, job.data.max_boxes)
+    tally = make_tally(f"rejections-{run_name}")
+    common = dict(images_root=job.data.images_root, actors=job.data.decode_actors, tally=tally)
+    datasets = {
+        "train": build_dataset(job.data.dataset, "train", tokenizer, spec, shuffle=True, **common),
+        "val": build_dataset(job.data.dataset, "val", tokenizer, spec, limit=job.data.val_images, **common),
+    }
+    callbacks = [MlflowReportCallback(job.tracking.tracking_uri, run_id)] if run_id else []
+    callbacks += list(extra_callbacks)
+    trainer = TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config={
+            "job": job.as_dict(),
+            "word2int": tokenizer.word2int,
+            "mode": tokenizer.mode,
+            "init_weights": init_weights,
+        },
+        scaling_config=ScalingConfig(
+            num_workers=job.ray.num_workers,
+            use_gpu=job.ray.use_gpu,
+            resources_per_worker={"CPU": job.ray.cpus_per_worker},
+        ),
+        run_config=RunConfig(
+            name=run_name,
+            storage_path=job.ray.storage_path,
+            failure_config=FailureConfig(max_failures=job.ray.max_failures),
+            checkpoint_config=CheckpointConfig(num_to_keep=job.ray.keep_checkpoints),
+            callbacks=callbacks,
+        ),
+        datasets=datasets,
+    )
+    result = trainer.fit()
+    rejections = ray.get(tally.report.remote())
+    ray.kill(tally)
+    return result, rejections
+
+
+def finetune_job(job: JobConfig, pretrained_job: dict[str, Any]) -> JobConfig:
+    """Fine-tuning keeps the pre-trained architecture (and so its vocabulary) and trains generation only."""
+    return job.with_overrides(model=dict(pretrained_job["model"]), train={"generation_per_matching": (1, 0)})

@@ -1,0 +1,50 @@
+"""The one image opener: every way an image can be unusable is a named reason, locally and on S3."""
+
+import pytest
+from PIL import Image
+
+from components.data.images import image_size, open_image
+from components.data.rejection import RecordRejected
+
+
+@pytest.fixture
+def root(tmp_path):
+    Image.new("RGB", (40, 30), (10, 20, 30)).save(tmp_path / "good.png")
+    (tmp_path / "bad.png").write_bytes(b"\x89PNG not really")
+    (tmp_path / "folder.png").mkdir()
+    (tmp_path.parent / "outside.png").write_bytes((tmp_path / "good.png").read_bytes())
+    return tmp_path
+
+
+def test_a_good_image_opens_with_its_bytes_and_location(root):
+    opened = open_image(str(root), "good.png")
+    assert opened.image.size == (40, 30) and opened.location == str(root / "good.png")
+    assert opened.data == (root / "good.png").read_bytes() and image_size(str(root), "good.png") == (40, 30)
+
+
+@pytest.mark.parametrize(
+    "relative,reason",
+    [
+        ("../outside.png", "unsafe_path"),
+        ("/etc/hostname", "unsafe_path"),
+        ("absent.png", "missing_image"),
+        ("folder.png", "missing_image"),
+        ("bad.png", "corrupt_image"),
+    ],
+)
+def test_each_failure_has_its_reason(root, relative, reason):
+    for opener in (open_image, image_size):
+        with pytest.raises(RecordRejected) as raised:
+            opener(str(root), relative)
+        assert (raised.value.rejection_field, raised.value.reason) == ("image", reason)
+
+
+def test_the_same_opener_reads_object_stores(s3_bucket, root):
+    from components import storage
+
+    storage.write_bytes(f"{s3_bucket}/opener/good.png", (root / "good.png").read_bytes())
+    assert open_image(f"{s3_bucket}/opener", "good.png").image.size == (40, 30)
+    with pytest.raises(RecordRejected, match="missing_image"):
+        open_image(f"{s3_bucket}/opener", "absent.png")
+    with pytest.raises(RecordRejected, match="unsafe_path"):
+        open_image(f"{s3_bucket}/opener", "../good.png")

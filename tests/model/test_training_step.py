@@ -1,0 +1,122 @@
+"""Training pieces without Ray: collation, matching batches, steps, checkpoints, resume, validation."""
+
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from components.config import JobConfig, load_job_config
+from components.data.encoding import EncodeSpec
+from components.data.index import read_index
+from components.data.pipeline import EncodeImages
+from components.data.tokenizer import EOS, SOS
+from components.model import build_model
+from components.model.batches import caption_tokens, collate
+from components.model.checkpoint import load_checkpoint, save_checkpoint
+from components.training.matching import matching_batch
+from components.training.runner import StepRunner
+from components.training.validation import validate
+
+# -- collation ------------------------------------------------------------------------------------
+SPEC = EncodeSpec(grid=2, neighbours="top1", max_boxes=32)
+
+
+@pytest.fixture(scope="module")
+def encoded(tiny_dataset):
+    root, _, tokenizer = tiny_dataset
+    index = read_index(str(root), "train", limit=6)
+    batch = {"image_id": np.array([r["image_id"] for r in index]), "record": np.array([r["record"] for r in index])}
+    return EncodeImages(str(root), None, tokenizer.word2int, tokenizer.mode, SPEC)(batch), tokenizer, root
+
+
+def test_collate_is_image_major(encoded):
+    rows, _, _ = encoded
+    batch, images = collate(rows)
+    n = int(rows["n_boxes"].sum())
+    assert batch.images.shape == (6, 3, 64, 64) and batch.info_ids.shape[0] == 6
+    assert batch.boxes.shape == (n, 4) and batch.captions.shape == (n, 12) and batch.num_boxes == n
+    assert batch.image_index.tolist() == sum(([i] * int(k) for i, k in enumerate(rows["n_boxes"])), [])
+    # a box's neighbour boxes are the boxes its neighbour indices point at, in the same image
+    first_of_second = int(rows["n_boxes"][0])
+    nxt = rows["neighbours"][1, 0, 1]
+    assert torch.equal(batch.neighbour_boxes[first_of_second, 1], torch.from_numpy(rows["boxes"][1, nxt]))
+    assert not batch.neighbour_valid[first_of_second, 0]  # the first box has no previous one
+    assert [len(img.captions) for img in images] == rows["n_boxes"].tolist()
+    assert images[0].captions[0] == caption_tokens(rows["captions"][0, 0])
+
+
+def test_matching_batch_labels_and_captions(encoded):
+    rows, _, _ = encoded
+    batch, images = collate(rows)
+    matched, samples = matching_batch(batch, images, (0.3, 0.4, 0.3), random.Random(0), positive_rate=0.4)
+    labels = matched.extras["labels"]
+    assert labels.tolist() == [float(s.label) for s in samples]
+    for row, sample, original in zip(matched.captions, samples, batch.captions, strict=True):
+        assert caption_tokens(row.numpy()) == sample.caption and row[0] == SOS and EOS in row.tolist()
+        assert (sample.label == 1) == (caption_tokens(original.numpy()) == sample.caption)
+
+
+# -- steps, checkpoints, resume, validation --------------------------------------------------------
+def tiny_job(**train):
+    return load_job_config("tiny", [f"train.{k}={v}" for k, v in train.items()])
+
+
+def fresh(job, tokenizer, seed=0):
+    torch.manual_seed(seed)
+    model = build_model(job.model.with_overrides(vocab_size=len(tokenizer)))
+    return model, StepRunner(model, job.train, torch.device("cpu"))
+
+
+def test_loss_falls_when_overfitting_one_batch(encoded):
+    rows, tokenizer, _ = encoded
+    job = tiny_job(lr=0.003, warmup_steps=30, generation_per_matching="[1, 0]")
+    model, runner = fresh(job, tokenizer)
+    batch, images = collate(rows)
+    losses = [runner.train_step(s, batch, images)["loss_generation"] for s in range(1, 31)]
+    assert losses[-1] < 0.6 * losses[0]
+
+
+def test_resume_from_checkpoint_continues_identically(encoded, tmp_path):
+    rows, tokenizer, _ = encoded
+    job = tiny_job(warmup_steps=2)
+    batch, images = collate(rows)
+    model, runner = fresh(job, tokenizer)
+    for step in range(1, 4):
+        runner.train_step(step, batch, images)
+    save_checkpoint(tmp_path, model.state_dict(), {"step": 3, "runner": runner.state_dict()}, job.as_dict(), tokenizer)
+    continued = runner.train_step(4, batch, images)  # step 4 is a matching step: negatives use the rng
+    assert "loss_matching" in continued
+
+    loaded = load_checkpoint(tmp_path)
+    model2, runner2 = fresh(job, tokenizer, seed=99)
+    model2.load_state_dict(loaded.model_state)
+    runner2.load_state_dict(loaded.training_state["runner"])
+    resumed = runner2.train_step(loaded.step + 1, batch, images)
+    assert loaded.step == 3 and loaded.tokenizer.word2int == tokenizer.word2int
+    assert JobConfig.from_dict(loaded.job) == job
+    assert resumed["loss_matching"] == pytest.approx(continued["loss_matching"], abs=1e-6)
+    assert resumed["lr"] == continued["lr"]
+    for a, b in zip(model.parameters(), model2.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_validate_scores_generation_and_matching(encoded):
+    rows, tokenizer, _ = encoded
+    job = tiny_job()
+    model, _ = fresh(job, tokenizer)
+    metrics = validate(model, [rows], tokenizer, (0.3, 0.4, 0.3), 0.4, torch.device("cpu"))
+    assert set(metrics) == {"val_loss_generation", "val_cider", "val_boxes", "val_matching_accuracy"}
+    assert metrics["val_boxes"] == rows["n_boxes"].sum() and 0 <= metrics["val_matching_accuracy"] <= 1
+    assert metrics["val_loss_generation"] == pytest.approx(np.log(len(tokenizer)), rel=0.2)  # untrained
+    assert "val_matching_accuracy" not in validate(model, [rows], tokenizer, None, 0.4, torch.device("cpu"))
+
+
+def test_curriculum_scale_stretches_the_paper_schedule_over_a_short_run(encoded):
+    from components.training.curriculum import progressive
+
+    rows, tokenizer, _ = encoded
+    job = tiny_job(curriculum_scale=1000.0)
+    _, runner = fresh(job, tokenizer)
+    assert runner.probabilities(100) == progressive(100_000)
+    assert fresh(tiny_job(), tokenizer)[1].probabilities(100) == progressive(100)

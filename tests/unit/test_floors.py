@@ -1,0 +1,110 @@
+"""The library's floors: an import only ever goes down, our own imports sit at the top of each file,
+the model and data floors run without Ray or MLflow, and the flows stay thin checklists."""
+
+import ast
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+PACKAGE = REPO / "components"
+# Bottom up. errors and cli: typed errors and the one place that turns them into exit codes. storage:
+# paths and URIs. config: every section, presets, the --set loader (it reads files through storage).
+# cluster: Ray up. Then the data contract, the model and its I/O, the MLflow adapter, evaluation,
+# training, serving. Flows sit on top of all of it.
+FLOORS = {
+    "errors": 0,
+    "cli": 0,
+    "storage": 1,
+    "config": 2,
+    "cluster": 3,
+    "data": 4,
+    "model": 5,
+    "tracking": 6,
+    "evaluation": 7,
+    "training": 8,
+    "serving": 9,
+}
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(REPO).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def floor(module: str) -> int:
+    top = module.split(".")[1]
+    assert top in FLOORS, f"{module} is on no floor: add it to FLOORS (and to the README's layout)"
+    return FLOORS[top]
+
+
+def imports(path: Path):
+    """(line, imported module, inside a function or class) for every import in a file."""
+    tree = ast.parse(path.read_text("utf-8"))
+    scopes = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+    nested = {id(n) for scope in ast.walk(tree) if isinstance(scope, scopes) for n in ast.walk(scope)}
+    for node in ast.walk(tree):
+        inside = id(node) in nested
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield node.lineno, alias.name, inside
+        elif isinstance(node, ast.ImportFrom) and node.module == "components":  # from components import storage
+            for alias in node.names:
+                yield node.lineno, f"components.{alias.name}", inside
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            yield node.lineno, node.module, inside
+
+
+SOURCES = sorted(PACKAGE.rglob("*.py"))
+
+
+def test_every_module_is_on_a_floor():
+    assert {module_name(p).split(".")[1] for p in SOURCES if p.parent != PACKAGE or p.stem != "__init__"} <= set(FLOORS)
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(REPO)))
+def test_no_import_runs_up_the_floors(path):
+    if path == PACKAGE / "__init__.py":
+        return
+    source = module_name(path)
+    upward = [
+        f"line {line}: {source} (floor {floor(source)}) imports {target} (floor {floor(target)})"
+        for line, target, _ in imports(path)
+        if target.startswith("components.") and floor(target) > floor(source)
+    ]
+    assert not upward, "\n".join(upward)
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(REPO)))
+def test_our_own_imports_are_at_the_top(path):
+    hidden = [
+        f"line {line}: {target}" for line, target, inside in imports(path) if inside and target.startswith("components")
+    ]
+    assert not hidden, f"{path.relative_to(REPO)} hides imports of our own modules in functions:\n" + "\n".join(hidden)
+
+
+@pytest.mark.parametrize("floor_name", ["config", "data", "model"])
+def test_lower_floors_run_without_ray_or_mlflow(floor_name):
+    """The model never imports Ray or MLflow; data imports Ray only where the pipeline runs it."""
+    found = []
+    for path in sorted((PACKAGE / floor_name).rglob("*.py")):
+        for line, target, inside in imports(path):
+            heavy = target.split(".")[0] in ("ray", "mlflow")
+            if heavy and not (floor_name == "data" and target.split(".")[0] == "ray" and inside):
+                found.append(f"{path.relative_to(REPO)}:{line} imports {target}")
+    assert not found, "\n".join(found)
+
+
+def test_the_upward_check_sees_an_upward_import(tmp_path):
+    """The walker itself: a lazy import of a higher floor inside a function is found and flagged."""
+    probe = tmp_path / "probe.py"
+    probe.write_text("def f():\n    from components.serving.pyfunc import log_pyfunc\n", "utf-8")
+    assert list(imports(probe)) == [(2, "components.serving.pyfunc", True)]
+    assert floor("components.serving.pyfunc") > floor("components.tracking.runs")
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "flows").glob("*.py")), ids=lambda p: p.name)
+def test_flows_are_thin_checklists(path):
+    text = path.read_text("utf-8")
+    assert len(text.splitlines()) <= 90, f"{path.name}: move library code into components/"
+    assert "def main(argv: list[str] | None = None) -> int:" in text and "sys.exit(run(main))" in text
