@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 FINETUNE_STEPS ?= 100
 
-.PHONY: run test setup system-deps lint
+.PHONY: run test test-fast setup system-deps lint
 
 # Pre-training on the embedded defaults (synthetic data built if absent, local Ray, sqlite MLflow),
 # then fine-tuning from it. Then: mlflow ui --backend-store-uri sqlite:///mlflow.db
@@ -16,6 +16,10 @@ run: setup
 
 test: setup
 	$(BIN)/python -m pytest -q
+
+# The fast tiers (unit, data, model): no Ray cluster.
+test-fast: setup
+	$(BIN)/python -m pytest -q tests/unit tests/data tests/model
 
 lint: setup
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -31,7 +31,7 @@ NonEmptyText = Annotated[StrictStr, Field(min_length=1)]
 class Section(BaseModel):
     """A frozen, strict configuration section; ``SECTION`` is its dotted prefix in error messages."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=False)
+    model_config = ConfigDict(extra="forbid", frozen=True)
     SECTION: ClassVar[str] = ""
 
     def __init__(self, **values: Any) -> None:

@@ -12,6 +12,7 @@ from pydantic import Field, field_validator, model_validator
 
 from components.config.base import (
     Flag,
+    Integer,
     NonEmptyText,
     NonNegativeInt,
     NonNegativeNumber,
@@ -20,7 +21,6 @@ from components.config.base import (
     PositiveNumber,
     Probability,
     Section,
-    StrictInt,
     Text,
 )
 from components.config.model import ModelConfig, expand_preset
@@ -41,7 +41,7 @@ class DataSection(Section):
     images_root: Text | None = None  # where <id>.png live, when not DATASET/images
     build_if_missing: Flag = True  # build the synthetic dataset when `dataset` does not exist yet
     synthetic_images: PositiveInt = 2000
-    synthetic_seed: StrictInt = 0
+    synthetic_seed: Integer = 0
     synthetic_lang: Literal["zh", "en"] = "zh"
     max_boxes: PositiveInt = 32  # per image; more are dropped and counted
     decode_actors: PositiveInt = 1  # Ray Data actors decoding and masking images
@@ -72,7 +72,7 @@ class TrainSection(Section):
     log_every: PositiveInt = 10
     val_every: PositiveInt = 200
     checkpoint_every: PositiveInt = 200
-    seed: StrictInt = 0
+    seed: Integer = 0
     torch_threads: PositiveInt = 1  # per worker on CPU
     fail_at_step: PositiveInt | None = None  # fault injection: rank 0 raises once at this step (tests)
 
@@ -150,7 +150,7 @@ class TuneSection(Section):
     metric: NonEmptyText = "val_cider"  # reported by the training loop at every validation
     mode: Literal["min", "max"] = "max"
     grace_period: PositiveInt = 100  # steps every trial runs before ASHA may stop it
-    reduction_factor: Annotated[StrictInt, Field(ge=2)] = 2  # ASHA keeps 1 / reduction_factor at each rung
+    reduction_factor: Annotated[Integer, Field(ge=2)] = 2  # ASHA keeps 1 / reduction_factor at each rung
 
     @field_validator("space", mode="before")
     @classmethod

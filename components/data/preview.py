@@ -8,8 +8,9 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 
 from components.data.fonts import load_font
+from components.data.images import open_image
 from components.data.masking import box_pixel_bounds
-from components.data.release import ImageRecord, image_path
+from components.data.release import ImageRecord
 
 CAPTION_OUTLINE = (0, 170, 0)
 MASK_ONLY_OUTLINE = (220, 0, 0)  # boxes that are masked but carry no caption (prices, dropped text)
@@ -47,8 +48,7 @@ def contact_sheet(
     """Tiles of ``records``: caption boxes in green and numbered, masked-only boxes in red."""
     tiles = []
     for record in records:
-        with Image.open(image_path(Path(images_root), record.image_id)) as image:
-            tiles.append(_tile(record, image, lang))
+        tiles.append(_tile(record, open_image(str(images_root), f"{record.image_id}.png").image, lang))
     if not tiles:
         raise ValueError("no records to draw")
     rows = (len(tiles) + columns - 1) // columns
