@@ -20,7 +20,7 @@ from pathlib import Path
 
 from components.cli import HelpFormatter, run
 from components.errors import ConfigError
-from components.serving.batch import caption_many
+from components.serving.batch import caption_many, skipped_lines
 from components.serving.captioning import caption_request, write_captions
 from components.serving.requests import single_request
 
@@ -61,19 +61,15 @@ def main(argv: list[str] | None = None) -> int:
         request = single_request(args.image, args.boxes, args.record, args.info)
         results = [caption_request(request, args.model, args.tracking_uri, args.beam)]
     else:
-        source = (args.dataset, args.split, args.requests, args.limit)
-        results, skipped, read = caption_many(
-            *source, args.model, args.tracking_uri, beam_size=args.beam, actors=args.actors
-        )
-        counts = skipped.get("counts", {})
-        if counts:
-            print(f"skipped {sum(counts.values())} of {read}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
-            for example in skipped.get("examples", [])[:5]:
-                print(f"  {example}")
+        inputs = (args.dataset, args.split, args.requests, args.limit)  # a dataset split or a requests file
+        results, skipped = caption_many(*inputs, args.model, args.tracking_uri, beam_size=args.beam, actors=args.actors)
+        for line in skipped_lines(skipped):
+            print(line)
     entries, drawn = write_captions(results, args.out, 1 if args.image else args.draw)  # 3. JSON and pictures
     for entry in entries[:5]:
         print(f"{entry['id']}: " + " | ".join(entry["captions"]))
-    print(f"{len(entries)} images captioned -> {args.out / 'captions.json'}; {len(drawn)} drawn, e.g. {drawn[0]}")
+    example = f", e.g. {drawn[0]}" if drawn else ""
+    print(f"{len(entries)} images captioned -> {args.out / 'captions.json'}; {len(drawn)} drawn{example}")
     return 0
 
 

@@ -125,10 +125,21 @@ def caption_many(
     *,
     beam_size: int = 1,
     actors: int = 1,
-) -> tuple[list[dict[str, Any]], dict[str, Any], int]:
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """A dataset split or a requests file captioned over Ray Data (a local cluster unless
-    ``RAY_ADDRESS`` is set): (results, skipped by reason, requests read)."""
+    ``RAY_ADDRESS`` is set): (results, skipped by reason, with ``read``: the requests read)."""
     rows, root, kind = index_rows(dataset, split, requests_file, limit)
     init_ray(JobConfig())
     results, skipped = caption_batch(rows, root, kind, source, tracking_uri, beam_size=beam_size, actors=actors)
-    return results, skipped, len(rows)
+    return results, {**skipped, "read": len(rows)}
+
+
+def skipped_lines(skipped: dict[str, Any], examples: int = 5) -> list[str]:
+    """What a batch skipped, by reason, with a few examples; nothing when nothing was skipped."""
+    counts = skipped.get("counts", {})
+    if not counts:
+        return []
+    total = f"skipped {sum(counts.values())} of {skipped.get('read', '?')}: "
+    return [total + ", ".join(f"{k} {v}" for k, v in counts.items())] + [
+        f"  {example}" for example in skipped.get("examples", [])[:examples]
+    ]
