@@ -1,4 +1,4 @@
-"""Model speed, side by side in one run (issue 3).
+"""Model speed, side by side in one run.
 
     python bench/model_bench.py [--preset small] [--device cpu|cuda] [--images 8] [--boxes-per-image 5]
 

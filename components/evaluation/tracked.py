@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import tempfile
 from collections import defaultdict
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import mlflow
+from PIL import Image
 
 from components import storage
 from components.config import JobConfig
@@ -48,7 +50,7 @@ def evaluate_and_log(
         lang = "zh" if checkpoint.tokenizer.mode == "char" else "en"
         log_evaluation(report, rows, split=split, lang=lang, title=f"{split} ({report.images} images)")
         root = job.data.images_root or storage.join(job.data.dataset, IMAGES_DIR)
-        log_pictures(report, rows, index, root, lang, sheets)
+        log_pictures(pictures(report, rows, index, root, lang, sheets))
     return report, run_id
 
 
@@ -65,17 +67,10 @@ def log_evaluation(report: EvaluationReport, rows: list[dict[str, Any]], *, spli
     mlflow.log_text("\n".join(type_legend(report)) + "\n", "plots/caption_types.txt")
 
 
-def log_pictures(
-    report: EvaluationReport,
-    rows: list[dict[str, Any]],
-    index: list[dict[str, str]],
-    images_root: str,
-    lang: str,
-    count: int,
-) -> None:
-    """A qualitative sheet and a type map for each of the first ``count`` images, into ``sheets/``."""
+def log_pictures(named_pictures: Iterable[tuple[str, Image.Image]]) -> None:
+    """(file name, picture) pairs into the active run's ``sheets/``."""
     with tempfile.TemporaryDirectory() as folder:
-        for name, picture in pictures(report, rows, index, images_root, lang, count):
+        for name, picture in named_pictures:
             picture.save(Path(folder) / name)
         mlflow.log_artifacts(folder, "sheets")
 
@@ -95,7 +90,7 @@ def pictures(
     images_root: str,
     lang: str,
     count: int,
-):
+) -> Iterator[tuple[str, Image.Image]]:
     """(file name, image) pairs: a qualitative sheet and a type map for each of the first ``count``
     images. The records come from the index the prediction read; only these images are read again,
     at their stored resolution (the pipeline's copies are shrunk to the model's input)."""

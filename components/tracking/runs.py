@@ -68,8 +68,10 @@ def finish_run(run_id: str) -> Iterator[dict[str, Any]]:
         raise
     result = outcome.get("result")
     mlflow.end_run()
-    checkpoint = checkpoint_uri(result.checkpoint) if result is not None and result.checkpoint else "none"
-    print(f"MLflow run {run_id} finished; last checkpoint: {checkpoint}")
+    line = f"MLflow run {run_id} finished"
+    if result is not None:
+        line += f"; last checkpoint: {checkpoint_uri(result.checkpoint) if result.checkpoint else 'none'}"
+    print(line)
     print(f"compare runs: mlflow ui --backend-store-uri {redact(mlflow.get_tracking_uri())}")
 
 

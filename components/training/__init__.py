@@ -1,1 +1,2 @@
-"""Training: the curriculum, caption-matching negatives, schedules, and the shared training loop."""
+"""Training: the curriculum, caption-matching negatives, schedules, the step runner (plain PyTorch),
+the Ray Train loop and driver, the one tracked fit, Ray Tune and the ablation runs."""
