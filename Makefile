@@ -26,12 +26,13 @@ lint: setup
 
 setup: system-deps $(STAMP)
 
-# Debian packages: a CJK font to draw Chinese captions, Java for METEOR.
+# Debian packages: a CJK font to draw Chinese captions, Java for METEOR, OpenCV's libGL and GLib for OCR.
 system-deps:
-	@if ! fc-list :lang=zh 2>/dev/null | grep -q . || ! command -v java >/dev/null; then \
+	@if ! fc-list :lang=zh 2>/dev/null | grep -q . || ! command -v java >/dev/null \
+		|| ! ldconfig -p | grep -q libGL.so.1 || ! ldconfig -p | grep -q libglib-2.0.so.0; then \
 		$(SUDO) apt-get update -qq && \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-			fontconfig fonts-noto-cjk fonts-wqy-microhei default-jre-headless >/dev/null; \
+			fontconfig fonts-noto-cjk fonts-wqy-microhei default-jre-headless libgl1 libglib2.0-0 >/dev/null; \
 	fi
 
 $(STAMP): pyproject.toml

@@ -65,3 +65,9 @@ class SweepFailed(CapOnImageError):
 
 class NothingUsable(CapOnImageError):
     """A dataset in which not one record can be used."""
+
+
+class PartitionChanged(CapOnImageError):
+    """A crawl partition ingested before holds something else now (or the ingest settings changed)."""
+
+    exit_code = 3

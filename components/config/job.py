@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from components.config.base import (
     Flag,
@@ -31,13 +31,14 @@ DEFAULT_DATASET = "data/synthetic"
 NegativeSchedule = Literal["progressive", "fixed", "level1", "level12"]  # paper Table 3
 NEGATIVE_SCHEDULES: tuple[str, ...] = get_args(NegativeSchedule)
 GATE_METRICS = ("BLEU@1", "BLEU@2", "BLEU@3", "BLEU@4", "METEOR", "CIDEr", "Div@1", "Div@2")
-Task = Literal["pretrain", "finetune", "evaluate"]
+Task = Literal["pretrain", "finetune", "evaluate", "ingest"]
 
 
 class DataSection(Section):
     SECTION = "data"
 
     dataset: Text = DEFAULT_DATASET  # a release-format folder: local path or URI (s3://...)
+    version: Text | None = None  # an earlier version of the dataset (its versions/<version>/); None: the current
     images_root: Text | None = None  # where <id>.png live, when not DATASET/images
     build_if_missing: Flag = True  # build the synthetic dataset when `dataset` does not exist yet
     synthetic_images: PositiveInt = 2000
@@ -130,6 +131,34 @@ class TrackingSection(Section):
         return value
 
 
+class IngestSection(Section):
+    """flows/ingest.py: turning crawl partitions into dataset versions (OCR, cleaning, dedup)."""
+
+    SECTION = "ingest"
+
+    ocr_engine: NonEmptyText = "rapidocr"  # or fixture:PATH, boxes read from a JSON file (tests)
+    actors: PositiveInt = 2  # Ray Data actors, one OCR engine each
+    cpus_per_actor: PositiveNumber = 1.0  # ONNX Runtime's threads follow it
+    box_padding: NonNegativeNumber = 3.0  # pixels at the stored size an OCR box is widened by (covers the ink)
+    min_chars: PositiveInt = 2  # a caption's length after punctuation and spaces are stripped ...
+    max_chars: PositiveInt = 10  # ... within these bounds
+    min_captions: PositiveInt = 2  # images with fewer kept captions are dropped
+    near_duplicate_share: Probability = 0.7  # drop an image sharing round(share x its captions) with another
+    fluency: NonEmptyText = "ngram"  # the dataset's character n-gram model, or a causal LM folder (path or URI)
+    fluency_threshold: Number | None = None  # None: calibrated so that 95% of val captions pass
+    max_info_chars: PositiveInt = 60  # title and attribute values, cut to this
+    short_side: PositiveInt = 256  # stored images are resized to this short side
+    batch_images: PositiveInt = 4  # images per Ray Data batch through an OCR actor
+
+    @field_validator("max_chars")
+    @classmethod
+    def _length_range(cls, value: int, info: ValidationInfo) -> int:
+        shortest = info.data.get("min_chars")
+        if shortest is not None and value < shortest:
+            raise ValueError(f"must be at least min_chars {shortest} (got {value})")
+        return value
+
+
 def _default_space() -> dict[str, Any]:
     return {
         "model.n_layers": [2, 3],
@@ -172,6 +201,7 @@ class JobConfig(Section):
     ray: RaySection = Field(default_factory=RaySection)
     tracking: TrackingSection = Field(default_factory=TrackingSection)
     tune: TuneSection = Field(default_factory=TuneSection)
+    ingest: IngestSection = Field(default_factory=IngestSection)
     init_from: Text | None = None  # finetune: an MLflow run id, runs:/ URI or checkpoint folder/URI
 
     @field_validator("model", mode="before")

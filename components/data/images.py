@@ -2,8 +2,9 @@
 
 The one opener for the dataset check, the training pipeline, evaluation pictures and captioning
 requests, local or on an object store. What can go wrong is a ``RecordRejected`` naming the field
-``image`` with one reason: ``unsafe_path`` (the path escapes its root), ``missing_image``, or
-``corrupt_image`` (the bytes do not decode).
+``image`` with one reason: ``unsafe_path`` (the path escapes its root), ``missing_image``,
+``corrupt_image`` (the bytes do not decode) or ``oversized_image`` (more pixels than
+``MAX_IMAGE_PIXELS``, checked from the header before any pixel is decoded).
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ from components.errors import UnsafePathError
 
 # What Pillow raises for bytes that are not a readable image.
 DECODE_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError, TypeError)
+# The one pixel limit: larger images are refused before decoding (a product photo is a few million
+# pixels; a decompression bomb declares billions in a few bytes).
+MAX_IMAGE_PIXELS = 64_000_000
 
 
 @dataclass(frozen=True)
@@ -49,10 +53,26 @@ def read_image_bytes(root: str, relative: str) -> tuple[str, bytes]:
         raise RecordRejected("image", "corrupt_image", f"{location} cannot be read: {err}") from err
 
 
-def decode_image(data: bytes, location: str) -> Image.Image:
-    """The decoded image (pixels loaded), or ``corrupt_image``."""
+def _open_checked(data: bytes, location: str) -> Image.Image:
+    """The image with its header read and its size checked; pixels not decoded yet."""
     try:
         image = Image.open(io.BytesIO(data))
+    except Image.DecompressionBombError as err:
+        raise RecordRejected("image", "oversized_image", f"{location}: {err}") from err
+    except DECODE_ERRORS as err:
+        raise RecordRejected("image", "corrupt_image", f"{location}: {err}") from err
+    width, height = image.size
+    if width * height > MAX_IMAGE_PIXELS:
+        raise RecordRejected(
+            "image", "oversized_image", f"{location}: {width}x{height} is over {MAX_IMAGE_PIXELS:,} pixels"
+        )
+    return image
+
+
+def decode_image(data: bytes, location: str) -> Image.Image:
+    """The decoded image (pixels loaded), or ``corrupt_image`` / ``oversized_image``."""
+    image = _open_checked(data, location)
+    try:
         image.load()
     except DECODE_ERRORS as err:
         raise RecordRejected("image", "corrupt_image", f"{location}: {err}") from err
@@ -69,10 +89,9 @@ def image_size(root: str, relative: str) -> tuple[int, int]:
     """(width, height) of the image at ``root/relative``, its file checked whole (``verify``) without
     decoding the pixels: the cheap check of a dataset."""
     location, data = read_image_bytes(root, relative)
+    image = _open_checked(data, location)
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            size = image.size
-            image.verify()
+        image.verify()
     except DECODE_ERRORS as err:
         raise RecordRejected("image", "corrupt_image", f"{location}: {err}") from err
-    return size
+    return image.size

@@ -13,14 +13,23 @@ from components.data.index import read_index
 from components.data.release import CAPTIONS_FILE
 from components.data.synthetic.build import SyntheticSpec, build_release
 from components.data.tokenizer import VOCABULARY_FILE, Tokenizer, guess_mode
-from components.errors import ConfigError
+from components.data.versions import images_folder, version_folder
+from components.errors import ConfigError, DatasetFormatError
 
 log = logging.getLogger(__name__)
 
 
 def prepare_data(job: JobConfig) -> JobConfig:
-    """Make sure the dataset exists (building the synthetic one if allowed), before Ray starts."""
+    """Make sure the dataset exists (building the synthetic one if allowed), before Ray starts. With
+    ``data.version`` the job reads that earlier version: its index files, the dataset's images."""
     dataset = job.data.dataset
+    if job.data.version is not None:
+        try:
+            folder = version_folder(dataset, job.data.version)
+        except DatasetFormatError as err:
+            raise ConfigError("data.version", str(err)) from err
+        images = job.data.images_root or images_folder(dataset)
+        return job.with_overrides(data={"dataset": folder, "images_root": images, "version": None})
     if storage.exists(storage.join(dataset, CAPTIONS_FILE)):
         return job
     if not job.data.build_if_missing or storage.is_uri(dataset):

@@ -1,4 +1,5 @@
-"""A contact sheet so a person can see the data: images with their boxes outlined and captions listed."""
+"""Contact sheets so a person can see the data: images with their boxes outlined and captions listed,
+and, for ingest, every OCR text with what became of it."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
+from components.data.boxes import Box
 from components.data.fonts import load_font
 from components.data.images import open_image
 from components.data.masking import box_pixel_bounds
@@ -18,13 +20,18 @@ TILE = 256
 LINE = 16
 
 
-def _tile(record: ImageRecord, image: Image.Image, lang: str) -> Image.Image:
+def _canvas(image: Image.Image, lines: int) -> tuple[Image.Image, Image.Image]:
+    """(tile, the image shrunk into its top square): room below for ``lines`` lines of text."""
     image = image.convert("RGB")
     scale = TILE / max(image.size)
     image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))))
-    text_height = LINE * (len(record.captions) + 1) + 8
-    tile = Image.new("RGB", (TILE, TILE + text_height), "white")
+    tile = Image.new("RGB", (TILE, TILE + LINE * lines + 8), "white")
     tile.paste(image, (0, 0))
+    return tile, image
+
+
+def _tile(record: ImageRecord, image: Image.Image, lang: str) -> Image.Image:
+    tile, image = _canvas(image, len(record.captions) + 1)
     draw = ImageDraw.Draw(tile)
     font = load_font(lang, 12)
     for box in record.all_boxes:
@@ -46,9 +53,29 @@ def contact_sheet(
     records: Sequence[ImageRecord], images_root: str | Path, lang: str = "zh", columns: int = 4
 ) -> Image.Image:
     """Tiles of ``records``: caption boxes in green and numbered, masked-only boxes in red."""
-    tiles = []
-    for record in records:
-        tiles.append(_tile(record, open_image(str(images_root), f"{record.image_id}.png").image, lang))
+    tiles = [_tile(r, open_image(str(images_root), f"{r.image_id}.png").image, lang) for r in records]
+    return sheet_of(tiles, columns)
+
+
+def ocr_tile(image: Image.Image, fates: Sequence[tuple[Box, str, str | None]], title: str, lang: str = "zh"):
+    """An image with every OCR box: kept captions in green, rejected texts in red with the reason."""
+    tile, image = _canvas(image, len(fates) + 1)
+    draw = ImageDraw.Draw(tile)
+    font = load_font(lang, 12)
+    for box, _, reason in fates:
+        colour = CAPTION_OUTLINE if reason is None else MASK_ONLY_OUTLINE
+        draw.rectangle(box_pixel_bounds(box, image.width, image.height), outline=colour, width=2)
+    y = TILE + 4
+    draw.text((4, y), title, font=font, fill=(90, 90, 90))
+    for _, text, reason in fates:
+        y += LINE
+        label = f"+ {text}" if reason is None else f"- {text}  ({reason})"
+        draw.text((4, y), label, font=font, fill=CAPTION_OUTLINE if reason is None else MASK_ONLY_OUTLINE)
+    return tile
+
+
+def sheet_of(tiles: Sequence[Image.Image], columns: int = 4) -> Image.Image:
+    """Tiles laid out in rows of ``columns``."""
     if not tiles:
         raise ValueError("no records to draw")
     rows = (len(tiles) + columns - 1) // columns

@@ -21,6 +21,7 @@ REASONS = (
     "unsafe_path",
     "missing_image",
     "corrupt_image",
+    "oversized_image",  # more pixels than data.images.MAX_IMAGE_PIXELS
 )
 
 

@@ -10,6 +10,7 @@ field, reason) for each bad one. ``strict=True`` raises ``DatasetError`` on the 
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -87,11 +88,16 @@ class ReadResult:
 
 
 # -- split files -----------------------------------------------------------------------------------
-def write_names(path: str | Path, names: Sequence[str]) -> None:
-    """A split file: a numpy unicode array of image ids (loadable without pickle)."""
+def names_bytes(names: Sequence[str]) -> bytes:
+    """A split file's bytes: a numpy unicode array of image ids (loadable without pickle)."""
     array = np.array([str(n) for n in names], dtype=np.str_) if names else np.array([], dtype="<U1")
-    with open(path, "wb") as handle:
+    with io.BytesIO() as handle:
         np.save(handle, array, allow_pickle=False)
+        return handle.getvalue()
+
+
+def write_names(path: str | Path, names: Sequence[str]) -> None:
+    Path(path).write_bytes(names_bytes(names))
 
 
 def read_names(path: str | Path) -> list[str]:

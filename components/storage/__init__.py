@@ -7,8 +7,11 @@ AWS variables. Nothing here logs a secret.
 
 from __future__ import annotations
 
+import os
 import posixpath
 import re
+import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 from pyarrow import fs
@@ -69,10 +72,54 @@ def read_bytes(location: str) -> bytes:
 
 
 def write_bytes(location: str, data: bytes) -> None:
+    """Write a whole file. Locally under a temporary name, then renamed: a reader sees the old file or
+    the new one, never half of it. An object store's PUT is whole already."""
     filesystem, path = resolve(location)
     filesystem.create_dir(posixpath.dirname(path), recursive=True)
-    with filesystem.open_output_stream(path) as stream:
+    target = path if is_uri(location) else f"{path}.tmp-{uuid.uuid4().hex[:8]}"
+    with filesystem.open_output_stream(target) as stream:
         stream.write(data)
+    if target != path:
+        os.replace(target, path)
+
+
+@dataclass(frozen=True)
+class Entry:
+    name: str  # relative to the folder listed, with "/" between parts
+    size: int  # bytes; 0 for a folder
+    is_folder: bool
+
+
+def list_folder(location: str, recursive: bool = False) -> list[Entry]:
+    """The entries of a folder, sorted by name; an absent folder lists as empty."""
+    filesystem, path = resolve(location)
+    if filesystem.get_file_info(path).type != fs.FileType.Directory:
+        return []
+    infos = filesystem.get_file_info(fs.FileSelector(path, recursive=recursive))
+    entries = [
+        Entry(posixpath.relpath(info.path, path), info.size or 0, info.type == fs.FileType.Directory) for info in infos
+    ]
+    return sorted(entries, key=lambda e: e.name)
+
+
+def move_folder(source: str, destination: str) -> None:
+    """Move a folder: one rename on a local disk (atomic: the destination appears whole or not at
+    all); a copy then a delete on an object store, which has no renames."""
+    if not is_uri(source) and not is_uri(destination):
+        os.rename(resolve(source)[1], resolve(destination)[1])
+        return
+    copy_dir(source, destination)
+    delete(source)
+
+
+def delete(location: str) -> None:
+    """Delete a file or a folder with everything in it; nothing happens when it is absent."""
+    filesystem, path = resolve(location)
+    kind = filesystem.get_file_info(path).type
+    if kind == fs.FileType.Directory:
+        filesystem.delete_dir(path)
+    elif kind == fs.FileType.File:
+        filesystem.delete_file(path)
 
 
 def copy_dir(source: str, destination: str) -> None:

@@ -11,12 +11,15 @@ import contextlib
 import json
 import logging
 import uuid
+import warnings
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import mlflow
+from mlflow.data.dataset_source_registry import resolve_dataset_source
+from mlflow.data.meta_dataset import MetaDataset
 from mlflow.tracking import MlflowClient
 
 from components.config import JobConfig
@@ -92,6 +95,18 @@ def latest_run_id(tracking_uri: str, experiment: str, task: str = "pretrain", ke
     if not runs:
         raise ConfigError(key, f"no finished {task} run in experiment '{experiment}' at {redact(tracking_uri)}")
     return runs[0].info.run_id
+
+
+def log_dataset(location: str, version: str, context: str) -> None:
+    """A dataset version as an input of the active run: an MLflow dataset whose source is the
+    dataset's location and whose digest is its version (``components.data.index.dataset_version``),
+    and the tag ``data_version``. ``context``: training, evaluation, ingest."""
+    with warnings.catch_warnings():  # a local path resolves to two identical local sources
+        warnings.simplefilter("ignore", UserWarning)
+        source = resolve_dataset_source(redact(location))
+    name = location.rstrip("/").rsplit("/", 1)[-1]
+    mlflow.log_input(MetaDataset(source, name=name, digest=version), context=context)
+    mlflow.set_tag("data_version", version)
 
 
 def log_files(paths: Iterable[Path], artifact_path: str) -> None:

@@ -14,11 +14,13 @@ import ray
 
 from components.cluster import init_ray
 from components.config import JobConfig
+from components.data.index import dataset_version
 from components.data.tokenizer import Tokenizer
 from components.model.checkpoint import load_checkpoint
 from components.tracking.runs import (
     finish_run,
     log_checkpoint,
+    log_dataset,
     log_figure,
     log_skipped_records,
     metric_history_figure,
@@ -63,6 +65,7 @@ def tracked_fit(
     ray_run_name = ray_run_name or run_name
     run_id = start_run(job, run_name, parent_run_id, tags={"ray_run_name": ray_run_name, **(tags or {})})
     with finish_run(run_id) as outcome:
+        log_dataset(job.data.dataset, dataset_version(job.data.dataset), "training")
         init_ray(job)
         weights = ray.put(init_weights) if init_weights is not None else None  # reaches workers on any node
         callbacks = tuple(extra_callbacks(run_id)) if extra_callbacks else ()

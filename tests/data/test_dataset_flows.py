@@ -78,6 +78,10 @@ def test_crawl_form_partition(tmp_path):
     assert len(rows) == 6 and set(rows[0]) == {"product_id", "title", "attributes", "image"}
     assert all((part / row["image"]).is_file() for row in rows)
     assert not (part / "ref_captions.json").exists()  # boxes come from OCR at ingest, not from the crawl
+    assert (part / "_SUCCESS").is_file() and not list(part.glob(".*.tmp"))  # complete, nothing half-written
+    for row in rows:  # crawled images are larger than the release's short side 256
+        with Image.open(part / row["image"]) as image:
+            assert min(image.size) in (512, 640, 768)
 
 
 def test_check_dataset_clean(made):

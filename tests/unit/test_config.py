@@ -76,6 +76,9 @@ def test_a_dataset_the_user_names_must_exist(tmp_path):
         ("model.preset=huge", "model.preset", "unknown preset 'huge'"),
         ("train.lr.peak=1", "train.lr.peak", "'lr' is not a section"),
         ("train.lr", "train.lr", "section.key=value"),
+        ("ingest.max_chars=1", "ingest.max_chars", "at least min_chars 2"),
+        ("ingest.near_duplicate_share=1.5", "ingest.near_duplicate_share", "at most 1"),
+        ("ingest.actors=0", "ingest.actors", "must be positive"),
     ],
 )
 def test_config_holes_are_closed(override, key, message):

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from components.data.crawl import PRODUCTS_FILE, SUCCESS_FILE
 from components.data.fonts import find_font
 from components.data.release import (
     CAPTIONS_FILE,
@@ -31,8 +32,10 @@ from components.data.release import (
 from components.data.synthetic.generate import Item, generate_image
 from components.data.synthetic.lexicon import LEXICONS
 from components.data.tokenizer import Tokenizer
+from components.data.versions import INGEST_DIR, VERSIONS_DIR
 
 SPLITS = ("train", "val", "test")
+CRAWL_SCALES = (2.0, 2.5, 3.0)  # crawled images are larger than the release's short side 256
 
 
 @dataclass(frozen=True)
@@ -79,9 +82,16 @@ def assign_splits(spec: SyntheticSpec) -> list[str]:
     return splits
 
 
-def _render_one(job: tuple[str, int, int, str, bool, str]) -> tuple[str, ImageRecord, dict]:
-    lang, seed, index, split, noisy, out = job
-    item, record, image = generate_image(LEXICONS[lang], seed, index, image_id(seed, index), noisy)
+def crawl_scale(seed: int, index: int) -> float:
+    """How much larger than the release image ``index`` is crawled (its own stream: the layout, drawn
+    from the image's stream, is the same in both forms)."""
+    return random.Random(f"crawl-scale:{seed}:{index}").choice(CRAWL_SCALES)
+
+
+def _render_one(job: tuple[str, int, int, str, bool, str, bool]) -> tuple[str, ImageRecord, dict]:
+    lang, seed, index, split, noisy, out, crawl = job
+    scale = crawl_scale(seed, index) if crawl else 1.0
+    item, record, image = generate_image(LEXICONS[lang], seed, index, image_id(seed, index), noisy, scale)
     save_image(out, record.image_id, image)
     return split, record, _crawl_line(item)
 
@@ -96,12 +106,13 @@ def _crawl_line(item: Item) -> dict:
 
 
 def _render_all(
-    spec: SyntheticSpec, out: Path, workers: int, noisy_train: bool
+    spec: SyntheticSpec, out: Path, workers: int, noisy_train: bool, crawl: bool = False
 ) -> Iterator[tuple[str, ImageRecord, dict]]:
     find_font(spec.lang)  # fail now, not in every worker, when the font is missing
     splits = assign_splits(spec)
     jobs = [
-        (spec.lang, spec.seed, i, splits[i], noisy_train and splits[i] == "train", str(out)) for i in range(spec.images)
+        (spec.lang, spec.seed, i, splits[i], noisy_train and splits[i] == "train", str(out), crawl)
+        for i in range(spec.images)
     ]
     progress = dict(total=len(jobs), desc="rendering", unit="img", mininterval=2.0)
     if workers <= 1:
@@ -129,12 +140,17 @@ def build_release(
 
 
 def build_crawl(spec: SyntheticSpec, out: str | Path, crawl_date: str, workers: int = 2) -> Path:
-    """Render the crawl form: ``out/crawl_date=DATE/products.jsonl`` plus its unmasked images."""
+    """Render the crawl form: ``out/crawl_date=DATE/products.jsonl`` plus its unmasked images at their
+    crawled size, then ``_SUCCESS``. ``products.jsonl`` appears whole (written under a temporary name,
+    then renamed) and ``_SUCCESS`` last, so a reader never takes a half-written partition."""
     partition = Path(out) / f"crawl_date={crawl_date}"
-    lines = [line for _, _, line in _render_all(spec, partition, workers, noisy_train=False)]
-    with open(partition / "products.jsonl", "w", encoding="utf-8") as handle:
+    lines = [line for _, _, line in _render_all(spec, partition, workers, noisy_train=False, crawl=True)]
+    staged = partition / f".{PRODUCTS_FILE}.tmp"
+    with open(staged, "w", encoding="utf-8") as handle:
         for line in lines:
             handle.write(json.dumps(line, ensure_ascii=False) + "\n")
+    staged.replace(partition / PRODUCTS_FILE)
+    (partition / SUCCESS_FILE).write_text("", "utf-8")
     return partition
 
 
@@ -150,4 +166,5 @@ def remove_release(path: str | Path) -> None:
     (path / CAPTIONS_FILE).unlink()  # first: the folder stops counting as complete
     for name in [*SPLIT_FILES.values(), "word2int.json", "int2word.json", "preview.png"]:
         (path / name).unlink(missing_ok=True)
-    shutil.rmtree(path / IMAGES_DIR, ignore_errors=True)
+    for folder in (IMAGES_DIR, VERSIONS_DIR, INGEST_DIR):  # the versions and the ingest ledger go with it
+        shutil.rmtree(path / folder, ignore_errors=True)

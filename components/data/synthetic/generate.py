@@ -293,8 +293,14 @@ def plan_layout(item: Item, lexicon: Lexicon, rng: random.Random) -> Layout:
 
 
 # -- rendering -------------------------------------------------------------------------------------
-def render(layout: Layout, item: Item, lang: str) -> Image.Image:
-    width, height = layout.size
+def render(layout: Layout, item: Item, lang: str, scale: float = 1.0) -> Image.Image:
+    """The image of a layout; ``scale`` > 1 draws the same layout larger (a crawl's original size), with
+    the text in a proportionally larger font rather than upscaled pixels."""
+
+    def scaled(rect: Rect) -> Rect:
+        return tuple(round(v * scale) for v in rect)
+
+    width, height = round(layout.size[0] * scale), round(layout.size[1] * scale)
     top, bottom = layout.background
     image = Image.new("RGB", (width, height), top)
     draw = ImageDraw.Draw(image)
@@ -302,18 +308,19 @@ def render(layout: Layout, item: Item, lang: str) -> Image.Image:
         for y in range(height):
             t = y / (height - 1)
             draw.line([(0, y), (width, y)], fill=tuple(int(a + (b - a) * t) for a, b in zip(top, bottom, strict=True)))
-    draw_product(draw, item.category.shape, layout.product_rect, item.colour[1])
+    draw_product(draw, item.category.shape, scaled(layout.product_rect), item.colour[1])
     for glyph, rect, rgb in layout.glyphs:
-        draw_marker(draw, glyph, rect, rgb)
+        draw_marker(draw, glyph, scaled(rect), rgb)
     if layout.banner_band is not None:
-        draw.rectangle(layout.banner_band, fill=tuple(int(c * 0.55) for c in item.colour[1]))
+        draw.rectangle(scaled(layout.banner_band), fill=tuple(int(c * 0.55) for c in item.colour[1]))
     for slot in layout.captions + layout.distractors:
-        draw.text(slot.origin, slot.text, font=load_font(lang, slot.font_size), fill=slot.rgb)
+        origin = (round(slot.origin[0] * scale), round(slot.origin[1] * scale))
+        draw.text(origin, slot.text, font=load_font(lang, round(slot.font_size * scale)), fill=slot.rgb)
     return image
 
 
 # -- records ---------------------------------------------------------------------------------------
-def _fraction_box(rect: Rect, size: tuple[int, int]) -> Box:
+def fraction_box(rect: Rect, size: tuple[int, int]) -> Box:
     """An inclusive pixel rect as fractions, rounded to 4 decimals (exact back to pixels at this size)."""
     width, height = size
     x0, y0, x1, y1 = rect
@@ -333,7 +340,7 @@ def ocr_noise(text: str, lexicon: Lexicon, rng: random.Random, rate: float = NOI
 def make_record(item: Item, layout: Layout, lexicon: Lexicon, rng: random.Random, noisy: bool) -> ImageRecord:
     """The release-format record: caption boxes in neighbour-chain order from the top-most box."""
     slots = sorted(layout.captions, key=lambda s: (s.rect[1], s.rect[0]))  # reading order, as OCR emits
-    boxes = [_fraction_box(s.rect, layout.size) for s in slots]
+    boxes = [fraction_box(s.rect, layout.size) for s in slots]
     order = chain_order(boxes)
     slots = [slots[i] for i in order]
     captions = tuple(ocr_noise(s.text, lexicon, rng) if noisy else s.text for s in slots)
@@ -341,7 +348,7 @@ def make_record(item: Item, layout: Layout, lexicon: Lexicon, rng: random.Random
     return ImageRecord(
         image_id=item.image_id,
         info=item.info,
-        all_boxes=tuple(_fraction_box(s.rect, layout.size) for s in all_slots),
+        all_boxes=tuple(fraction_box(s.rect, layout.size) for s in all_slots),
         caption_boxes=tuple(boxes[i] for i in order),
         captions=captions,
         colors=tuple(s.rgb for s in slots),
@@ -353,13 +360,20 @@ def image_rng(seed: int, index: int) -> random.Random:
     return random.Random(seed * 1_000_003 + index)
 
 
-def generate_image(lexicon: Lexicon, seed: int, index: int, image_id: str, noisy: bool):
-    """(item, record, image) for image ``index`` of the crawl with this seed."""
+def plan_image(lexicon: Lexicon, seed: int, index: int, image_id: str) -> tuple[Item, Layout, random.Random]:
+    """(item, layout, the image's random stream after planning) for image ``index`` of a crawl."""
     rng = image_rng(seed, index)
     item = sample_item(lexicon, rng, image_id)
     # Like the real pipeline, an image needs at least 2 captions; re-plan the rare one that has fewer.
     layout = plan_layout(item, lexicon, rng)
     while len(layout.captions) < MIN_CAPTIONS:
         layout = plan_layout(item, lexicon, rng)
-    image = render(layout, item, lexicon.lang)
+    return item, layout, rng
+
+
+def generate_image(lexicon: Lexicon, seed: int, index: int, image_id: str, noisy: bool, scale: float = 1.0):
+    """(item, record, image) for image ``index`` of the crawl with this seed; ``scale`` renders the
+    same layout larger (the record's boxes are fractions, so they hold at any scale)."""
+    item, layout, rng = plan_image(lexicon, seed, index, image_id)
+    image = render(layout, item, lexicon.lang, scale)
     return item, make_record(item, layout, lexicon, rng, noisy), image

@@ -1,0 +1,97 @@
+"""flows/ingest.py for real: two crawl partitions, the real OCR engine, a local Ray cluster, sqlite MLflow;
+then a model trains on the new version with the training flow unchanged."""
+
+import json
+import shutil
+
+import pytest
+from helpers import load_flow
+from mlflow.tracking import MlflowClient
+
+from components.data.index import dataset_version
+from components.data.synthetic.build import SyntheticSpec, build_crawl, crawl_scale, image_id
+from components.data.synthetic.generate import generate_image
+from components.data.synthetic.lexicon import LEXICONS
+from components.data.versions import LEDGER_FILE
+
+PARTITIONS = {"crawl_date=2026-11-20": 21, "crawl_date=2026-11-21": 22}
+
+
+@pytest.fixture(scope="module")
+def ingested(ray_cluster, tiny_dataset, tmp_path_factory):
+    root, _, _ = tiny_dataset
+    place = tmp_path_factory.mktemp("ingest")
+    dataset = place / "dataset"
+    shutil.copytree(root, dataset)
+    for name, seed in PARTITIONS.items():
+        build_crawl(SyntheticSpec(images=5, seed=seed), place / "crawls", name.split("=")[1], workers=1)
+    uri = f"sqlite:///{place / 'mlflow.db'}"
+    argv = [
+        "--preset", "tiny", "--crawl", str(place / "crawls"), "--dataset", str(dataset),
+        "--set", f"tracking.tracking_uri={uri}", "--set", "tracking.system_metrics=false",
+    ]  # fmt: skip
+    before = dataset_version(str(dataset))
+    assert load_flow("ingest").main(argv) == 0
+    return dataset, uri, argv, before
+
+
+def ingest_runs(uri):
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("caponimage")
+    return client.search_runs([experiment.experiment_id], "tags.task = 'ingest'")
+
+
+def test_two_partitions_become_one_new_version_read_by_real_ocr(ingested):
+    dataset, uri, _, before = ingested
+    version = dataset_version(str(dataset))
+    assert version != before
+    ledger = json.loads((dataset / LEDGER_FILE).read_text())
+    assert set(ledger) == set(PARTITIONS) and {e["version"] for e in ledger.values()} == {version}
+    (run,) = ingest_runs(uri)
+    assert run.info.status == "FINISHED" and run.data.metrics["stage_lines"] == 10
+    assert run.data.metrics["stage_added"] >= 5 and run.data.metrics["ocr_seconds_per_image"] > 0
+    assert run.data.metrics["texts_total"] > run.data.metrics["texts_kept"] > 0
+    (source,) = run.inputs.dataset_inputs
+    assert source.dataset.digest == version and source.tags[0].value == "ingest"
+    artifacts = {a.path for a in MlflowClient(uri).list_artifacts(run.info.run_id, "ingest")}
+    assert {"ingest/examples.png", "ingest/summary.txt", "ingest/rejections.txt"} <= artifacts
+    # What the real OCR engine read is what was drawn on the crawled images.
+    records = json.loads((dataset / "ref_captions.json").read_text("utf-8"))
+    matched = total = 0
+    for seed in PARTITIONS.values():
+        for i in range(5):
+            truth = generate_image(LEXICONS["zh"], seed, i, image_id(seed, i), False, crawl_scale(seed, i))[1]
+            if truth.image_id in records:
+                total += len(truth.captions)
+                matched += len(set(truth.captions) & set(records[truth.image_id]["ocr_txts"]))
+    assert total > 0 and matched / total >= 0.9
+
+
+def test_the_new_version_passes_the_strict_check(ingested):
+    dataset, _, _, _ = ingested
+    assert load_flow("check_dataset").main([str(dataset), "--strict"]) == 0
+
+
+def test_a_second_run_ingests_nothing_and_starts_no_run(ingested, capsys):
+    dataset, uri, argv, _ = ingested
+    version = dataset_version(str(dataset))
+    assert load_flow("ingest").main(argv) == 0
+    out = capsys.readouterr().out
+    assert out.count("already ingested") == 2 and dataset_version(str(dataset)) == version
+    assert len(ingest_runs(uri)) == 1
+
+
+def test_a_model_trains_on_the_new_version_and_records_it(ingested, tmp_path):
+    dataset, uri, _, _ = ingested
+    argv = [
+        "--preset", "tiny", "--set", f"data.dataset={dataset}", "--set", f"tracking.tracking_uri={uri}",
+        "--set", "tracking.system_metrics=false", "--set", f"ray.storage_path={tmp_path / 'ray'}",
+        "--set", "train.steps=2", "--set", "train.val_every=2", "--set", "train.checkpoint_every=2",
+    ]  # fmt: skip
+    assert load_flow("pretrain").main(argv) == 0
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("caponimage")
+    (run,) = client.search_runs([experiment.experiment_id], "tags.task = 'pretrain'")
+    (source,) = run.inputs.dataset_inputs
+    assert source.dataset.digest == dataset_version(str(dataset)) == run.data.tags["data_version"]
+    assert run.data.metrics["skipped_records"] == 0
