@@ -31,7 +31,7 @@ from components.data.boxes import Box
 from components.data.cleaning import normalise, text_rejection
 from components.data.crawl import Partition, parse_product, read_products
 from components.data.images import open_image
-from components.data.ingest import load_fluency, prepare_fluency, process_product, stream_outcomes
+from components.data.ingest import OcrJob, load_fluency, prepare_fluency, process_product, stream_outcomes
 from components.data.masking import box_pixel_bounds
 from components.data.ocr import build_engine
 from components.data.prepare import prepare_data
@@ -105,12 +105,9 @@ def accuracy(partition: Partition, products, section, fluency, seed: int, scratc
 def ray_speed(products, partition: Partition, section, fluency, actors: int, scratch: str) -> tuple[float, float]:
     """(images/s from the call to the last image, actor start-up included as a user pays it;
     images/s from the first image out to the last: the pool's steady rate)."""
-    pool = section.with_overrides(actors=actors)
+    job = OcrJob({partition.name: partition.location}, scratch, section.with_overrides(actors=actors), fluency)
     started = time.perf_counter()
-    times = [
-        time.perf_counter()
-        for _ in stream_outcomes(products, {partition.name: partition.location}, scratch, pool, fluency)
-    ]
+    times = [time.perf_counter() for _ in stream_outcomes(products, job)]
     assert len(times) == len(products)
     return len(products) / (times[-1] - started), (len(products) - 1) / (times[-1] - times[0])
 

@@ -29,7 +29,6 @@ from PIL import Image
 
 from components import storage
 from components.config import IngestSection
-from components.data.boxes import Box
 from components.data.cleaning import clean_texts
 from components.data.crawl import Partition, Product, find_partitions, parse_product, partition_key, product_info
 from components.data.crawl import read_products as read_product_lines
@@ -213,23 +212,30 @@ def process_product(
     return {**outcome, "status": "kept", "record": json.dumps(record.to_json(), ensure_ascii=False), "digests": digests}
 
 
+@dataclass(frozen=True)
+class OcrJob:
+    """What every OCR worker needs: where the partitions are, where images go, the settings, the filter."""
+
+    partitions: dict[str, str]  # partition name -> location
+    images_out: str
+    section: IngestSection
+    fluency: dict[str, Any]  # from prepare_fluency
+
+
 class OcrImages:
     """``map_batches`` callable for an actor pool: product rows in, outcome rows out."""
 
-    def __init__(
-        self, section: dict, partitions: dict[str, str], images_out: str, fluency: dict[str, Any], threads: int
-    ):
-        self.section = IngestSection.from_dict(section)
-        self.engine = build_engine(self.section.ocr_engine, threads)
-        self.fluent = load_fluency(fluency)
-        self.partitions, self.images_out = partitions, images_out
+    def __init__(self, job: OcrJob):
+        self.job = job
+        self.engine = build_engine(job.section.ocr_engine, max(1, int(job.section.cpus_per_actor)))
+        self.fluent = load_fluency(job.fluency)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        outcomes = []
+        job, outcomes = self.job, []
         for text in batch["product"]:
             product = Product(**json.loads(str(text)))
-            location = self.partitions[product.partition]
-            outcomes.append(process_product(product, location, self.engine, self.fluent, self.section, self.images_out))
+            location = job.partitions[product.partition]
+            outcomes.append(process_product(product, location, self.engine, self.fluent, job.section, job.images_out))
         return {"outcome": _column([json.dumps(o, ensure_ascii=False) for o in outcomes])}
 
 
@@ -239,26 +245,22 @@ def _column(values: list) -> np.ndarray:
     return array
 
 
-def stream_outcomes(
-    products: list[Product],
-    partitions: dict[str, str],
-    images_out: str,
-    section: IngestSection,
-    fluency: dict[str, Any],
-) -> Iterator[dict[str, Any]]:
+def _product_rows(products: list[Product]) -> list[str]:
+    return [json.dumps(dataclasses.asdict(p), ensure_ascii=False) for p in products]
+
+
+def stream_outcomes(products: list[Product], job: OcrJob) -> Iterator[dict[str, Any]]:
     """Every product through the OCR actor pool (Ray must be up), outcomes as they finish."""
     import ray
 
     if not products:
         return
-    rows = [{"product": json.dumps(dataclasses.asdict(p), ensure_ascii=False)} for p in products]
-    blocks = max(1, min(len(rows) // section.batch_images, 200))
-    threads = max(1, int(section.cpus_per_actor))
-    outcomes = ray.data.from_items(rows, override_num_blocks=blocks).map_batches(
+    rows = [{"product": text} for text in _product_rows(products)]
+    section = job.section
+    outcomes = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows) // section.batch_images, 200)))
+    outcomes = outcomes.map_batches(
         OcrImages,
-        fn_constructor_kwargs=dict(
-            section=section.as_dict(), partitions=partitions, images_out=images_out, fluency=fluency, threads=threads
-        ),
+        fn_constructor_kwargs={"job": job},
         batch_size=section.batch_images,
         compute=ray.data.ActorPoolStrategy(size=section.actors),
         num_cpus=section.cpus_per_actor,
@@ -267,33 +269,20 @@ def stream_outcomes(
         yield json.loads(row["outcome"])
 
 
-def ocr_products(
-    products: list[Product],
-    partitions: dict[str, str],
-    images_out: str,
-    section: IngestSection,
-    fluency: dict[str, Any],
-) -> list[dict[str, Any]]:
+def ocr_products(products: list[Product], job: OcrJob) -> list[dict[str, Any]]:
     """Every product through the OCR actor pool (Ray must be up); the outcomes in crawl order."""
-    order = {name: i for i, name in enumerate(sorted(partitions))}
-    found = stream_outcomes(products, partitions, images_out, section, fluency)
-    return sorted(found, key=lambda o: (order[o["partition"]], o["line"]))
+    order = {name: i for i, name in enumerate(sorted(job.partitions))}
+    return sorted(stream_outcomes(products, job), key=lambda o: (order[o["partition"]], o["line"]))
 
 
-def ocr_in_process(
-    products: list[Product],
-    partitions: dict[str, str],
-    images_out: str,
-    section: IngestSection,
-    fluency: dict[str, Any],
-) -> list[dict[str, Any]]:
+def ocr_in_process(products: list[Product], job: OcrJob) -> list[dict[str, Any]]:
     """The same as ``ocr_products`` in this process, one engine (small crawls, tests, benchmarks)."""
-    worker = OcrImages(section.as_dict(), partitions, images_out, fluency, max(1, int(section.cpus_per_actor)))
-    rows = {"product": _column([json.dumps(dataclasses.asdict(p), ensure_ascii=False) for p in products])}
-    return [json.loads(o) for o in worker(rows)["outcome"]] if products else []
+    if not products:
+        return []
+    return [json.loads(o) for o in OcrImages(job)({"product": _column(_product_rows(products))})["outcome"]]
 
 
-OcrRunner = Callable[[list[Product], dict[str, str], str, IngestSection, dict[str, Any]], list[dict[str, Any]]]
+OcrRunner = Callable[[list[Product], OcrJob], list[dict[str, Any]]]
 
 
 # -- the whole ingest (driver) --------------------------------------------------------------------------
@@ -398,9 +387,9 @@ def run_ingest(plan: Plan, section: IngestSection, examples: int = 8, ocr: OcrRu
     index.add_records(captions, load_digests(plan.dataset, in_version))
     products = read_products(plan, index, result)
     result.stages["images_read"] = len(products)
-    images_out = images_folder(plan.dataset)
-    for outcome in ocr(products, result.locations, images_out, section, plan.fluency):
-        _settle(outcome, index, images_out, result, examples)
+    job = OcrJob(result.locations, images_folder(plan.dataset), section, plan.fluency)
+    for outcome in ocr(products, job):
+        _settle(outcome, index, job.images_out, result, examples)
     if result.new_records:
         manifest = {"partitions": plan.keys, "added": len(result.new_records), "rejected": dict(result.rejected)}
         result.version = publish(plan.dataset, state.with_records(result.new_records), manifest)
@@ -438,22 +427,8 @@ def _settle(outcome: dict[str, Any], index: DedupIndex, images_out: str, result:
         return
     for digest in outcome["digests"]:
         index.add(outcome["product_id"], record["ocr_txts"], digest)
-    result.new_records.append(_record(outcome["product_id"], record))
+    result.new_records.append(parse_record_value(outcome["product_id"], record, None))
     result.stages["added"] += 1
-
-
-def _record(image_id: str, value: dict[str, Any]) -> ImageRecord:
-    def boxes(texts: list[str]) -> tuple[Box, ...]:
-        return tuple(Box(*(float(v) for v in t.split("_"))) for t in texts)
-
-    return ImageRecord(
-        image_id,
-        value["info"],
-        boxes(value["all_locs"]),
-        boxes(value["ocr_locs"]),
-        tuple(value["ocr_txts"]),
-        url=value.get("url"),
-    )
 
 
 def oov_share(records: list[ImageRecord], vocabulary: bytes | None) -> float:
