@@ -12,13 +12,12 @@ whether it changed since it was ingested.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from dataclasses import dataclass
 from typing import Any
 
 from components import storage
-from components.data.rejection import RecordRejected
+from components.data.rejection import RecordRejected, json_object
 
 PRODUCTS_FILE = "products.jsonl"  # a partition's products, one JSON object a line
 SUCCESS_FILE = "_SUCCESS"  # written last: the partition is complete
@@ -75,15 +74,7 @@ def read_products(partition: Partition) -> list[tuple[int, str]]:
 
 def parse_product(partition: str, line: int, text: str) -> Product:
     """One line of ``products.jsonl``, or ``RecordRejected`` naming the field and the reason."""
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise RecordRejected("<line>", "bad_json", str(err)) from err
-    if not isinstance(value, dict):
-        raise RecordRejected("<line>", "bad_type", f"expected an object, got {type(value).__name__}")
-    for key in REQUIRED:
-        if key not in value:
-            raise RecordRejected(key, "missing_key", f"the line has no '{key}'")
+    value = json_object(text, REQUIRED)
     for key in ("product_id", "title", "image"):
         if not isinstance(value[key], str):
             raise RecordRejected(key, "bad_type", f"expected a string, got {type(value[key]).__name__}")

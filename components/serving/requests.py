@@ -19,7 +19,7 @@ from components import storage
 from components.data.boxes import format_box, is_pixel_box_set, normalise_box, parse_box
 from components.data.encoding import EncodeSpec, encode_record
 from components.data.images import decode_image, open_image
-from components.data.rejection import RecordRejected
+from components.data.rejection import RecordRejected, json_object
 from components.data.release import CAPTIONS_FILE, ImageRecord, parse_record_value
 from components.data.tokenizer import Tokenizer
 from components.errors import BoxError, ConfigError, DatasetError
@@ -123,15 +123,7 @@ def dataset_request(images_root: str, image_id: str, record_json: str) -> dict[s
 def file_request(root: str, line_number: int, line: str) -> dict[str, Any]:
     """One line of a requests file: ``{"image": path, "boxes": [...], "info": "...", "mask_boxes"?, "id"?}``;
     image paths are relative to the file's folder and may not leave it."""
-    try:
-        value = json.loads(line)
-    except json.JSONDecodeError as err:
-        raise RecordRejected("<line>", "bad_json", str(err)) from err
-    if not isinstance(value, dict):
-        raise RecordRejected("<line>", "bad_type", f"expected an object, got {type(value).__name__}")
-    for key in ("image", "boxes", "info"):
-        if key not in value:
-            raise RecordRejected(key, "missing_key", f"line {line_number} has no '{key}'")
+    value = json_object(line, ("image", "boxes", "info"), f"line {line_number}")
     opened = open_image(root, str(value["image"]))
     request_id = str(value.get("id", value["image"]))
     try:
