@@ -16,6 +16,7 @@ import sys
 
 from components.cli import run
 from components.config import job_parser, parse_job
+from components.data.ingest import version_table
 from components.data.prepare import prepare_data
 from components.training.ingestion import tracked_ingest
 
@@ -31,7 +32,9 @@ def main(argv: list[str] | None = None) -> int:
         args.overrides.append(f"data.dataset={args.dataset}")
     job = prepare_data(parse_job(args, task="ingest"))  # 1. config; 2. the dataset to add to
     result = tracked_ingest(job, args.crawl, only=args.partition, reingest=args.reingest)  # 3. ingest, tracked
-    print(result.summary())  # 4. what happened
+    print(result.summary())  # 4. what happened, and the version the dataset is now
+    if result.partitions:
+        print(version_table(job.data.dataset))
     return 0
 
 

@@ -160,3 +160,18 @@ def test_bad_lines_and_bad_images_are_counted_not_fatal(world):
     expected = {"bad_json", "missing_key", "unsafe_path", "missing_image", "corrupt_image", "oversized_image"}
     assert {k for k, v in result.rejected.items() if v == 1} >= expected | {"duplicate_product"}
     assert any("line 9" in m and "bad_json" in m for m in result.messages)
+
+
+def test_dataset_and_crawl_on_an_object_store(world, s3_bucket):
+    """The same ingest with the crawl and the dataset behind s3:// (moto's server on loopback)."""
+    dataset, crawls, _, section = world
+    remote_dataset, remote_crawls = f"{s3_bucket}/ingest/dataset", f"{s3_bucket}/ingest/crawls"
+    storage.copy_dir(str(dataset), remote_dataset)
+    storage.copy_dir(str(crawls), remote_crawls)
+    old = dataset_version(remote_dataset)
+    result = ingest(remote_dataset, remote_crawls, section)
+    assert result.stages["added"] == 8 and dataset_version(remote_dataset) == result.version != old
+    assert [v for v, _ in list_versions(remote_dataset)] == [old, result.version]
+    assert dataset_version(version_folder(remote_dataset, old)) == old  # the earlier version reads back
+    assert storage.exists(f"{remote_dataset}/images/s{CRAWL_SEED}-0000003.png")
+    assert plan_ingest(remote_dataset, remote_crawls, section).partitions == []  # a repeat does nothing
