@@ -6,9 +6,13 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import TypeVar
 
 from components.errors import CapOnImageError
+
+T = TypeVar("T")
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
@@ -38,3 +42,24 @@ def run(main: Callable[[list[str] | None], int | None], argv: list[str] | None =
         print("interrupted", file=sys.stderr)
         return 130
     return int(code or 0)
+
+
+def logged_progress(
+    items: Iterable[T], total: int | None, unit: str, logger: logging.Logger, every_s: float = 30.0
+) -> Iterator[T]:
+    """``items`` passed through, with a log line every ``every_s`` seconds and at the end: how many
+    of ``total``, the rate and, with a total, the time left. Progress in a log, where bars would redraw."""
+    started = last = time.perf_counter()
+    done = 0
+    for item in items:
+        done += 1
+        now = time.perf_counter()
+        if now - last >= every_s:
+            last = now
+            rate = done / (now - started)
+            left = f", {(total - done) / rate:.0f} s left" if total and rate > 0 else ""
+            of = f"/{total}" if total else ""
+            logger.info("%d%s %s, %.2f %s/s%s", done, of, unit, rate, unit, left)
+        yield item
+    elapsed = time.perf_counter() - started
+    logger.info("%d %s in %.1f s (%.2f %s/s)", done, unit, elapsed, done / elapsed if elapsed else 0.0, unit)

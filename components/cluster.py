@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 from components.config import JobConfig
 
@@ -12,6 +13,7 @@ def init_ray(job: JobConfig) -> None:
     import ray
 
     if ray.is_initialized():
+        quiet_progress_bars()
         return
     if job.ray.address:
         ray.init(address=job.ray.address)
@@ -20,3 +22,13 @@ def init_ray(job: JobConfig) -> None:
     else:
         # Logical CPUs are over-declared on small machines: train workers and decode actors share cores.
         ray.init(address="local", num_cpus=max(job.ray.local_num_cpus, os.cpu_count() or 1))
+    quiet_progress_bars()
+
+
+def quiet_progress_bars() -> None:
+    """Ray Data's progress bars on a terminal only: in a log file every redraw is a line (thousands
+    in one training run). Off a terminal the flows log their own progress lines instead."""
+    import ray.data
+
+    if not sys.stdout.isatty():
+        ray.data.DataContext.get_current().enable_progress_bars = False

@@ -19,8 +19,6 @@ from components.cluster import init_ray
 from components.config import job_parser, parse_job
 from components.data.prepare import load_vocabulary, prepare_data, with_vocabulary
 from components.evaluation.ablation import VARIANTS
-from components.tracking.runs import finish_run, new_run_name, start_run
-from components.training.ablation import log_table, run_ablation, setting_text, table_from_run
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,6 +31,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--from-run", metavar="RUN_ID", help="rebuild the table from a finished ablation's parent run")
     args = parser.parse_args(argv)
     job = parse_job(args, task="pretrain")  # 1. config, validated
+    # torch, Ray and MLflow load from here on: --help and a bad config answer at once
+    from components.tracking.runs import finish_run, new_run_name, start_run
+    from components.training.ablation import log_table, run_ablation, setting_text, table_from_run
+
     if args.from_run:
         return write_table(args.out, table_from_run(args.from_run, job.tracking.tracking_uri))
     job = prepare_data(job)  # 2. data

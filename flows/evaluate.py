@@ -3,7 +3,7 @@
     python flows/evaluate.py --model RUN_ID                     # a training run (its checkpoint artifact)
     python flows/evaluate.py --model latest --split test --beam 3
     python flows/evaluate.py --model models:/caponimage@champion
-    python flows/evaluate.py --model s3://bucket/ray/.../checkpoint_00200000 --dataset /data/CapOnImage2M
+    python flows/evaluate.py --model s3://bucket/ray/.../checkpoint_00200000 --set data.dataset=/data/CapOnImage2M
 
 Batch inference runs over Ray Data. Logged: BLEU@1-4, METEOR, CIDEr, Div@1/2 with the human row,
 length against aspect ratio (table and plot), caption-type maps, qualitative sheets and every
@@ -17,10 +17,6 @@ import sys
 from components.cli import run
 from components.cluster import init_ray
 from components.config import job_parser, parse_job
-from components.evaluation.tracked import evaluate_and_log
-from components.model.checkpoint import load_checkpoint
-from components.tracking.runs import new_run_name
-from components.tracking.sources import ModelSource
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,6 +31,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-meteor", action="store_true", help="skip METEOR (needs Java)")
     args = parser.parse_args(argv)
     job = parse_job(args, task="evaluate")  # 1. config, validated
+    # torch, Ray and MLflow load from here on: --help and a bad config answer at once
+    from components.evaluation.tracked import evaluate_and_log
+    from components.model.checkpoint import load_checkpoint
+    from components.tracking.runs import new_run_name
+    from components.tracking.sources import ModelSource
+
     source = ModelSource.resolve(args.model, job.tracking, latest_of="finetune")  # 2. the model
     checkpoint = load_checkpoint(source.checkpoint_folder(job.tracking.tracking_uri), with_training_state=False)
     job = job.with_overrides(model=checkpoint.job["model"])

@@ -5,7 +5,9 @@
     python flows/finetune.py --init-from s3://bucket/ray/pretrain-.../checkpoint_00200000
 
 The model architecture and vocabulary come from the checkpoint; the run is nested under the
-pre-training run in MLflow and tagged with it.
+pre-training run in MLflow and tagged with it. The fine-tuned model is logged as the run's pyfunc
+model, evaluated on the gate split (tracking.gate_split) and registered as `caponimage`: `champion`
+if it beats the current champion there (the first model always does), else `challenger`.
 """
 
 from __future__ import annotations
@@ -15,10 +17,6 @@ import sys
 from components.cli import run
 from components.config import job_parser, parse_job
 from components.data.prepare import prepare_data
-from components.model.checkpoint import load_checkpoint
-from components.tracking.sources import ModelSource
-from components.training.tracked import default_run_name, tracked_fit
-from components.training.trainer import finetune_job
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,20 +24,43 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--init-from", required=True, help="MLflow run id, runs:/ URI, checkpoint folder/URI, or 'latest'"
     )
+    parser.add_argument("--eval-images", type=int, default=None, help="gate-split images to score (default: all)")
+    parser.add_argument("--no-register", action="store_true", help="evaluate, register nothing")
     args = parser.parse_args(argv)
     job = parse_job(args, task="finetune", init_from=args.init_from)  # 1. config, validated
+    # torch, Ray and MLflow load from here on: --help and a bad config answer at once
+    from components.model.checkpoint import load_checkpoint
+    from components.serving.pyfunc import log_checkpoint_model
+    from components.serving.registry import evaluate_and_register
+    from components.tracking.sources import ModelSource
+    from components.training.tracked import default_run_name, tracked_fit
+    from components.training.trainer import finetune_job
+
     source = ModelSource.resolve(job.init_from, job.tracking, latest_of="pretrain", key="init_from")
     pretrained = load_checkpoint(source.checkpoint_folder(job.tracking.tracking_uri), with_training_state=False)
     job = finetune_job(job.with_overrides(init_from=source.text), pretrained.job)  # 2. the pre-trained model
     job = prepare_data(job)  # 3. data; model and vocabulary from the checkpoint
-    tracked_fit(  # 4. MLflow run nested under pre-training, Ray, train from its weights, log
+    fitted = tracked_fit(  # 4. MLflow run nested under pre-training, Ray, train from its weights, log the model
         job,
         pretrained.tokenizer,
         default_run_name(job),
         parent_run_id=source.run_id,
         tags={"init_from": source.text, "pretrain_run_id": source.run_id or ""},
         init_weights=pretrained.model_state,
+        log_model=log_checkpoint_model,
     )
+    report, registration = evaluate_and_register(  # 5. scored on the gate split, 6. behind the champion gate
+        job,
+        fitted.run_id,
+        run_name=f"evaluate-{job.tracking.gate_split}",
+        tags={"model_source": fitted.run_id},
+        parent_run_id=fitted.run_id,
+        eval_images=args.eval_images,
+        register=not args.no_register,
+    )
+    print(report.table(f"fine-tuned {fitted.run_id}, {job.tracking.gate_split}"))
+    if registration is not None:
+        print(registration.summary())
     return 0
 
 

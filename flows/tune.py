@@ -16,14 +16,8 @@ import sys
 
 from components.cli import run
 from components.cluster import init_ray
-from components.config import job_parser, parse_job
+from components.config import check_space, job_parser, parse_job
 from components.data.prepare import load_vocabulary, prepare_data, with_vocabulary
-from components.evaluation.tracked import evaluate_and_log
-from components.model.checkpoint import load_checkpoint
-from components.serving.registry import register_evaluated
-from components.tracking.runs import finish_run, new_run_name, start_run
-from components.tracking.sources import ModelSource
-from components.training.tuning import check_space, log_sweep, tune_trials
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,6 +27,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     job = parse_job(args, task="pretrain")  # 1. config, search space included, validated
     check_space(job)
+    # torch, Ray and MLflow load from here on: --help and a bad config answer at once
+    from components.serving.pyfunc import log_checkpoint_model
+    from components.serving.registry import evaluate_and_register
+    from components.tracking.runs import finish_run, new_run_name, start_run
+    from components.training.tuning import log_sweep, tune_trials
+
     job = prepare_data(job)  # 2. data
     tokenizer = load_vocabulary(job.data.dataset)
     job = with_vocabulary(job, tokenizer)
@@ -40,25 +40,21 @@ def main(argv: list[str] | None = None) -> int:
     parent = start_run(job, sweep_name, tags={"task": "tune", "ray_run_name": sweep_name})  # 3. tracking
     with finish_run(parent):
         init_ray(job)  # 4. cluster
-        results = tune_trials(job, tokenizer, sweep_name, parent)  # 5. the sweep
+        results = tune_trials(job, tokenizer, sweep_name, parent, log_model=log_checkpoint_model)  # 5. the sweep
         winner = log_sweep(job, results, parent)  # 6. table and plot, the best trial
-        folder = ModelSource.parse(winner).checkpoint_folder(job.tracking.tracking_uri)  # 7. the winner, evaluated
         split = job.tracking.gate_split
-        report, _ = evaluate_and_log(
+        report, registration = evaluate_and_register(  # 7. the winner, evaluated, 8. behind the champion gate
             job,
-            load_checkpoint(folder, with_training_state=False),
-            split,
+            winner,
             run_name=f"evaluate-{split}-best",
             tags={"model_source": winner},
-            limit=args.eval_images,
+            registry_tags={"sweep_run": parent},
+            eval_images=args.eval_images,
+            register=not args.no_register,
         )
         print(report.table(f"best trial {winner}, {split}"))
-        if args.no_register:
-            return 0
-        registration = register_evaluated(  # 8. registry, behind the champion gate
-            job, winner, folder, report, tags={"sweep_run": parent}, eval_images=args.eval_images
-        )
-        print(registration.summary())
+        if registration is not None:
+            print(registration.summary())
     return 0
 
 

@@ -18,6 +18,7 @@ from components.config.job import (
 )
 from components.config.loader import config_yaml, load_job_config, parse_override, preset_names, resolve_locations
 from components.config.model import BACKBONES, NEIGHBOUR_VARIANTS, SKIP_WEIGHTS, ModelConfig, load_preset
+from components.config.sweep import check_space, trial_job, trial_overrides
 
 __all__ = [
     "BACKBONES",
@@ -33,6 +34,7 @@ __all__ = [
     "TrackingSection",
     "TrainSection",
     "TuneSection",
+    "check_space",
     "config_yaml",
     "job_parser",
     "load_job_config",
@@ -41,4 +43,6 @@ __all__ = [
     "parse_override",
     "preset_names",
     "resolve_locations",
+    "trial_job",
+    "trial_overrides",
 ]

@@ -195,6 +195,7 @@ class TuneSection(Section):
 
 class JobConfig(Section):
     task: Task = "pretrain"
+    preset: Text | None = None  # the preset the job started from (set by the loader)
     model: ModelConfig = Field(default_factory=ModelConfig)
     data: DataSection = Field(default_factory=DataSection)
     train: TrainSection = Field(default_factory=TrainSection)

@@ -8,6 +8,7 @@ whole job is validated at once; the first problem is a ``ConfigError`` naming th
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,13 @@ from components.config.job import JobConfig
 from components.config.yaml import read_yaml, read_yaml_file
 from components.errors import ConfigError
 
+log = logging.getLogger(__name__)
+
 PRESETS_DIR = Path(__file__).resolve().parent / "presets" / "jobs"
+# Where MLflow's own environment variables go, when set: they are the default, --config and --set win.
+MLFLOW_VARIABLES = {"tracking.tracking_uri": "MLFLOW_TRACKING_URI", "tracking.experiment": "MLFLOW_EXPERIMENT_NAME"}
+# Set in the entrypoint process of `ray job submit` (it carries the job's runtime env).
+RAY_JOB_VARIABLE = "RAY_JOB_CONFIG_JSON_ENV_VAR"
 
 
 def preset_names() -> list[str]:
@@ -63,11 +70,16 @@ def load_job_config(
         keys, value = parse_override(text)
         _set_dotted(values, keys, value)
     named = {text.split("=", 1)[0].strip() for text in overrides}
-    if isinstance(from_file.get("data"), dict):
-        named |= {f"data.{key}" for key in from_file["data"]}
+    for section in ("data", "tracking"):
+        if isinstance(from_file.get(section), dict):
+            named |= {f"{section}.{key}" for key in from_file[section]}
     if "data.dataset" in named and "data.build_if_missing" not in named and isinstance(values.get("data"), dict):
         values["data"]["build_if_missing"] = False  # a dataset the user names must exist: a typo is not a new dataset
-    values["task"] = task
+    for key, variable in MLFLOW_VARIABLES.items():  # MLflow's own variables beat the preset, not the user
+        tracking = values.setdefault("tracking", {})
+        if os.environ.get(variable) and key not in named and isinstance(tracking, dict):
+            tracking[key.split(".")[1]] = os.environ[variable]
+    values["task"], values["preset"] = task, preset
     return JobConfig.from_dict(values)
 
 
@@ -100,11 +112,27 @@ def resolve_locations(job: JobConfig) -> JobConfig:
     tracking = job.tracking.tracking_uri
     if tracking.startswith("sqlite:///") and not tracking.startswith("sqlite:////"):
         tracking = "sqlite:///" + os.path.abspath(tracking.removeprefix("sqlite:///"))
+        _warn_if_temporary("tracking.tracking_uri", tracking, "its runs")
+    if not storage.is_uri(job.ray.storage_path) and not Path(job.ray.storage_path).is_absolute():
+        _warn_if_temporary("ray.storage_path", absolute(job.ray.storage_path), "its checkpoints")
     return job.with_overrides(
         data={"dataset": absolute(job.data.dataset), "images_root": absolute(job.data.images_root)},
         ray={"storage_path": absolute(job.ray.storage_path)},
         tracking={"tracking_uri": tracking},
     )
+
+
+def _warn_if_temporary(key: str, location: str, what: str) -> None:
+    """Under ``ray job submit`` a relative path lands in the job's unpacked copy of the working
+    directory, which goes with the cluster."""
+    if os.environ.get(RAY_JOB_VARIABLE):
+        log.warning(
+            "%s is %s, inside this job's temporary working directory: %s are lost when the cluster goes. "
+            "Give an absolute path or a URI (for MLflow, MLFLOW_TRACKING_URI or --set tracking.tracking_uri=...).",
+            key,
+            storage.redact(location),
+            what,
+        )
 
 
 def config_yaml(job: JobConfig) -> str:

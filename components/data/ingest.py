@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -28,6 +29,7 @@ import numpy as np
 from PIL import Image
 
 from components import storage
+from components.cli import logged_progress
 from components.config import IngestSection
 from components.data.cleaning import clean_texts
 from components.data.crawl import Partition, Product, find_partitions, parse_product, partition_key, product_info
@@ -62,6 +64,7 @@ from components.data.versions import (
 )
 from components.errors import ConfigError, PartitionChanged
 
+log = logging.getLogger(__name__)
 FLUENCY_FILE = f"{INGEST_DIR}/fluency.json"  # the n-gram fluency model, shipped with the dataset
 
 
@@ -272,7 +275,8 @@ def stream_outcomes(products: list[Product], job: OcrJob) -> Iterator[dict[str, 
 def ocr_products(products: list[Product], job: OcrJob) -> list[dict[str, Any]]:
     """Every product through the OCR actor pool (Ray must be up); the outcomes in crawl order."""
     order = {name: i for i, name in enumerate(sorted(job.partitions))}
-    return sorted(stream_outcomes(products, job), key=lambda o: (order[o["partition"]], o["line"]))
+    outcomes = logged_progress(stream_outcomes(products, job), len(products), "images", log)
+    return sorted(outcomes, key=lambda o: (order[o["partition"]], o["line"]))
 
 
 def ocr_in_process(products: list[Product], job: OcrJob) -> list[dict[str, Any]]:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
 
+from components.cli import logged_progress
 from components.config import JobConfig, ModelConfig
 from components.data.encoding import EncodeSpec
 from components.data.pipeline import build_dataset
@@ -13,6 +15,8 @@ from components.data.tokenizer import Tokenizer
 from components.evaluation.report import EvaluationReport, evaluate_rows
 from components.model.checkpoint import LoadedCheckpoint
 from components.model.inference import Captioner
+
+log = logging.getLogger(__name__)
 
 
 class CaptionPredictor:
@@ -94,7 +98,8 @@ def predict_split(
         num_gpus=1 if use_gpu else 0,
         num_cpus=1,
     )
-    return sorted(predicted.take_all(), key=lambda r: (r["image_id"], int(r["box"])))
+    rows = logged_progress(predicted.iter_rows(), None, "boxes captioned", log)
+    return sorted(rows, key=lambda r: (r["image_id"], int(r["box"])))
 
 
 def evaluate_checkpoint(

@@ -15,7 +15,7 @@ from PIL import Image
 from components import storage
 from components.config import JobConfig
 from components.data.boxes import Box
-from components.data.index import read_index
+from components.data.index import dataset_version, read_index
 from components.data.pipeline import load_record
 from components.data.release import IMAGES_DIR
 from components.evaluation.fitness import format_aspect_table, length_aspect_figure
@@ -23,7 +23,7 @@ from components.evaluation.predict import evaluate_checkpoint
 from components.evaluation.rendering import qualitative_sheet, type_map
 from components.evaluation.report import EvaluationReport
 from components.model.checkpoint import LoadedCheckpoint
-from components.tracking.runs import finish_run, log_figure, start_run
+from components.tracking.runs import finish_run, log_dataset, log_figure, start_run
 
 
 def evaluate_and_log(
@@ -43,8 +43,10 @@ def evaluate_and_log(
     active run); log metrics, tables, predictions, plots and pictures. Ray must be up. (report, run id)."""
     # The run's params describe the model evaluated, not the preset the evaluation was started from.
     evaluated = job.with_overrides(**{k: checkpoint.job[k] for k in ("model", "train") if k in checkpoint.job})
-    run_id = start_run(evaluated, run_name, parent_run_id=parent_run_id, tags={"split": split, **(tags or {})})
+    tags = {"task": "evaluate", "split": split, **(tags or {})}  # not the task of the flow that asked for it
+    run_id = start_run(evaluated, run_name, parent_run_id=parent_run_id, tags=tags)
     with finish_run(run_id):
+        log_dataset(job.data.dataset, dataset_version(job.data.dataset), "evaluation")
         index = read_index(job.data.dataset, split, limit)
         report, rows = evaluate_checkpoint(job, checkpoint, split, index, beam_size=beam_size, meteor=meteor)
         lang = "zh" if checkpoint.tokenizer.mode == "char" else "en"

@@ -48,7 +48,7 @@ def collate(rows: dict[str, np.ndarray]) -> tuple[ModelBatch, list[ImageCaptions
     neighbour_index = rows["neighbours"][keep].astype(np.int64)  # (N, S), -1 where none
     neighbour_boxes = rows["boxes"][image_index[:, None], np.clip(neighbour_index, 0, None)]  # (N, S, 4)
     batch = ModelBatch(
-        images=torch.from_numpy(np.ascontiguousarray(rows["image"])),
+        images=torch.from_numpy(np.array(rows["image"])),  # a copy: Ray hands out read-only arrays
         info_ids=torch.from_numpy(rows["info_ids"].astype(np.int64)),
         image_index=torch.from_numpy(image_index),
         boxes=torch.from_numpy(rows["boxes"][keep].astype(np.float32)),

@@ -12,11 +12,9 @@ import pandas as pd
 
 from components import storage
 from components.data.tokenizer import guess_mode
-from components.errors import ConfigError
 from components.evaluation.rendering import draw_captions, masked_image
 from components.serving.pyfunc import CapOnImageModel
 from components.serving.requests import request_image, request_record
-from components.storage import redact
 from components.tracking.sources import ModelSource
 
 REQUEST_COLUMNS = ("image", "info", "boxes", "mask_boxes")
@@ -42,7 +40,7 @@ def load_captioning_model(source: str, tracking_uri: str):
     try:
         return mlflow.pyfunc.load_model(source)
     except Exception as err:  # MLflow raises several types for an unknown model, version or alias
-        raise ConfigError("model", f"cannot load {source} from {redact(tracking_uri)}: {err}") from err
+        raise parsed.not_found(tracking_uri, err) from err
 
 
 def caption_request(request: dict[str, Any], source: str, tracking_uri: str, beam_size: int = 1) -> dict[str, Any]:

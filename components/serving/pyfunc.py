@@ -22,9 +22,13 @@ import pandas as pd
 from mlflow.models import ModelSignature
 from mlflow.types.schema import Array, ColSpec, ParamSchema, ParamSpec, Schema
 
+from components import storage
+from components.config import JobConfig
+from components.data.index import read_index, read_split_ids
+from components.data.release import IMAGES_DIR
 from components.model.checkpoint import CHECKPOINT_ARTIFACT, STATE_FILE
 from components.model.inference import Captioner
-from components.serving.requests import encode_requests
+from components.serving.requests import dataset_request, encode_requests
 
 BATCH_IMAGES = 16
 COMPONENTS_DIR = Path(__file__).resolve().parents[1]
@@ -108,3 +112,18 @@ def log_pyfunc(checkpoint_folder: str | Path, example: pd.DataFrame, name: str =
 
 def example_request(image_bytes: bytes, info: str, boxes: list[str]) -> pd.DataFrame:
     return pd.DataFrame({"image": [image_bytes], "info": [info], "boxes": [boxes]})
+
+
+def dataset_example(job: JobConfig) -> pd.DataFrame:
+    """The input example of a model trained on ``job``'s data: the first image of its val split."""
+    split = "val" if "val" in read_split_ids(job.data.dataset) else "train"
+    first = read_index(job.data.dataset, split, limit=1)[0]
+    images_root = job.data.images_root or storage.join(job.data.dataset, IMAGES_DIR)
+    request = dataset_request(images_root, first["image_id"], first["record"])
+    return example_request(request["image"], request["info"], request["boxes"])
+
+
+def log_checkpoint_model(checkpoint_folder: str, job: JobConfig) -> str:
+    """A training run's last checkpoint as the pyfunc model of the active run; the model's URI.
+    (``tracked_fit``'s ``log_model``: the weights, config and vocabulary are logged once, in the model.)"""
+    return log_pyfunc(checkpoint_folder, dataset_example(job)).model_uri

@@ -19,16 +19,13 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from components import storage
 from components.config import JobConfig
-from components.data.index import dataset_version, read_index
-from components.data.release import IMAGES_DIR
+from components.data.index import dataset_version
 from components.evaluation.report import EvaluationReport
 from components.evaluation.tracked import evaluate_and_log, metric_value
 from components.model.checkpoint import load_checkpoint
-from components.serving.pyfunc import example_request, log_pyfunc
-from components.serving.requests import dataset_request
-from components.tracking.sources import ModelSource
+from components.serving.pyfunc import log_checkpoint_model
+from components.tracking.sources import ModelSource, logged_model_uri
 
 log = logging.getLogger(__name__)
 CHAMPION, CHALLENGER = "champion", "challenger"
@@ -166,21 +163,24 @@ def _on_terms(score: Score, value: float) -> Score:
 
 
 def publish(
-    tracking_uri: str,
-    name: str,
+    job: JobConfig,
     run_id: str,
     checkpoint_folder: str,
-    example,
     score: Score,
     *,
     tags: Mapping[str, str] = (),
     rescore: Callable[[ModelVersion], float] | None = None,
 ) -> Registration:
-    """Log a run's checkpoint as a pyfunc model into that run, register it and apply the gate."""
-    mlflow.set_tracking_uri(tracking_uri)
-    with mlflow.start_run(run_id=run_id, nested=mlflow.active_run() is not None):
-        model = log_pyfunc(checkpoint_folder, example)
-    return register(MlflowClient(tracking_uri), name, model.model_uri, score, run_id=run_id, tags=tags, rescore=rescore)
+    """Register a run's logged pyfunc model (logging it into the run first if it has none, as the
+    runs of an ablation) and apply the champion gate."""
+    uri = job.tracking.tracking_uri
+    mlflow.set_tracking_uri(uri)
+    model_uri = logged_model_uri(run_id, uri)
+    if model_uri is None:
+        with mlflow.start_run(run_id=run_id, nested=mlflow.active_run() is not None):
+            model_uri = log_checkpoint_model(checkpoint_folder, job)
+    client = MlflowClient(uri)
+    return register(client, job.tracking.registered_model, model_uri, score, run_id=run_id, tags=tags, rescore=rescore)
 
 
 def register_evaluated(
@@ -203,15 +203,10 @@ def register_evaluated(
         report.images,
         metric_value(report, job.tracking.gate_metric),
     )
-    first = read_index(job.data.dataset, split, limit=1)[0]
-    images_root = job.data.images_root or storage.join(job.data.dataset, IMAGES_DIR)
-    request = dataset_request(images_root, first["image_id"], first["record"])
     registration = publish(
-        job.tracking.tracking_uri,
-        job.tracking.registered_model,
+        job,
         run_id,
         checkpoint_folder,
-        example_request(request["image"], request["info"], request["boxes"]),
         score,
         tags={
             "data_version": score.data_version,
@@ -224,6 +219,35 @@ def register_evaluated(
     if mlflow.active_run() is not None:
         mlflow.set_tags({"registered_version": registration.version, "registered_alias": registration.alias})
     return registration
+
+
+def evaluate_and_register(
+    job: JobConfig,
+    run_id: str,
+    *,
+    run_name: str,
+    tags: Mapping[str, str] = (),
+    registry_tags: Mapping[str, str] = (),
+    parent_run_id: str | None = None,
+    eval_images: int | None = None,
+    register: bool = True,
+) -> tuple[EvaluationReport, Registration | None]:
+    """A training run's model evaluated on the gate split in its own run (the sheets and plots of
+    ``flows/evaluate.py``), then registered behind the champion gate unless ``register`` is off.
+    Ray must be up."""
+    folder = ModelSource.parse(run_id).checkpoint_folder(job.tracking.tracking_uri)
+    report, _ = evaluate_and_log(
+        job,
+        load_checkpoint(folder, with_training_state=False),
+        job.tracking.gate_split,
+        run_name=run_name,
+        parent_run_id=parent_run_id,
+        tags=dict(tags),
+        limit=eval_images,
+    )
+    if not register:
+        return report, None
+    return report, register_evaluated(job, run_id, folder, report, tags=registry_tags, eval_images=eval_images)
 
 
 def rescorer(job: JobConfig, split: str, limit: int | None) -> Callable[[ModelVersion], float]:

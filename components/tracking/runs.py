@@ -36,23 +36,36 @@ def new_run_name(task: str) -> str:
     return f"{task}-{datetime.now(UTC):%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
 
 
+# Config sections that are not about what a run of this kind does stay out of its params (the whole
+# config is still in its config/job.json): a training run has no sweep or ingest settings to compare.
+UNLOGGED_SECTIONS = {"tune": ("ingest",), "ingest": ("model", "train", "tune")}
+DEFAULT_UNLOGGED = ("tune", "ingest")
+EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")  # the UI's model-training layout
+
+
 def start_run(
     job: JobConfig, run_name: str, parent_run_id: str | None = None, tags: dict[str, str] | None = None
 ) -> str:
     """Start the job's MLflow run (the active run of this process) with the resolved config.
 
-    With a run already active (the ablation's parent) the new run is nested under it.
+    With a run already active (the ablation's parent) the new run is nested under it. The run's kind
+    is its ``task`` tag (the job's task unless ``tags`` says otherwise, e.g. ``tune``).
     """
     mlflow.set_tracking_uri(job.tracking.tracking_uri)
-    mlflow.set_experiment(job.tracking.experiment)
+    experiment = mlflow.set_experiment(job.tracking.experiment)
+    if experiment.tags.get(EXPERIMENT_KIND[0]) is None:
+        MlflowClient().set_experiment_tag(experiment.experiment_id, *EXPERIMENT_KIND)
+    tags = {"task": job.task, **(tags or {})}
     run = mlflow.start_run(
         run_name=run_name,
         parent_run_id=parent_run_id,
         nested=mlflow.active_run() is not None,
         log_system_metrics=job.tracking.system_metrics,
-        tags={"task": job.task, **(tags or {})},
+        tags=tags,
     )
-    mlflow.log_params({k: redact(str(v))[:500] for k, v in job.flat().items()})
+    unlogged = UNLOGGED_SECTIONS.get(tags["task"], DEFAULT_UNLOGGED)
+    params = {k: v for k, v in job.flat().items() if k.split(".")[0] not in unlogged}
+    mlflow.log_params({k: redact(str(v))[:500] for k, v in params.items()})
     mlflow.log_text(redact(json.dumps(job.as_dict(), indent=2, default=list)), "config/job.json")
     return run.info.run_id
 
@@ -115,12 +128,14 @@ def log_files(paths: Iterable[Path], artifact_path: str) -> None:
         mlflow.log_artifact(str(path), artifact_path)
 
 
-def log_checkpoint(checkpoint) -> None:
-    """A Ray Train checkpoint into the active run: its weights, config and vocabulary as the
-    ``checkpoint`` artifact (enough to fine-tune, evaluate or serve; the optimiser state, twice the
-    weights, stays in Ray's storage for resuming) and its location as the tag ``checkpoint_uri``."""
-    with checkpoint.as_directory() as folder:
-        log_files(inference_files(folder), CHECKPOINT_ARTIFACT)
+def log_checkpoint(checkpoint, files: bool = True) -> None:
+    """A Ray Train checkpoint's location as the active run's tag ``checkpoint_uri`` and, with
+    ``files``, its weights, config and vocabulary as the ``checkpoint`` artifact (enough to
+    fine-tune, evaluate or serve; the optimiser state, twice the weights, stays in Ray's storage for
+    resuming)."""
+    if files:
+        with checkpoint.as_directory() as folder:
+            log_files(inference_files(folder), CHECKPOINT_ARTIFACT)
     mlflow.set_tag("checkpoint_uri", checkpoint_uri(checkpoint))
 
 

@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Literal
 
 import mlflow
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
 
 from components import storage
 from components.config import TrackingSection
@@ -89,11 +91,18 @@ class ModelSource:
         return str(Path(self.text.removeprefix("file://")).expanduser())
 
     def _run_checkpoint(self, tracking_uri: str) -> str:
+        """The run's logged pyfunc model's checkpoint, or its loose ``checkpoint`` artifact (the
+        runs of a sweep's trials and an ablation, and runs logged before models were)."""
+        model_uri = logged_model_uri(self.run_id, tracking_uri)
+        if model_uri is not None:
+            return ModelSource(model_uri, "logged_model", self.run_id, self.key)._model_checkpoint(tracking_uri)
         mlflow.set_tracking_uri(tracking_uri)
         try:
             return mlflow.artifacts.download_artifacts(run_id=self.run_id, artifact_path=CHECKPOINT_ARTIFACT)
         except Exception as err:  # MLflow raises several types for a missing run or artifact
-            raise ConfigError(self.key, f"run {self.run_id} has no '{CHECKPOINT_ARTIFACT}' artifact: {err}") from err
+            raise ConfigError(
+                self.key, f"run {self.run_id} has no logged model and no '{CHECKPOINT_ARTIFACT}' artifact: {err}"
+            ) from err
 
     def _model_checkpoint(self, tracking_uri: str) -> str:
         """The checkpoint folder inside a logged or registered pyfunc model."""
@@ -101,10 +110,41 @@ class ModelSource:
         try:
             root = mlflow.artifacts.download_artifacts(artifact_uri=self.text)
         except Exception as err:  # MLflow raises several types for an unknown model, version or alias
-            raise ConfigError(self.key, f"cannot load {self.text} from {redact(tracking_uri)}: {err}") from err
+            raise self.not_found(tracking_uri, err) from err
         folder = Path(root) / "artifacts" / CHECKPOINT_ARTIFACT
         if not folder.is_dir():
             raise ConfigError(
                 self.key, f"{self.text} is not a CapOnImage pyfunc model (no {CHECKPOINT_ARTIFACT} inside)"
             )
         return str(folder)
+
+    def not_found(self, tracking_uri: str, err: Exception) -> ConfigError:
+        """Why this model cannot be loaded, and, when nothing is registered under its name, what to run."""
+        where = redact(tracking_uri)
+        if self.kind == "registered_model":
+            name = re.split(r"[/@]", self.text.removeprefix("models:/"))[0]
+            try:
+                MlflowClient(tracking_uri).get_registered_model(name)
+            except MlflowException:
+                return ConfigError(
+                    self.key,
+                    f"no model is registered as '{name}' at {where}: train and register one with `make run` "
+                    "(or flows/finetune.py, flows/tune.py), set MLFLOW_TRACKING_URI to the store that has it, "
+                    "or give a run id or a checkpoint folder",
+                )
+        return ConfigError(self.key, f"cannot load {self.text} from {where}: {err}")
+
+
+def logged_model_uri(run_id: str, tracking_uri: str) -> str | None:
+    """The URI of the newest model logged in a run (``models:/m-...``), if it logged one."""
+    client = MlflowClient(tracking_uri)
+    try:
+        experiment = client.get_run(run_id).info.experiment_id
+    except MlflowException:
+        return None
+    mlflow.set_tracking_uri(tracking_uri)
+    found = mlflow.search_logged_models(
+        experiment_ids=[experiment], filter_string=f"source_run_id = '{run_id}'", output_format="list"
+    )
+    newest = max(found, key=lambda m: m.creation_timestamp, default=None)
+    return newest.model_uri if newest is not None else None

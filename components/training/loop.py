@@ -18,14 +18,16 @@ import numpy as np
 import ray.train
 import ray.train.torch
 import torch
+from ray.data.collate_fn import NumpyBatchCollateFn
 
 from components.config import JobConfig
 from components.data.tokenizer import Tokenizer
 from components.errors import DatasetFormatError
-from components.model.batches import collate
+from components.model.batches import ImageCaptions, collate
 from components.model.build import build_model
+from components.model.capon import ModelBatch
 from components.model.checkpoint import load_checkpoint, save_checkpoint
-from components.training.runner import StepRunner, unwrap
+from components.training.runner import StepRunner, prepare_for_tasks, unwrap
 from components.training.validation import validate
 
 log = logging.getLogger("caponimage.train")
@@ -35,23 +37,30 @@ class InjectedFailure(RuntimeError):
     """Raised once by ``train.fail_at_step`` to test recovery from a worker failure."""
 
 
+class ModelCollate(NumpyBatchCollateFn):
+    """Rows of images to ``(ModelBatch, [ImageCaptions])``, in Ray Data's prefetch threads."""
+
+    def __call__(self, rows: dict[str, np.ndarray]) -> tuple[ModelBatch, list[ImageCaptions]]:
+        return collate(rows)
+
+
 def endless_batches(
     shard, images_per_batch: int, shuffle_buffer: int, seed: int, prefetch: int = 1
-) -> Iterator[dict[str, np.ndarray]]:
-    """Epoch after epoch of a worker's shard; each epoch in a new order."""
+) -> Iterator[tuple[ModelBatch, list[ImageCaptions]]]:
+    """Epoch after epoch of a worker's shard, collated; each epoch in a new order."""
     epoch = 0
     while True:
         produced = 0
-        for rows in shard.iter_batches(
+        for collated in shard.iter_torch_batches(
             batch_size=images_per_batch,
-            batch_format="numpy",
+            collate_fn=ModelCollate(),
             drop_last=True,
             local_shuffle_buffer_size=shuffle_buffer or None,
             local_shuffle_seed=seed + epoch if shuffle_buffer else None,
             prefetch_batches=prefetch,
         ):
             produced += 1
-            yield rows
+            yield collated
         if produced == 0:
             raise DatasetFormatError(
                 f"the training split gave this worker no batch of {images_per_batch} images: "
@@ -93,6 +102,8 @@ class _Window:
 
 
 def train_loop_per_worker(config: dict) -> None:
+    # Ray Train logs every report at INFO; the loop's own line per log step says the same, once.
+    logging.getLogger("ray.train.v2._internal.execution.context").setLevel(logging.WARNING)
     job = JobConfig.from_dict(config["job"])
     train = job.train
     tokenizer = Tokenizer(config["word2int"], config["mode"])
@@ -112,7 +123,8 @@ def train_loop_per_worker(config: dict) -> None:
         model.load_state_dict(restored.model_state)
     elif config.get("init_weights") is not None:
         _warm_start(model, ray.get(config["init_weights"]))  # a state dict in the object store
-    model = ray.train.torch.prepare_model(model, parallel_strategy_kwargs={"find_unused_parameters": True})
+    sits_out = prepare_for_tasks(model, train.generation_per_matching)  # before the optimiser and DDP see it
+    model = ray.train.torch.prepare_model(model, parallel_strategy_kwargs={"find_unused_parameters": sits_out})
     runner = StepRunner(model, train, device, rank)
     start = 0
     if restored is not None and restored.training_state is not None:
@@ -129,7 +141,7 @@ def train_loop_per_worker(config: dict) -> None:
     for step in range(start + 1, train.steps + 1):
         if train.fail_at_step == step and restored is None and rank == 0:
             raise InjectedFailure(f"injected failure at step {step} (train.fail_at_step)")
-        batch, images = collate(next(batches))
+        batch, images = next(batches)
         window.add(runner.train_step(step, batch.to(device), images))
         report = step % train.log_every == 0 or step == train.steps
         validate_now = step % train.val_every == 0 or step == train.steps

@@ -29,6 +29,18 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
     return model.module if hasattr(model, "module") else model
 
 
+def prepare_for_tasks(model: torch.nn.Module, generation_per_matching: tuple[int, int]) -> bool:
+    """Freeze the matching head when no step trains matching; then whether some trainable parameter
+    still sits out a step (DDP must then look for unused parameters at every step, which costs a
+    pass over the graph): generation steps of a mixed job skip the matching head, and a model
+    without image and locations never uses its spatial tables."""
+    inner = unwrap(model)
+    generation, matching = generation_per_matching
+    if matching == 0:
+        inner.match_head.requires_grad_(False)
+    return (generation > 0 and matching > 0) or not (inner.use_image or inner.use_locations)
+
+
 def generation_loss(logits: torch.Tensor, captions: torch.Tensor) -> tuple[torch.Tensor, int]:
     """Mean next-token cross-entropy over real caption tokens, and how many there were."""
     targets = captions[:, 1:]  # (N, Lc-1)

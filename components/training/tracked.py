@@ -33,11 +33,17 @@ from components.training.trainer import fit
 LOSSES = ("loss_generation", "loss_matching", "val_loss_generation")
 
 
+# How a run's final checkpoint becomes its logged model (``serving.pyfunc.log_checkpoint_model``):
+# (checkpoint folder, job) -> the model's URI, called inside the run.
+ModelLogger = Callable[[str, JobConfig], str]
+
+
 @dataclass
 class FitOutcome:
     run_id: str  # the MLflow run
     result: Any  # Ray Train's Result: metrics and the last checkpoint
     skipped: dict[str, Any]  # records skipped by reason
+    model_uri: str | None = None  # the run's logged model, when it logged one
 
     def final_weights(self) -> dict:
         """The last checkpoint's model weights."""
@@ -55,12 +61,14 @@ def tracked_fit(
     tags: dict[str, str] | None = None,
     init_weights: dict | None = None,
     extra_callbacks: Callable[[str], Sequence[Any]] | None = None,
+    log_model: ModelLogger | None = None,
 ) -> FitOutcome:
     """Train ``job`` in its own MLflow run ``run_name`` (nested under ``parent_run_id`` or the active run).
 
     ``ray_run_name`` names the run in Ray's storage (an existing one resumes); default ``run_name``.
     ``init_weights``: a state dict to warm-start from (fine-tuning), sent to the workers through the
     object store. ``extra_callbacks(run_id)``: more Ray Train callbacks beside the MLflow one (Tune's).
+    ``log_model``: the final checkpoint is logged as the run's model (else as loose files).
     """
     ray_run_name = ray_run_name or run_name
     run_id = start_run(job, run_name, parent_run_id, tags={"ray_run_name": ray_run_name, **(tags or {})})
@@ -70,9 +78,9 @@ def tracked_fit(
         weights = ray.put(init_weights) if init_weights is not None else None  # reaches workers on any node
         callbacks = tuple(extra_callbacks(run_id)) if extra_callbacks else ()
         result, skipped = fit(job, tokenizer, ray_run_name, run_id, weights, callbacks)
-        log_training(job, result, skipped, run_id)
+        model_uri = log_training(job, result, skipped, run_id, log_model)
         outcome.update(result=result)
-    return FitOutcome(run_id, result, skipped)
+    return FitOutcome(run_id, result, skipped, model_uri)
 
 
 def default_run_name(job: JobConfig) -> str:
@@ -80,14 +88,22 @@ def default_run_name(job: JobConfig) -> str:
     return job.ray.run_name or new_run_name(job.task)
 
 
-def log_training(job: JobConfig, result, skipped: dict[str, Any], run_id: str) -> None:
-    """After ``fit``: the final checkpoint, the plots and the skipped records, into the active run."""
+def log_training(
+    job: JobConfig, result, skipped: dict[str, Any], run_id: str, log_model: ModelLogger | None = None
+) -> str | None:
+    """After ``fit``: the final checkpoint (as the run's model with ``log_model``), the plots and the
+    skipped records, into the active run; the logged model's URI."""
+    model_uri = None
     if result.checkpoint is not None:
-        log_checkpoint(result.checkpoint)
+        log_checkpoint(result.checkpoint, files=log_model is None)
+        if log_model is not None:
+            with result.checkpoint.as_directory() as folder:
+                model_uri = log_model(folder, job)
     curriculum = curriculum_figure(job.train.negatives, job.train.steps, job.train.curriculum_scale)
     log_figure(curriculum, "plots/curriculum.png")
     log_figure(metric_history_figure(run_id, LOSSES, "loss", "training losses"), "plots/losses.png")
     log_skipped_records(skipped)
+    return model_uri
 
 
 def curriculum_figure(schedule: str, steps: int, scale: float = 1.0):

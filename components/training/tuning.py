@@ -9,7 +9,6 @@ table and plot) are tested without Ray.
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
 from typing import Any
@@ -21,64 +20,12 @@ from ray import tune
 from ray.tune.integration.ray_train import TuneReportCallback
 from ray.tune.schedulers import ASHAScheduler
 
-from components.config import JobConfig, ModelConfig, TrainSection
+from components.config import JobConfig
+from components.config.sweep import trial_job
 from components.data.tokenizer import Tokenizer
-from components.errors import ConfigError, SweepFailed
+from components.errors import SweepFailed
 from components.tracking.runs import log_figure, new_run_name
-from components.training.tracked import tracked_fit
-
-TUNABLE_SECTIONS = {"model": ModelConfig, "train": TrainSection}
-UNTUNABLE = {"model.vocab_size", "train.seed", "train.fail_at_step", "train.steps"}
-MAX_COMBINATIONS_CHECKED = 512
-
-
-# -- the search space (pure) ------------------------------------------------------------------------
-def _discrete_values(dimension: Any) -> list[Any] | None:
-    if isinstance(dimension, list):
-        return dimension
-    kind, values = next(iter(dimension.items()))
-    if kind in ("choice", "grid"):
-        return values
-    if kind == "randint":
-        return [values[0], values[1] - 1]  # randint's high end is exclusive
-    return list(values)  # a continuous range: both ends
-
-
-def trial_overrides(sampled: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """``{"model.d_model": 256, "train.lr": 1e-3}`` to ``{"model": {"d_model": 256}, "train": {"lr": 1e-3}}``."""
-    sections: dict[str, dict[str, Any]] = {}
-    for key, value in sampled.items():
-        section, name = key.split(".", 1)
-        sections.setdefault(section, {})[name] = value
-    return sections
-
-
-def trial_job(job: JobConfig, sampled: dict[str, Any]) -> JobConfig:
-    return job.with_overrides(**trial_overrides(sampled))
-
-
-def check_space(job: JobConfig) -> None:
-    """Every dimension names a tunable job key and every combination of values is a valid job;
-    ``ConfigError`` naming ``tune.space.<key>`` otherwise. Runs before Ray starts."""
-    space = job.tune.space
-    for key in space:
-        section, _, name = key.partition(".")
-        known = set(TUNABLE_SECTIONS[section].model_fields) if section in TUNABLE_SECTIONS else set()
-        if name not in known or key in UNTUNABLE:
-            raise ConfigError(
-                f"tune.space.{key}",
-                f"not a tunable key; tunable: model.* and train.* except {', '.join(sorted(UNTUNABLE))}",
-            )
-    keys = list(space)
-    combinations = itertools.islice(
-        itertools.product(*(_discrete_values(space[k]) for k in keys)), MAX_COMBINATIONS_CHECKED
-    )
-    for values in combinations:
-        sampled = dict(zip(keys, values, strict=True))
-        try:
-            trial_job(job, sampled)
-        except ConfigError as err:
-            raise ConfigError(f"tune.space.{err.key}", f"the trial {sampled} is not a valid job: {err}") from err
+from components.training.tracked import ModelLogger, tracked_fit
 
 
 def search_space(space: dict[str, Any]) -> dict[str, Any]:
@@ -142,7 +89,15 @@ class ValidationReport(TuneReportCallback):
         super().after_report(run_context, [values], self.latest_checkpoint)
 
 
-def run_trial(sampled: dict[str, Any], *, job: dict, word2int: dict[str, int], mode: str, parent_run_id: str) -> None:
+def run_trial(
+    sampled: dict[str, Any],
+    *,
+    job: dict,
+    word2int: dict[str, int],
+    mode: str,
+    parent_run_id: str,
+    log_model: ModelLogger | None = None,
+) -> None:
     """One trial: the sampled job trained by the shared loop, in an MLflow run nested under the sweep."""
     trial = trial_job(JobConfig.from_dict(job), sampled)
     trial_name = tune.get_context().get_trial_name()
@@ -154,6 +109,7 @@ def run_trial(sampled: dict[str, Any], *, job: dict, word2int: dict[str, int], m
         parent_run_id=parent_run_id,
         tags={"tune_trial": trial_name, **{f"tuned.{k}": str(v) for k, v in sampled.items()}},
         extra_callbacks=lambda run_id: (ValidationReport(trial.tune.metric, run_id, trial.train.steps),),
+        log_model=log_model,
     )
     final = {k: v for k, v in (fitted.result.metrics or {}).items() if isinstance(v, int | float)}
     tune.report({**final, "mlflow_run_id": fitted.run_id, "checkpoint_path": fitted.result.checkpoint.path})
@@ -199,10 +155,18 @@ def sweep_figure(rows: list[dict[str, Any]], keys: list[str], metric: str):
 
 
 # -- the sweep (driver side) -------------------------------------------------------------------------
-def tune_trials(job: JobConfig, tokenizer: Tokenizer, sweep_name: str, parent_run_id: str):
-    """Run the sweep: one ``run_trial`` per sampled configuration, ASHA on the validation metric."""
+def tune_trials(
+    job: JobConfig, tokenizer: Tokenizer, sweep_name: str, parent_run_id: str, log_model: ModelLogger | None = None
+):
+    """Run the sweep: one ``run_trial`` per sampled configuration, ASHA on the validation metric;
+    ``log_model`` logs each trial's final checkpoint as its model."""
     trainable = tune.with_parameters(
-        run_trial, job=job.as_dict(), word2int=tokenizer.word2int, mode=tokenizer.mode, parent_run_id=parent_run_id
+        run_trial,
+        job=job.as_dict(),
+        word2int=tokenizer.word2int,
+        mode=tokenizer.mode,
+        parent_run_id=parent_run_id,
+        log_model=log_model,
     )
     # The trial function only drives its TorchTrainer, whose controller and workers hold the resources.
     trainable = tune.with_resources(trainable, {"cpu": 0.01})  # Tune refuses an empty request

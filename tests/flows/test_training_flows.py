@@ -3,6 +3,7 @@
 Slow (about a minute per run): these are the few end-to-end tests of the suite.
 """
 
+import json
 import subprocess
 import sys
 import time
@@ -12,6 +13,8 @@ import mlflow
 import pytest
 from helpers import load_flow
 from mlflow.tracking import MlflowClient
+
+from components.tracking.sources import ModelSource, logged_model_uri
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -29,10 +32,11 @@ def place(tmp_path_factory):
     return root, uri, common
 
 
-def latest_run(uri: str, **filters) -> mlflow.entities.Run:
+def latest_run(uri: str, task: str | None = None) -> mlflow.entities.Run:
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name("caponimage")
-    runs = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time DESC"], max_results=1)
+    where = f"tags.task = '{task}'" if task else ""
+    runs = client.search_runs([experiment.experiment_id], where, order_by=["attributes.start_time DESC"], max_results=1)
     return runs[0]
 
 
@@ -60,18 +64,28 @@ def test_pretraining_learns_and_tracks_everything(pretrained, place):
     assert [s for s, _ in history(uri, run.info.run_id, "p3")][-1] == 12
     checkpoint = Path(run.data.tags["checkpoint_uri"])
     assert checkpoint.name == "checkpoint_00000012" and (checkpoint / "model.pt").is_file()
-    artifacts = {a.path for a in MlflowClient(uri).list_artifacts(run.info.run_id, "checkpoint")}
-    assert {"checkpoint/model.pt", "checkpoint/config.json", "checkpoint/word2int.json"} <= artifacts
+    # The checkpoint is the run's logged pyfunc model (weights, config, vocabulary, no optimiser state).
+    model_uri = logged_model_uri(run.info.run_id, uri)
+    folder = Path(ModelSource.parse(run.info.run_id).checkpoint_folder(uri))
+    assert model_uri and {"model.pt", "config.json", "word2int.json"} <= {p.name for p in folder.iterdir()}
+    assert not (folder / "training.pt").exists() and not MlflowClient(uri).list_artifacts(run.info.run_id, "checkpoint")
     plots = {a.path for a in MlflowClient(uri).list_artifacts(run.info.run_id, "plots")}
     assert plots == {"plots/curriculum.png", "plots/losses.png"}
     assert run.data.metrics["skipped_records"] == 0
+    # What a reader of the MLflow UI sees: the preset, no sweep settings, the data read, the right layout.
+    assert run.data.params["preset"] == "tiny" and not any(k.startswith(("tune.", "ingest.")) for k in run.data.params)
+    assert not history(uri, run.info.run_id, "eta_s")
+    (dataset,) = run.inputs.dataset_inputs
+    assert dataset.dataset.digest == run.data.tags["data_version"] and dataset.tags[0].value == "training"
+    experiment = MlflowClient(uri).get_experiment(run.info.experiment_id)
+    assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
 
 
 def test_finetuning_starts_from_pretraining(pretrained, place):
     _, uri, common = place
     parent = pretrained.info.run_id
     assert load_flow("finetune").main([*common, "--init-from", "latest", "--set", "train.steps=4"]) == 0
-    run = latest_run(uri)
+    run = latest_run(uri, task="finetune")
     assert run.info.status == "FINISHED" and run.data.tags["mlflow.parentRunId"] == parent
     assert run.data.tags["pretrain_run_id"] == parent and run.data.params["task"] == "finetune"
     assert run.data.params["train.generation_per_matching"] == "(1, 0)"
@@ -81,14 +95,37 @@ def test_finetuning_starts_from_pretraining(pretrained, place):
     assert first_finetune < first_pretrain  # it did not start from scratch
 
 
+def test_the_main_job_ends_in_a_champion_that_captions(pretrained, place, tiny_dataset, tmp_path):
+    """`make run` is pre-training then fine-tuning: the fine-tuned model goes through the champion
+    gate (the first one wins), and flows/caption.py's default model is then there."""
+    root, uri, common = place
+    client = MlflowClient(uri)
+    finetuned = latest_run(uri, task="finetune")
+    champion = client.get_model_version_by_alias("caponimage", "champion")
+    assert champion.tags["source_run"] == finetuned.info.run_id and champion.tags["score.metric"] == "CIDEr"
+    evaluation = client.search_runs(
+        [finetuned.info.experiment_id], f"tags.mlflow.parentRunId = '{finetuned.info.run_id}' and tags.split = 'val'"
+    )
+    assert len(evaluation) == 1 and "val_CIDEr" in evaluation[0].data.metrics
+    dataset, _, _ = tiny_dataset
+    image_id = next(iter(json.loads((dataset / "ref_captions.json").read_text("utf-8"))))
+    boxes = tmp_path / "boxes.json"
+    boxes.write_text(json.dumps({"boxes": ["0.1_0.1_0.4_0.2", "0.1_0.5_0.6_0.6"], "info": "品牌 保温杯"}), "utf-8")
+    argv = ["--tracking-uri", uri, "--image", str(dataset / "images" / f"{image_id}.png"), "--boxes", str(boxes)]
+    assert load_flow("caption").main([*argv, "--out", str(tmp_path / "out")]) == 0
+    written = json.loads((tmp_path / "out" / "captions.json").read_text("utf-8"))
+    assert len(written[0]["captions"]) == 2
+
+
 def test_worker_failure_resumes_from_last_checkpoint(ray_cluster, place):
     _, uri, common = place
     flags = ["--set", "train.fail_at_step=8", "--set", "train.checkpoint_every=6", "--set", "ray.max_failures=1"]
     assert load_flow("pretrain").main([*common, *flags]) == 0
     run = latest_run(uri)
     assert run.info.status == "FINISHED"
-    resumed = history(uri, run.info.run_id, "resumed_from")
-    assert (6, 0.0) in resumed and (8, 6.0) in resumed and resumed[-1] == (12, 6.0)
+    assert run.data.tags["resumed_from_step"] == "6"  # the restart went on from the step-6 checkpoint
+    assert not history(uri, run.info.run_id, "resumed_from")  # a tag, not a chart
+    assert [s for s, _ in history(uri, run.info.run_id, "loss_generation")][-1] == 12
     assert Path(run.data.tags["checkpoint_uri"]).name == "checkpoint_00000012"
 
 

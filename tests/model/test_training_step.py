@@ -15,7 +15,7 @@ from components.model import build_model
 from components.model.batches import caption_tokens, collate
 from components.model.checkpoint import load_checkpoint, save_checkpoint
 from components.training.matching import matching_batch
-from components.training.runner import StepRunner
+from components.training.runner import StepRunner, prepare_for_tasks
 from components.training.validation import validate
 
 # -- collation ------------------------------------------------------------------------------------
@@ -120,3 +120,31 @@ def test_curriculum_scale_stretches_the_paper_schedule_over_a_short_run(encoded)
     _, runner = fresh(job, tokenizer)
     assert runner.probabilities(100) == progressive(100_000)
     assert fresh(tiny_job(), tokenizer)[1].probabilities(100) == progressive(100)
+
+
+@pytest.mark.parametrize(
+    "model,mix,expected",
+    [
+        ({}, (3, 1), True),  # generation steps of a mixed job skip the matching head
+        ({}, (1, 0), False),  # fine-tuning: the head is frozen, nothing else sits out
+        ({}, (0, 1), False),  # matching only: the tied word table still embeds the text
+        ({"neighbours": "none"}, (1, 0), False),
+        ({"use_image": False, "use_locations": False}, (1, 0), True),  # spatial tables serve nothing
+    ],
+)
+def test_ddp_looks_for_unused_parameters_only_when_a_step_leaves_some(encoded, model, mix, expected):
+    """``prepare_for_tasks`` against what really happens: every task of the mix, one step each,
+    and which trainable parameters never got a gradient in some step."""
+    rows, tokenizer, _ = encoded
+    job = load_job_config("tiny", [f"model.{k}={str(v).lower()}" for k, v in model.items()])
+    torch.manual_seed(0)
+    net = build_model(job.model.with_overrides(vocab_size=len(tokenizer)))
+    assert prepare_for_tasks(net, mix) is expected
+    batch, images = collate(rows)
+    runner = StepRunner(net, job.train.with_overrides(generation_per_matching=mix), torch.device("cpu"))
+    sat_out = False
+    for step in (1, 4) if mix == (3, 1) else (1,):  # step 1 generates, step 4 matches
+        runner.optimizer.zero_grad(set_to_none=True)
+        runner.train_step(step, batch, images)
+        sat_out |= any(p.grad is None for p in net.parameters() if p.requires_grad)
+    assert sat_out is expected

@@ -143,3 +143,30 @@ def test_help_shows_defaults(capsys):
     text = capsys.readouterr().out
     assert "configuration preset (default: small)" in text and "--print-config" in text
     assert math.isfinite(load_job_config("paper").train.lr)
+
+
+def test_mlflow_variables_are_the_default_and_explicit_settings_win(monkeypatch, tmp_path):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow.internal:5000")
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "retrain-nightly")
+    job = load_job_config("paper")  # the preset names a server of its own: the environment beats it
+    assert (job.tracking.tracking_uri, job.tracking.experiment) == ("http://mlflow.internal:5000", "retrain-nightly")
+    assert load_job_config("tiny", ["tracking.tracking_uri=sqlite:///x.db"]).tracking.tracking_uri == "sqlite:///x.db"
+    config = tmp_path / "job.yaml"
+    config.write_text("tracking:\n  experiment: mine\n", "utf-8")
+    job = load_job_config("tiny", config_file=str(config))
+    assert (job.tracking.tracking_uri, job.tracking.experiment) == ("http://mlflow.internal:5000", "mine")
+
+
+def test_a_relative_store_under_ray_job_submit_is_named(monkeypatch, caplog):
+    from components.config import resolve_locations
+
+    job = load_job_config("tiny")
+    resolve_locations(job)
+    assert "temporary working directory" not in caplog.text  # a local run: the relative path is the user's
+    monkeypatch.setenv("RAY_JOB_CONFIG_JSON_ENV_VAR", "{}")  # what `ray job submit` sets for its entrypoint
+    resolve_locations(job)
+    assert "tracking.tracking_uri is sqlite:///" in caplog.text and "ray.storage_path" in caplog.text
+    assert "are lost when the cluster goes" in caplog.text
+    caplog.clear()
+    resolve_locations(load_job_config("tiny", ["tracking.tracking_uri=http://h:5000", "ray.storage_path=s3://b/r"]))
+    assert "temporary" not in caplog.text

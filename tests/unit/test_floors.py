@@ -2,6 +2,8 @@
 the model and data floors run without Ray or MLflow, and the flows stay thin checklists."""
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -110,3 +112,28 @@ def test_flows_are_thin_checklists(path):
     text = path.read_text("utf-8")
     assert len(text.splitlines()) <= 90, f"{path.name}: move library code into components/"
     assert "def main(argv: list[str] | None = None) -> int:" in text and "sys.exit(run(main))" in text
+
+
+HEAVY = ("torch", "ray", "mlflow")
+PROBE = """
+import runpy, sys
+sys.argv = [sys.argv[1], *sys.argv[2:]]
+try:
+    runpy.run_path(sys.argv[0], run_name="__main__")
+except SystemExit as done:
+    code = done.code
+print("exit", code, "heavy", sorted(m for m in {heavy} if m in sys.modules))
+"""
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "flows").glob("*.py")), ids=lambda p: p.name)
+def test_help_and_config_errors_load_neither_torch_nor_ray_nor_mlflow(path, tmp_path):
+    """What makes ``--help`` and a bad ``--set`` answer in well under a second: the heavy libraries
+    load only after the arguments and the configuration are checked."""
+    probe = PROBE.format(heavy=HEAVY)
+    bad = ["--set", "train.lr=-1"] if "--set" in path.read_text("utf-8") else ["--no-such-option"]
+    for argv, code in ((["--help"], 0), (bad, 2)):
+        done = subprocess.run(
+            [sys.executable, "-c", probe, str(path), *argv], capture_output=True, text=True, cwd=tmp_path, timeout=60
+        )
+        assert done.stdout.strip().splitlines()[-1] == f"exit {code} heavy []", done.stdout[-500:] + done.stderr[-500:]

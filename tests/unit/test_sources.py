@@ -51,7 +51,7 @@ def test_a_run_without_a_checkpoint_is_a_config_error(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = MlflowClient(uri)
     run_id = client.create_run(client.create_experiment("x", artifact_location=str(tmp_path / "a"))).info.run_id
-    with pytest.raises(ConfigError, match=f"'model': run {run_id} has no 'checkpoint' artifact"):
+    with pytest.raises(ConfigError, match=f"'model': run {run_id} has no logged model and no 'checkpoint' artifact"):
         ModelSource.parse(run_id).checkpoint_folder(uri)
 
 
@@ -59,3 +59,15 @@ def test_credentials_in_uris_are_redacted_before_logging():
     assert redact("http://alice:s3cret@mlflow.internal:5000") == "http://***@mlflow.internal:5000"
     assert redact("postgresql+psycopg2://u:p@db/mlflow") == "postgresql+psycopg2://***@db/mlflow"
     assert redact("s3://bucket/path") == "s3://bucket/path" and redact("sqlite:////tmp/m.db") == "sqlite:////tmp/m.db"
+
+
+def test_an_empty_registry_says_what_to_run(tmp_path):
+    from components.serving.captioning import load_captioning_model
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    for load in (
+        lambda: load_captioning_model("models:/caponimage@champion", uri),
+        lambda: ModelSource.parse("models:/caponimage@champion").checkpoint_folder(uri),
+    ):
+        with pytest.raises(ConfigError, match="'model': no model is registered as 'caponimage' at sqlite.*make run"):
+            load()

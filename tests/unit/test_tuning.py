@@ -5,18 +5,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from components.config import load_job_config
+from components.config import check_space, load_job_config, trial_job, trial_overrides
 from components.errors import ConfigError
-from components.training.tuning import (
-    check_space,
-    concurrency,
-    search_space,
-    sweep_figure,
-    sweep_rows,
-    trial_job,
-    trial_overrides,
-    trial_resources,
-)
+from components.training.tuning import concurrency, search_space, sweep_figure, sweep_rows, trial_resources
 
 
 def test_presets_sweep_figure_4s_dimensions():
