@@ -19,13 +19,13 @@ from components.data.prepare import load_vocabulary, prepare_data, with_vocabula
 
 def main(argv: list[str] | None = None) -> int:
     job = parse_job(job_parser(__doc__).parse_args(argv), task="pretrain")  # 1. config, validated
-    # torch, Ray and MLflow load from here on: --help and a bad config answer at once
-    from components.serving.pyfunc import log_checkpoint_model
-    from components.training.tracked import default_run_name, tracked_fit
-
     job = prepare_data(job)  # 2. data (the synthetic set is built if it is the default and absent)
     tokenizer = load_vocabulary(job.data.dataset)
     job = with_vocabulary(job, tokenizer)
+    # torch, Ray and MLflow load from here on: --help, a bad config or a missing dataset answer at once
+    from components.serving.pyfunc import log_checkpoint_model
+    from components.training.tracked import default_run_name, tracked_fit
+
     # 3. MLflow run, Ray, train; the final checkpoint logged as the run's pyfunc model
     tracked_fit(job, tokenizer, default_run_name(job), log_model=log_checkpoint_model)
     return 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import re
 import uuid
 import warnings
 from collections.abc import Iterable, Iterator
@@ -20,6 +21,7 @@ from typing import Any
 import mlflow
 from mlflow.data.dataset_source_registry import resolve_dataset_source
 from mlflow.data.meta_dataset import MetaDataset
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from components.config import JobConfig
@@ -52,9 +54,7 @@ def start_run(
     is its ``task`` tag (the job's task unless ``tags`` says otherwise, e.g. ``tune``).
     """
     mlflow.set_tracking_uri(job.tracking.tracking_uri)
-    experiment = mlflow.set_experiment(job.tracking.experiment)
-    if experiment.tags.get(EXPERIMENT_KIND[0]) is None:
-        MlflowClient().set_experiment_tag(experiment.experiment_id, *EXPERIMENT_KIND)
+    mlflow.set_experiment(experiment_id=ensure_experiment(job.tracking.tracking_uri, job.tracking.experiment))
     tags = {"task": job.task, **(tags or {})}
     run = mlflow.start_run(
         run_name=run_name,
@@ -68,6 +68,34 @@ def start_run(
     mlflow.log_params({k: redact(str(v))[:500] for k, v in params.items()})
     mlflow.log_text(redact(json.dumps(job.as_dict(), indent=2, default=list)), "config/job.json")
     return run.info.run_id
+
+
+def ensure_experiment(tracking_uri: str, name: str) -> str:
+    """The experiment's id, created if needed: in the model-training layout and, for a sqlite store,
+    with its artifacts beside the database file (MLflow's default, ``./mlruns`` of whatever directory
+    the process runs in, is lost with a ``ray job submit`` working directory)."""
+    client = MlflowClient(tracking_uri)
+    found = client.get_experiment_by_name(name)
+    if found is None:
+        try:
+            return client.create_experiment(
+                name, artifact_location=local_artifact_root(tracking_uri, name), tags=dict([EXPERIMENT_KIND])
+            )
+        except MlflowException:  # another process created it first (the trials of a sweep)
+            found = client.get_experiment_by_name(name)
+    if found.tags.get(EXPERIMENT_KIND[0]) is None:
+        client.set_experiment_tag(found.experiment_id, *EXPERIMENT_KIND)
+    return found.experiment_id
+
+
+def local_artifact_root(tracking_uri: str, experiment: str) -> str | None:
+    """``<database folder>/mlartifacts/<experiment>`` for a ``sqlite:///`` store; None (the server's
+    or MLflow's default) for anything else."""
+    if not tracking_uri.startswith("sqlite:///"):
+        return None
+    folder = Path(tracking_uri.removeprefix("sqlite:///")).resolve().parent
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", experiment).strip("_") or "experiment"
+    return str(folder / "mlartifacts" / slug)
 
 
 @contextlib.contextmanager

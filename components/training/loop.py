@@ -19,6 +19,7 @@ import ray.train
 import ray.train.torch
 import torch
 from ray.data.collate_fn import NumpyBatchCollateFn
+from ray.train.v2._internal.execution import context as train_context
 
 from components.config import JobConfig
 from components.data.tokenizer import Tokenizer
@@ -103,7 +104,7 @@ class _Window:
 
 def train_loop_per_worker(config: dict) -> None:
     # Ray Train logs every report at INFO; the loop's own line per log step says the same, once.
-    logging.getLogger("ray.train.v2._internal.execution.context").setLevel(logging.WARNING)
+    logging.getLogger(train_context.__file__).setLevel(logging.WARNING)  # Ray names that logger by its file
     job = JobConfig.from_dict(config["job"])
     train = job.train
     tokenizer = Tokenizer(config["word2int"], config["mode"])
