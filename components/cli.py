@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -27,7 +28,16 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
 
 def setup_logging(level: int = logging.INFO) -> None:
+    """Log lines with time and source; off a terminal, no progress bars (a log file would keep every
+    redraw): MLflow's transfer bars go, and ``on_terminal()`` tells the others."""
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not on_terminal():
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+
+def on_terminal() -> bool:
+    """Whether progress bars can redraw in place (stderr, where they draw, is a terminal)."""
+    return sys.stderr.isatty()
 
 
 def run(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> int:
@@ -59,7 +69,7 @@ def logged_progress(
             rate = done / (now - started)
             left = f", {(total - done) / rate:.0f} s left" if total and rate > 0 else ""
             of = f"/{total}" if total else ""
-            logger.info("%d%s %s, %.2f %s/s%s", done, of, unit, rate, unit, left)
+            logger.info("%d%s %s, %.2f/s%s", done, of, unit, rate, left)
         yield item
     elapsed = time.perf_counter() - started
-    logger.info("%d %s in %.1f s (%.2f %s/s)", done, unit, elapsed, done / elapsed if elapsed else 0.0, unit)
+    logger.info("%d %s in %.1f s (%.2f/s)", done, unit, elapsed, done / elapsed if elapsed else 0.0)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
-import sys
 
+from components.cli import on_terminal
 from components.config import JobConfig
 
 
@@ -30,5 +30,5 @@ def quiet_progress_bars() -> None:
     in one training run). Off a terminal the flows log their own progress lines instead."""
     import ray.data
 
-    if not sys.stdout.isatty():
+    if not on_terminal():
         ray.data.DataContext.get_current().enable_progress_bars = False

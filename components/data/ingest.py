@@ -275,7 +275,7 @@ def stream_outcomes(products: list[Product], job: OcrJob) -> Iterator[dict[str, 
 def ocr_products(products: list[Product], job: OcrJob) -> list[dict[str, Any]]:
     """Every product through the OCR actor pool (Ray must be up); the outcomes in crawl order."""
     order = {name: i for i, name in enumerate(sorted(job.partitions))}
-    outcomes = logged_progress(stream_outcomes(products, job), len(products), "images", log)
+    outcomes = logged_progress(stream_outcomes(products, job), len(products), "images OCR'd", log)
     return sorted(outcomes, key=lambda o: (order[o["partition"]], o["line"]))
 
 

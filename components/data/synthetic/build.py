@@ -18,6 +18,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from components.cli import on_terminal
 from components.data.crawl import PRODUCTS_FILE, SUCCESS_FILE
 from components.data.fonts import find_font
 from components.data.release import (
@@ -114,7 +115,7 @@ def _render_all(
         (spec.lang, spec.seed, i, splits[i], noisy_train and splits[i] == "train", str(out), crawl)
         for i in range(spec.images)
     ]
-    progress = dict(total=len(jobs), desc="rendering", unit="img", mininterval=2.0)
+    progress = dict(total=len(jobs), desc="rendering", unit="img", mininterval=2.0, disable=not on_terminal())
     if workers <= 1:
         yield from tqdm(map(_render_one, jobs), **progress)
         return
