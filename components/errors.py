@@ -14,13 +14,18 @@ class CapOnImageError(Exception):
 
 
 class ConfigError(CapOnImageError):
-    """A bad configuration value, reported before any work starts."""
+    """A bad configuration value, reported before any work starts.
+
+    ``key`` is a dotted config key (``train.lr``) or, for a value typed as a flag, the flag itself
+    (``--model``), so the message names what the user wrote.
+    """
 
     exit_code = 2
 
     def __init__(self, key: str, message: str):
         self.key = key
-        super().__init__(f"config key '{key}': {message}")
+        where = f"option '{key}'" if key.startswith("-") else f"config key '{key}'"
+        super().__init__(f"{where}: {message}")
 
 
 class DatasetError(CapOnImageError):

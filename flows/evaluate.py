@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     from components.tracking.runs import new_run_name
     from components.tracking.sources import ModelSource
 
-    source = ModelSource.resolve(args.model, job.tracking, latest_of="finetune")  # 2. the model
+    source = ModelSource.resolve(args.model, job.tracking, latest_of="finetune", key="--model")  # 2. the model
     checkpoint = load_checkpoint(source.checkpoint_folder(job.tracking.tracking_uri), with_training_state=False)
     job = job.with_overrides(model=checkpoint.job["model"])
     init_ray(job)  # 3. batch inference over Ray Data, 4. metrics, 5. logged in their own run

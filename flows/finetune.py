@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     from components.training.tracked import default_run_name, tracked_fit
     from components.training.trainer import finetune_job
 
-    source = ModelSource.resolve(job.init_from, job.tracking, latest_of="pretrain", key="init_from")
+    source = ModelSource.resolve(job.init_from, job.tracking, latest_of="pretrain", key="--init-from")
     pretrained = load_checkpoint(source.checkpoint_folder(job.tracking.tracking_uri), with_training_state=False)
     job = finetune_job(job.with_overrides(init_from=source.text), pretrained.job)  # 2. the pre-trained model
     job = prepare_data(job)  # 3. data; model and vocabulary from the checkpoint

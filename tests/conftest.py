@@ -21,6 +21,14 @@ def pytest_collection_modifyitems(items):
             item.add_marker(getattr(pytest.mark, tier))
 
 
+@pytest.fixture(autouse=True)
+def no_mlflow_variables(monkeypatch):
+    """Every test starts without MLflow's variables: the user's shell does not leak in, and
+    ``mlflow.set_tracking_uri`` in one test (it sets ``MLFLOW_TRACKING_URI``) does not reach the next."""
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_REGISTRY_URI"):
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory):
     """A 30-image Chinese dataset in the release format; treat it as read-only."""

@@ -33,7 +33,7 @@ class LocalModel:
 def load_captioning_model(source: str, tracking_uri: str):
     """``models:/...`` or ``runs:/<id>/<model>``: the MLflow pyfunc model; an MLflow run id or a
     checkpoint folder / URI: the same model from the checkpoint."""
-    parsed = ModelSource.parse(source, "model")
+    parsed = ModelSource.parse(source, "--model")
     if not parsed.is_mlflow_model:
         return LocalModel(parsed.checkpoint_folder(tracking_uri))
     mlflow.set_tracking_uri(tracking_uri)

@@ -1,6 +1,7 @@
 """Captioning without Ray: requests, the pyfunc model through MLflow, and flows/caption.py on one image."""
 
 import json
+import runpy
 import subprocess
 import sys
 from pathlib import Path
@@ -148,8 +149,18 @@ def test_requests_file_lines_are_checked(tiny_dataset, tmp_path):
 
 
 def test_unknown_model_sources_are_config_errors(tmp_path):
-    with pytest.raises(ConfigError, match="not a model URI"):
+    with pytest.raises(ConfigError, match="^option '--model': .* not a model URI"):
         load_captioning_model(str(tmp_path / "nowhere"), f"sqlite:///{tmp_path / 'm.db'}")
+
+
+@pytest.mark.parametrize(("flow", "flag"), [("evaluate", "--model"), ("finetune", "--init-from")])
+def test_a_bad_model_flag_is_named_as_typed(flow, flag, tmp_path, capsys):
+    from components.cli import run
+
+    main = runpy.run_path(str(REPO / "flows" / f"{flow}.py"))["main"]
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    assert run(main, [flag, "nonexistent", "--set", f"tracking.tracking_uri={uri}"]) == 2
+    assert capsys.readouterr().err.startswith(f"error: option '{flag}': nonexistent is not a model URI")
 
 
 def test_caption_flow_on_one_image_writes_png_and_json(tiny_dataset, checkpoint, tmp_path):

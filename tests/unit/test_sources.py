@@ -30,9 +30,9 @@ def test_one_parser_for_every_model_source(text, kind, run_id, is_model):
 def test_a_local_source_must_be_a_folder_and_errors_name_the_option(tmp_path):
     assert ModelSource.parse(str(tmp_path)).kind == "folder"
     assert ModelSource.parse(str(tmp_path)).checkpoint_folder("sqlite:///unused.db") == str(tmp_path)
-    with pytest.raises(ConfigError, match="'init_from': .*nowhere is not a model URI, an MLflow run id"):
-        ModelSource.parse(str(tmp_path / "nowhere"), key="init_from")
-    with pytest.raises(ConfigError, match="'model': runs:/abc/model: a runs:/ URI starts with a 32-character run id"):
+    with pytest.raises(ConfigError, match="^option '--init-from': .*nowhere is not a model URI, an MLflow run id"):
+        ModelSource.parse(str(tmp_path / "nowhere"), key="--init-from")
+    with pytest.raises(ConfigError, match="^config key 'model': runs:/abc/model: a runs:/ URI starts with a 32"):
         ModelSource.parse("runs:/abc/model")
     with pytest.raises(ValueError, match="resolve 'latest'"):
         ModelSource.parse("latest").checkpoint_folder("sqlite:///unused.db")
@@ -69,5 +69,5 @@ def test_an_empty_registry_says_what_to_run(tmp_path):
         lambda: load_captioning_model("models:/caponimage@champion", uri),
         lambda: ModelSource.parse("models:/caponimage@champion").checkpoint_folder(uri),
     ):
-        with pytest.raises(ConfigError, match="'model': no model is registered as 'caponimage' at sqlite.*make run"):
+        with pytest.raises(ConfigError, match="model': no model is registered as 'caponimage' at sqlite.*make run"):
             load()
