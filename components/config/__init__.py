@@ -17,7 +17,14 @@ from components.config.job import (
     TuneSection,
 )
 from components.config.loader import config_yaml, load_job_config, parse_override, preset_names, resolve_locations
-from components.config.model import BACKBONES, NEIGHBOUR_VARIANTS, SKIP_WEIGHTS, ModelConfig, load_preset
+from components.config.model import (
+    BACKBONE_NORMS,
+    BACKBONES,
+    NEIGHBOUR_VARIANTS,
+    SKIP_WEIGHTS,
+    ModelConfig,
+    load_preset,
+)
 from components.config.sweep import check_space, trial_job, trial_overrides
 
 __all__ = [
@@ -25,6 +32,7 @@ __all__ = [
     "GATE_METRICS",
     "NEGATIVE_SCHEDULES",
     "NEIGHBOUR_VARIANTS",
+    "BACKBONE_NORMS",
     "SKIP_WEIGHTS",
     "DataSection",
     "IngestSection",

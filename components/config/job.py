@@ -47,6 +47,9 @@ class DataSection(Section):
     max_boxes: PositiveInt = 32  # per image; more are dropped and counted
     decode_actors: PositiveInt = 1  # Ray Data actors decoding and masking images
     shuffle_buffer: NonNegativeInt = 64  # images in each worker's local shuffle buffer
+    # Ray Data hands out the decoded images in order, so one seed gives the same batches run after run;
+    # false lets a fast decoding actor overtake a slow one (throughput on big clusters, no reproducibility).
+    preserve_order: Flag = True
     prefetch_batches: PositiveInt = 1  # batches decoded ahead per worker (more only helps with spare cores)
     val_images: PositiveInt = 64  # the validation subset scored during training
 

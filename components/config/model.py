@@ -18,7 +18,9 @@ from components.errors import ConfigError
 PRESETS_DIR = Path(__file__).resolve().parent / "presets" / "model"
 Backbone = Literal["resnet18", "resnet34", "resnet50"]
 Neighbours = Literal["none", "random2", "top1", "top2"]  # paper Table A5; "none" is the baseline
+BackboneNorm = Literal["auto", "frozen_batchnorm", "groupnorm"]
 BACKBONES: tuple[str, ...] = get_args(Backbone)
+BACKBONE_NORMS: tuple[str, ...] = get_args(BackboneNorm)
 NEIGHBOUR_VARIANTS: tuple[str, ...] = get_args(Neighbours)
 SKIP_WEIGHTS = "none"  # backbone_weights value: no ImageNet weights, not even a warning
 
@@ -36,6 +38,9 @@ class ModelConfig(Section):
     # ImageNet weights: a path or URI; None: torchvision's cache, else random init; "none": skip
     backbone_weights: Text | None = None
     train_backbone: Flag = True
+    # frozen_batchnorm with ImageNet weights, groupnorm from random init (frozen BatchNorm with random
+    # weights is the identity); auto picks by whether ImageNet weights are there (components.model.backbone)
+    backbone_norm: BackboneNorm = "auto"
     dropout: Number = 0.1
     max_info_tokens: PositiveInt = 60
     max_caption_tokens: PositiveInt = 10  # generated tokens, <sos> and <eos> not counted

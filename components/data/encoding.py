@@ -2,11 +2,14 @@
 
 The pipeline's actors, the captioning requests and the benchmarks encode images the same way:
 masked uint8 pixels at the model's input size, boxes, captions, chain and chosen neighbours, and the
-info tokens, padded to fixed shapes so that rows stack into batches.
+info tokens, padded to fixed shapes so that rows stack into batches. The raw caption strings travel
+too (``references``, one JSON list per image): metrics score against them, never against captions
+rebuilt from token ids, where a character outside the vocabulary would come back as ``<unk>``.
 """
 
 from __future__ import annotations
 
+import json
 import random
 from dataclasses import dataclass
 from typing import Any
@@ -28,9 +31,10 @@ class EncodeSpec:
     max_boxes: int = 32
     max_info_tokens: int = 60
     max_caption_tokens: int = 10
+    seed: int = 0  # the job's seed: ``random2`` neighbours are drawn from it, once per image
 
     @classmethod
-    def for_model(cls, model: ModelConfig, max_boxes: int = 32) -> EncodeSpec:
+    def for_model(cls, model: ModelConfig, max_boxes: int = 32, seed: int = 0) -> EncodeSpec:
         """The encoding a model needs, from its config (grid, neighbours and token budgets)."""
         return cls(
             grid=model.grid,
@@ -38,6 +42,7 @@ class EncodeSpec:
             max_boxes=max_boxes,
             max_info_tokens=model.max_info_tokens,
             max_caption_tokens=model.max_caption_tokens,
+            seed=seed,
         )
 
     @property
@@ -45,9 +50,13 @@ class EncodeSpec:
         return max(1, neighbour_slots(self.neighbours))  # at least one column keeps shapes fixed
 
 
-def encode_record(
-    record: ImageRecord, image: Image.Image, tokenizer: Tokenizer, spec: EncodeSpec, rng: random.Random
-) -> dict[str, Any]:
+def image_rng(seed: int, image_id: str) -> random.Random:
+    """The random draws of one image (``random2`` neighbours): fixed by the job's seed and the image,
+    so that every epoch, every worker and the evaluation see the same ones."""
+    return random.Random(f"{seed}:{image_id}")  # a string seed is hashed with SHA-512: stable across processes
+
+
+def encode_record(record: ImageRecord, image: Image.Image, tokenizer: Tokenizer, spec: EncodeSpec) -> dict[str, Any]:
     """One image's row: masked uint8 pixels plus its boxes, captions and neighbours padded to fixed shapes."""
     n = min(len(record.captions), spec.max_boxes)
     caption_length = spec.max_caption_tokens + 2
@@ -62,7 +71,8 @@ def encode_record(
     chain[:n] = np.asarray(chain_neighbours(kept), dtype=np.int32).reshape(n, 2)
     chosen = np.full((spec.max_boxes, spec.slots), NO_NEIGHBOUR, dtype=np.int32)
     if neighbour_slots(spec.neighbours):
-        chosen[:n] = np.asarray(neighbours(kept, spec.neighbours, rng), dtype=np.int32).reshape(n, -1)
+        drawn = neighbours(kept, spec.neighbours, image_rng(spec.seed, record.image_id))
+        chosen[:n] = np.asarray(drawn, dtype=np.int32).reshape(n, -1)
     info = np.full(spec.max_info_tokens, PAD, dtype=np.int32)
     info_ids = tokenizer.encode_info(record.info, spec.max_info_tokens)
     info[: len(info_ids)] = info_ids
@@ -77,7 +87,13 @@ def encode_record(
         "captions": captions,
         "chain": chain,
         "neighbours": chosen,
+        "references": json.dumps(list(record.captions[:n]), ensure_ascii=False),
     }
+
+
+def row_references(rows: dict[str, np.ndarray]) -> list[list[str]]:
+    """The raw caption strings of every image of a batch of encoded rows, in box order."""
+    return [json.loads(str(text)) for text in rows["references"]]
 
 
 def empty_rows(spec: EncodeSpec) -> dict[str, np.ndarray]:
@@ -96,4 +112,5 @@ def empty_rows(spec: EncodeSpec) -> dict[str, np.ndarray]:
     }
     rows = {key: np.zeros(shape, dtype=dtype) for key, (shape, dtype) in shapes.items()}
     rows["image_id"] = np.zeros((0,), dtype=object)
+    rows["references"] = np.zeros((0,), dtype=object)
     return rows

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 from typing import Any
 
 import numpy as np
@@ -75,14 +74,13 @@ class EncodeImages:
         self.tokenizer = Tokenizer(word2int, mode)
         self.spec = spec
         self.tally = tally
-        self.rng = random.Random()
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         rows = []
         for image_id, record_json in zip(batch["image_id"], batch["record"], strict=True):
             try:
                 record, image = load_record(self.images_root, str(image_id), str(record_json))
-                rows.append(encode_record(record, image, self.tokenizer, self.spec, self.rng))
+                rows.append(encode_record(record, image, self.tokenizer, self.spec))
             except RecordRejected as rejected:
                 message = str(rejected.rejection(str(image_id)).error())
                 log.warning("skipping %s", message)
@@ -103,12 +101,14 @@ def build_dataset(
     actors: int = 1,
     limit: int | None = None,
     shuffle: bool = False,
+    seed: int | None = None,
     tally=None,
     batch_size: int = 16,
     index: list[dict[str, str]] | None = None,
 ):
     """The lazily executed Ray Dataset of encoded images of one split (``index``: the split's index
-    when the caller has already read it)."""
+    when the caller has already read it). ``shuffle`` randomises the block order at every execution
+    (epoch), from ``seed`` when given: the same seed, the same sequence of orders."""
     import ray
 
     index = read_index(dataset, split, limit) if index is None else index
@@ -117,7 +117,9 @@ def build_dataset(
     blocks = max(1, min(len(index) // batch_size, 200))
     ds = ray.data.from_items(index, override_num_blocks=blocks)
     if shuffle:
-        ds = ds.randomize_block_order()  # a new order every epoch; rows are shuffled locally too
+        # A new order every epoch, reproducible from the seed; rows are shuffled locally too.
+        order = None if seed is None else ray.data.RandomSeedConfig(seed=seed, reseed_after_execution=True)
+        ds = ds.randomize_block_order(seed=order)
     return ds.map_batches(
         EncodeImages,
         fn_constructor_kwargs=dict(

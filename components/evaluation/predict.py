@@ -9,7 +9,7 @@ import numpy as np
 
 from components.cli import logged_progress
 from components.config import JobConfig, ModelConfig
-from components.data.encoding import EncodeSpec
+from components.data.encoding import EncodeSpec, row_references
 from components.data.pipeline import build_dataset
 from components.data.tokenizer import Tokenizer
 from components.evaluation.report import EvaluationReport, evaluate_rows
@@ -37,13 +37,14 @@ class CaptionPredictor:
         batch, captions = self.captioner.caption(rows, self.beam_size)
         out: dict[str, list] = {k: [] for k in self.COLUMNS}
         owners = batch.image_index.tolist()
+        references = row_references(rows)  # the raw strings: scores never see a rebuilt <unk>
         first_box = np.concatenate([[0], np.cumsum(rows["n_boxes"])[:-1]])
         for row, owner in enumerate(owners):
             box = row - int(first_box[owner])  # boxes of one image are consecutive rows
             out["image_id"].append(str(rows["image_id"][owner]))
             out["box"].append(box)
             out["prediction"].append(captions[owner][box])
-            out["reference"].append(self.captioner.tokenizer.decode(batch.captions[row, 1:].tolist()))
+            out["reference"].append(references[owner][box])
             for key, value in zip(("x1", "y1", "x2", "y2"), batch.boxes[row].tolist(), strict=True):
                 out[key].append(value)
             out["width"].append(int(rows["size"][owner][0]))
@@ -65,14 +66,16 @@ def predict_split(
     predict_actors: int = 1,
     use_gpu: bool = False,
     batch_images: int = 16,
+    seed: int = 0,
     tally=None,
     index: list[dict[str, str]] | None = None,
 ) -> list[dict[str, Any]]:
     """Every box of the split with its generated and reference caption, sorted by image id and box
-    (``index``: the split's index, when the caller has read it already)."""
+    (``index``: the split's index, when the caller has read it already; ``seed``: the training seed,
+    from which a ``random2`` model's neighbours are drawn)."""
     import ray
 
-    spec = EncodeSpec.for_model(model_config)
+    spec = EncodeSpec.for_model(model_config, seed=seed)
     encoded = build_dataset(
         dataset,
         split,
@@ -125,6 +128,7 @@ def evaluate_checkpoint(
         images_root=job.data.images_root,
         decode_actors=job.data.decode_actors,
         use_gpu=job.ray.use_gpu,
+        seed=int(checkpoint.job.get("train", {}).get("seed", 0)),
         index=index,
     )
     return evaluate_rows(rows, checkpoint.tokenizer.mode, meteor=meteor), rows

@@ -13,7 +13,9 @@ from components.model.capon import CapOnImage
 def build_model(config: ModelConfig) -> CapOnImage:
     backbone = None
     if config.use_image:
-        backbone = GridBackbone(config.backbone, config.grid, config.backbone_weights, config.train_backbone)
+        backbone = GridBackbone(
+            config.backbone, config.grid, config.backbone_weights, config.train_backbone, config.backbone_norm
+        )
     return CapOnImage(
         vocab_size=config.vocab_size,
         d_model=config.d_model,

@@ -2,7 +2,8 @@
 
 Loaded with ``torch.load(..., weights_only=True)``: a checkpoint cannot run code. A model logged to
 MLflow (a run's artifact, the pyfunc model) holds the same folder without the optimiser state, under
-``CHECKPOINT_ARTIFACT``.
+``CHECKPOINT_ARTIFACT``. The config names the backbone's normalisation as its weights have it, so that
+a model rebuilt from the config (serving, evaluation, fine-tuning) fits the weights.
 """
 
 from __future__ import annotations
@@ -22,6 +23,22 @@ CONFIG_FILE = "config.json"
 CHECKPOINT_ARTIFACT = "checkpoint"  # the folder's name in a run's artifacts and inside the pyfunc model
 
 
+def backbone_norm_of(model_state: dict[str, torch.Tensor]) -> str | None:
+    """The backbone's normalisation, read off its weights (BatchNorm keeps running statistics,
+    GroupNorm none); None for a model without a backbone."""
+    keys = [key for key in model_state if key.startswith("backbone.")]
+    if not keys:
+        return None
+    return "frozen_batchnorm" if any(key.endswith(".running_mean") for key in keys) else "groupnorm"
+
+
+def _with_backbone_norm(job: dict[str, Any], model_state: dict[str, torch.Tensor]) -> dict[str, Any]:
+    norm = backbone_norm_of(model_state)
+    if norm is None or "model" not in job:
+        return job
+    return {**job, "model": {**job["model"], "backbone_norm": norm}}
+
+
 def save_checkpoint(
     folder: str | Path,
     model_state: dict[str, torch.Tensor],
@@ -33,6 +50,7 @@ def save_checkpoint(
     folder.mkdir(parents=True, exist_ok=True)
     torch.save(model_state, folder / MODEL_FILE)
     torch.save(training_state, folder / STATE_FILE)
+    job = _with_backbone_norm(job, model_state)
     (folder / CONFIG_FILE).write_text(json.dumps(job, indent=2, default=list), "utf-8")
     tokenizer.save(folder)
     return folder
@@ -63,5 +81,5 @@ def load_checkpoint(folder: str | Path, with_training_state: bool = True) -> Loa
     training_state = None
     if with_training_state and (folder / STATE_FILE).is_file():
         training_state = torch.load(folder / STATE_FILE, map_location="cpu", weights_only=True)
-    job = json.loads((folder / CONFIG_FILE).read_text("utf-8"))
+    job = _with_backbone_norm(json.loads((folder / CONFIG_FILE).read_text("utf-8")), model_state)
     return LoadedCheckpoint(model_state, training_state, job, Tokenizer.load(folder))

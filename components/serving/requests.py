@@ -7,7 +7,6 @@ the dataset: any value above 1). Bad input raises ``RequestError`` naming the re
 from __future__ import annotations
 
 import json
-import random
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -97,7 +96,7 @@ def encode_requests(
         image = request_image(request["image"], request_id)
         mask = request.get("mask_boxes")
         record = request_record(request_id, request["info"], list(request["boxes"]), list(mask or ()), image.size)
-        rows.append(encode_record(record, image, tokenizer, spec, random.Random(0)))
+        rows.append(encode_record(record, image, tokenizer, spec))
         records.append(record)
     return {key: np.stack([row[key] for row in rows]) for key in rows[0]}, records
 

@@ -56,6 +56,7 @@ def train_and_evaluate(
         tokenizer,
         limit=eval_images,
         decode_actors=job.data.decode_actors,
+        seed=seed,
     )
     report = evaluate_rows(rows, tokenizer.mode)
     mlflow.log_metrics({run_metric_key(variant.name, seed, k): v for k, v in report.metrics().items()})

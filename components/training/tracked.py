@@ -16,6 +16,7 @@ from components.cluster import init_ray
 from components.config import JobConfig
 from components.data.index import dataset_version
 from components.data.tokenizer import Tokenizer
+from components.model.backbone import resolve_norm
 from components.model.checkpoint import load_checkpoint
 from components.tracking.runs import (
     finish_run,
@@ -71,6 +72,7 @@ def tracked_fit(
     ``log_model``: the final checkpoint is logged as the run's model (else as loose files).
     """
     ray_run_name = ray_run_name or run_name
+    job = with_resolved_backbone(job)
     run_id = start_run(job, run_name, parent_run_id, tags={"ray_run_name": ray_run_name, **(tags or {})})
     with finish_run(run_id) as outcome:
         log_dataset(job.data.dataset, dataset_version(job.data.dataset), "training")
@@ -81,6 +83,15 @@ def tracked_fit(
         model_uri = log_training(job, result, skipped, run_id, log_model)
         outcome.update(result=result)
     return FitOutcome(run_id, result, skipped, model_uri)
+
+
+def with_resolved_backbone(job: JobConfig) -> JobConfig:
+    """``model.backbone_norm`` decided once, here on the driver, so that the run's params and its
+    checkpoints say which normalisation the backbone trained with."""
+    if not job.model.use_image:
+        return job
+    norm = resolve_norm(job.model.backbone_norm, job.model.backbone, job.model.backbone_weights)
+    return job.with_overrides(model={"backbone_norm": norm})
 
 
 def default_run_name(job: JobConfig) -> str:

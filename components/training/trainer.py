@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import ray
-from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
+from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
 from ray.train.torch import TorchTrainer
 
 from components.config import JobConfig
@@ -32,11 +32,12 @@ def fit(
     ``init_weights``: a state dict in the object store to warm-start from (fine-tuning).
     ``extra_callbacks``: more Ray Train ``UserCallback``s beside the MLflow one (Tune's, in a sweep).
     """
-    spec = EncodeSpec.for_model(job.model, job.data.max_boxes)
+    spec = EncodeSpec.for_model(job.model, job.data.max_boxes, seed=job.train.seed)
     tally = make_tally(f"rejections-{run_name}")
     common = dict(images_root=job.data.images_root, actors=job.data.decode_actors, tally=tally)
+    train = build_dataset(job.data.dataset, "train", tokenizer, spec, shuffle=True, seed=job.train.seed, **common)
     datasets = {
-        "train": build_dataset(job.data.dataset, "train", tokenizer, spec, shuffle=True, **common),
+        "train": train,
         "val": build_dataset(job.data.dataset, "val", tokenizer, spec, limit=job.data.val_images, **common),
     }
     callbacks = [MlflowReportCallback(job.tracking.tracking_uri, run_id)] if run_id else []
@@ -62,11 +63,20 @@ def fit(
             callbacks=callbacks,
         ),
         datasets=datasets,
+        dataset_config=_data_config(job.data.preserve_order),
     )
     result = trainer.fit()
     rejections = ray.get(tally.report.remote())
     ray.kill(tally)
     return result, rejections
+
+
+def _data_config(preserve_order: bool) -> DataConfig:
+    """Ray Train's default ingest options, with the images handed out in order when asked (the same
+    seed then gives every worker the same batches in every run)."""
+    options = DataConfig.default_ingest_options()
+    options.preserve_order = preserve_order
+    return DataConfig(execution_options=options)
 
 
 def finetune_job(job: JobConfig, pretrained_job: dict[str, Any]) -> JobConfig:

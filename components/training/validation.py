@@ -1,5 +1,9 @@
 """Validation during training: generation loss, matching accuracy, and greedy CIDEr on a val subset.
 
+Matching accuracy is reported under the curriculum's current mix (``val_matching_accuracy``) and
+apart: on true captions (``..._positive``) and on negatives of each level alone (``..._level1`` to
+``..._level3``), so that a head answering "no" to everything shows as 0 on positives, not as 0.6.
+
 Each rank scores its shard; sums are all-reduced and predictions gathered, so CIDEr is computed once
 over the whole subset (not averaged per worker). Works without torch.distributed too.
 """
@@ -13,6 +17,7 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
+from components.data.encoding import row_references
 from components.data.tokenizer import Tokenizer
 from components.evaluation.scores import cider
 from components.model.batches import collate
@@ -21,6 +26,14 @@ from components.training.matching import matching_batch
 from components.training.runner import generation_loss, unwrap
 
 VALIDATION_SEED = 1234  # the same negatives at every validation, so accuracies compare across steps
+# Each matching view of a val batch: (name, level probabilities, positive rate); None: the curriculum's.
+MATCHING_VIEWS = (
+    ("val_matching_accuracy", None, None),
+    ("val_matching_accuracy_positive", (1.0, 0.0, 0.0), 1.0),
+    ("val_matching_accuracy_level1", (1.0, 0.0, 0.0), 0.0),
+    ("val_matching_accuracy_level2", (0.0, 1.0, 0.0), 0.0),
+    ("val_matching_accuracy_level3", (0.0, 0.0, 1.0), 0.0),
+)
 
 
 def _all_reduce(values: list[float], device: torch.device) -> list[float]:
@@ -38,6 +51,44 @@ def _gather(items: list) -> list:
     return [item for part in gathered for item in part]
 
 
+def scoring_pairs(
+    rows: dict[str, np.ndarray], predicted: list[list[int]], tokenizer: Tokenizer
+) -> list[tuple[str, str, str]]:
+    """``(image#box, prediction, reference)`` for every box of a batch of encoded rows, the reference
+    being the raw caption string (a caption rebuilt from token ids would read ``<unk>`` for any
+    character outside the vocabulary, and score five wrong characters)."""
+    references = row_references(rows)
+    pairs = []
+    for image, image_id in enumerate(rows["image_id"]):
+        for box, reference in enumerate(references[image]):
+            pairs.append((f"{image_id}#{box}", tokenizer.decode(predicted[len(pairs)]), reference))
+    return pairs
+
+
+def matching_counts(
+    model: torch.nn.Module,
+    batch,
+    images,
+    probabilities: tuple[float, float, float],
+    positive_rate: float,
+    rng: random.Random,
+) -> dict[str, tuple[float, float]]:
+    """(correct, scored) per matching view of one batch. A level view scores only the negatives that
+    really came from that level (an impossible level falls back to an easier one)."""
+    counts = {}
+    for name, view_probabilities, view_rate in MATCHING_VIEWS:
+        view_probabilities = view_probabilities or probabilities
+        pairs_batch, samples = matching_batch(
+            batch, images, view_probabilities, rng, positive_rate if view_rate is None else view_rate
+        )
+        right = (model(pairs_batch, task="matching").match_logits.float() > 0).float() == pairs_batch.extras["labels"]
+        if name.endswith(("level1", "level2", "level3")):
+            keep = torch.tensor([s.level == int(name[-1]) for s in samples], device=right.device)
+            right = right[keep]
+        counts[name] = (float(right.sum()), float(right.numel()))
+    return counts
+
+
 @torch.no_grad()
 def validate(
     model: torch.nn.Module,
@@ -53,7 +104,8 @@ def validate(
     was_training = inner.training
     inner.eval()
     rng = random.Random(VALIDATION_SEED)
-    loss_sum = tokens = correct = matched = 0.0
+    loss_sum = tokens = 0.0
+    matching = {name: [0.0, 0.0] for name, _, _ in MATCHING_VIEWS}  # correct, scored
     pairs: list[tuple[str, str, str]] = []
     for batch_rows in rows:
         if len(batch_rows["n_boxes"]) == 0:
@@ -63,17 +115,14 @@ def validate(
         loss, count = generation_loss(inner(batch, task="generation").logits, batch.captions)
         loss_sum, tokens = loss_sum + float(loss) * count, tokens + count
         if probabilities is not None:
-            pairs_batch, _ = matching_batch(batch, images, probabilities, rng, positive_rate)
-            logits = inner(pairs_batch, task="matching").match_logits.float()
-            correct += float(((logits > 0).float() == pairs_batch.extras["labels"]).sum())
-            matched += len(logits)
+            counts = matching_counts(inner, batch, images, probabilities, positive_rate, rng)
+            for name, (right, scored) in counts.items():
+                matching[name][0] += right
+                matching[name][1] += scored
         predicted = greedy_decode(inner, batch, max_tokens=max_tokens).cpu().tolist()
-        references = batch.captions[:, 1:].cpu().tolist()
-        owners = batch.image_index.cpu().tolist()
-        for box, (prediction, reference, owner) in enumerate(zip(predicted, references, owners, strict=True)):
-            key = f"{batch_rows['image_id'][owner]}#{box}"
-            pairs.append((key, tokenizer.decode(prediction), tokenizer.decode(reference)))
-    loss_sum, tokens, correct, matched = _all_reduce([loss_sum, tokens, correct, matched], device)
+        pairs += scoring_pairs(batch_rows, predicted, tokenizer)
+    sums = _all_reduce([loss_sum, tokens, *(value for pair in matching.values() for value in pair)], device)
+    loss_sum, tokens, sums = sums[0], sums[1], sums[2:]
     pairs = _gather(pairs)
     inner.train(was_training)
     metrics = {
@@ -82,5 +131,8 @@ def validate(
         "val_boxes": float(len(pairs)),
     }
     if probabilities is not None:
-        metrics["val_matching_accuracy"] = correct / max(matched, 1.0)
+        for i, name in enumerate(matching):
+            right, scored = sums[2 * i], sums[2 * i + 1]
+            if scored:  # a level no val image allows (e.g. no neighbours) has no accuracy
+                metrics[name] = right / scored
     return metrics

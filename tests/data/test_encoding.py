@@ -1,7 +1,6 @@
 """Encoding records for the model without Ray: fixed shapes, masks, neighbours, skipped bad records."""
 
 import json
-import random
 
 import numpy as np
 from helpers import RecordingTally
@@ -20,7 +19,7 @@ def test_encode_record_pads_masks_and_links_neighbours(tiny_dataset):
     root, by_split, tokenizer = tiny_dataset
     record = by_split["train"][0]
     image = Image.open(root / "images" / f"{record.image_id}.png")
-    row = encode_record(record, image, tokenizer, SPEC, random.Random(0))
+    row = encode_record(record, image, tokenizer, SPEC)
     n = len(record.captions)
     assert row["image"].shape == (3, 64, 64) and row["image"].dtype == np.uint8
     assert row["n_boxes"] == n and (row["captions"][n:] == PAD).all()
@@ -33,7 +32,7 @@ def test_box_truncation_is_counted(tiny_dataset):
     root, by_split, tokenizer = tiny_dataset
     record = max(by_split["train"], key=lambda r: len(r.captions))
     image = Image.open(root / "images" / f"{record.image_id}.png")
-    row = encode_record(record, image, tokenizer, EncodeSpec(grid=2, max_boxes=2), random.Random(0))
+    row = encode_record(record, image, tokenizer, EncodeSpec(grid=2, max_boxes=2))
     assert row["n_boxes"] == 2 and row["truncated_boxes"] == len(record.captions) - 2
     assert row["chain"][1, 1] == -1  # the neighbour that was cut is no neighbour any more
 
@@ -60,3 +59,22 @@ def test_release_records_and_pipeline_index_agree(tiny_dataset):
     root, _, _ = tiny_dataset
     index = read_index(str(root), "val")
     assert [r["image_id"] for r in index] == [r.image_id for r in read_release(root, "val").records]
+
+
+def test_random2_neighbours_are_fixed_per_image_by_the_seed(tiny_dataset):
+    """Drawn once per image from the job's seed: the same in every epoch, on every worker and at
+    evaluation; another seed draws others."""
+    root, by_split, tokenizer = tiny_dataset
+    records = [r for r in by_split["train"] if len(r.captions) >= 4][:5]
+    images = [Image.open(root / "images" / f"{r.image_id}.png") for r in records]
+
+    def drawn(seed: int) -> list[list[list[int]]]:
+        spec = EncodeSpec(grid=2, neighbours="random2", seed=seed)
+        rows = [encode_record(r, image, tokenizer, spec) for r, image in zip(records, images, strict=True)]
+        return [row["neighbours"][: row["n_boxes"]].tolist() for row in rows]
+
+    first = drawn(0)
+    assert drawn(0) == first and drawn(1) != first
+    for row, record in zip(first, records, strict=True):
+        assert all(len(set(pair)) == 2 and box not in pair for box, pair in enumerate(row))
+        assert all(0 <= j < len(record.captions) for pair in row for j in pair)

@@ -117,12 +117,16 @@ def test_the_main_job_ends_in_a_champion_that_captions(pretrained, place, tiny_d
     assert len(written[0]["captions"]) == 2
 
 
-def test_worker_failure_resumes_from_last_checkpoint(ray_cluster, place):
+def test_worker_failure_resumes_from_last_checkpoint(pretrained, place):
     _, uri, common = place
     flags = ["--set", "train.fail_at_step=8", "--set", "train.checkpoint_every=6", "--set", "ray.max_failures=1"]
     assert load_flow("pretrain").main([*common, *flags]) == 0
     run = latest_run(uri)
     assert run.info.status == "FINISHED"
+    # Until the failure it is the pre-training run again, with the same seed: the same losses.
+    for key in ("loss_generation", "loss_matching"):
+        same_seed = history(uri, pretrained.info.run_id, key)
+        assert [v for s, v in history(uri, run.info.run_id, key) if s <= 6] == [v for s, v in same_seed if s <= 6]
     assert run.data.tags["resumed_from_step"] == "6"  # the restart went on from the step-6 checkpoint
     assert not history(uri, run.info.run_id, "resumed_from")  # a tag, not a chart
     assert [s for s, _ in history(uri, run.info.run_id, "loss_generation")][-1] == 12
@@ -152,16 +156,19 @@ def test_bad_config_fails_before_ray_starts(flags, key, tmp_path):
     assert not (tmp_path / "mlflow.db").exists() and time.monotonic() - started < 60
 
 
-def test_dataset_and_checkpoints_on_s3(ray_cluster, s3_bucket, tiny_dataset, place):
+def test_dataset_and_checkpoints_on_s3(pretrained, s3_bucket, place):
+    """The pre-training run's own dataset, from S3, with another seed: other losses."""
     from components import storage
 
-    local_root, _, _ = tiny_dataset
+    local_root, uri, common = place
     dataset = f"{s3_bucket}/datasets/tiny"
-    storage.copy_dir(str(local_root), dataset)
-    _, uri, common = place
+    storage.copy_dir(str(local_root / "data"), dataset)
     flags = ["--set", f"data.dataset={dataset}", "--set", f"ray.storage_path={s3_bucket}/ray", "--set", "train.steps=6"]
-    assert load_flow("pretrain").main([*common, *flags]) == 0
+    assert load_flow("pretrain").main([*common, *flags, "--set", "train.seed=1"]) == 0
     run = latest_run(uri)
+    assert run.data.tags["data_version"] == pretrained.data.tags["data_version"]  # the same images and captions
+    other_seed = [v for s, v in history(uri, run.info.run_id, "loss_generation") if s <= 4]
+    assert other_seed != [v for s, v in history(uri, pretrained.info.run_id, "loss_generation") if s <= 4]
     checkpoint = run.data.tags["checkpoint_uri"]
     assert checkpoint.startswith(f"{s3_bucket}/ray/") and checkpoint.endswith("checkpoint_00000006")
     assert storage.exists(storage.join(checkpoint, "model.pt"))

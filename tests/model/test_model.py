@@ -105,8 +105,9 @@ def test_matching_score_depends_on_caption_and_prefix(model):
         model(batch, task="ranking")
 
 
-def hand_count_paper(v=6263, d=1024, layers=6, k=8, ffn=4, positions=60, channels=2048) -> int:
-    """Parameters of the paper preset from its shapes (BatchNorm is frozen: buffers, not parameters)."""
+def hand_count_paper(v=6263, d=1024, layers=6, k=8, ffn=2, positions=60, channels=2048) -> int:
+    """Parameters of the paper preset from its shapes (the released code's FFN of 2048 at d 1024; with
+    ImageNet weights BatchNorm is frozen: buffers, not parameters)."""
     resnet50 = 3 * 64 * 7 * 7
     in_channels = 64
     for width, blocks in ((64, 3), (128, 4), (256, 6), (512, 3)):
@@ -122,10 +123,11 @@ def hand_count_paper(v=6263, d=1024, layers=6, k=8, ffn=4, positions=60, channel
 
 
 def test_paper_preset_parameter_count_matches_hand_count():
-    model = build_model(load_preset("paper"))
+    model = build_model(load_preset("paper", backbone_norm="frozen_batchnorm"))  # as with ImageNet weights
     counted, by_hand = count_parameters(model), hand_count_paper()
     print(f"paper preset: {counted:,} parameters (hand count {by_hand:,})")
-    assert counted == by_hand == 111_820_993
+    assert counted == by_hand == 86_642_881
+    assert count_parameters(model.blocks[0].mlp) == 2 * 1024 * 2048 + 2048 + 1024  # the released FFN width
 
 
 def test_greedy_equals_argmax_of_teacher_forced_logits(model):
@@ -302,9 +304,50 @@ def test_backbone_weights_from_path_and_uri(tmp_path, caplog):
         GridBackbone("resnet50", grid=2, weights=str(tmp_path / "r18.pth"))
     with pytest.raises(ConfigError, match="no such file"):
         GridBackbone("resnet18", grid=2, weights=str(tmp_path / "absent.pth"))
+    assert GridBackbone("resnet18", grid=2, weights=str(tmp_path / "r18.pth")).norm == "frozen_batchnorm"
+    with pytest.raises(ConfigError, match="'model.backbone_norm': groupnorm cannot take the ImageNet weights"):
+        GridBackbone("resnet18", grid=2, weights=str(tmp_path / "r18.pth"), norm="groupnorm")
+
+
+@pytest.fixture
+def no_imagenet_cache(tmp_path):
+    previous = torch.hub.get_dir()
+    torch.hub.set_dir(str(tmp_path / "empty-hub"))
+    yield
+    torch.hub.set_dir(previous)
+
+
+def test_a_random_init_backbone_is_normalised(no_imagenet_cache, caplog):
+    """Frozen BatchNorm holding its initial statistics is the identity: a random trunk gets GroupNorm,
+    trained with it, and its normalisation layers really normalise."""
+    backbone = GridBackbone("resnet18", grid=2)
+    assert backbone.norm == "groupnorm" and backbone.weights_source == "random"
+    norms = [m for m in backbone.trunk.modules() if isinstance(m, torch.nn.GroupNorm)]
+    assert len(norms) == 20 and all(p.requires_grad for m in norms for p in m.parameters())
+    shifted = 5.0 + 3.0 * torch.randn(2, 64, 8, 8)
+    normalised = backbone.trunk.bn1(shifted).detach()
+    assert not torch.allclose(normalised, shifted)
+    assert abs(float(normalised.mean())) < 1e-3 and float(normalised.std()) == pytest.approx(1.0, abs=0.01)
+
     with caplog.at_level(logging.WARNING):
-        assert GridBackbone("resnet18", grid=2).weights_source == "random"
-    assert "random initialisation" in caplog.text
+        frozen = GridBackbone("resnet18", grid=2, norm="frozen_batchnorm")  # asked for: the identity, and said so
+    assert torch.allclose(frozen.trunk.bn1(shifted), shifted, rtol=1e-4) and "is the identity" in caplog.text
+
+
+def test_checkpoints_name_the_backbone_norm_their_weights_have(no_imagenet_cache, tmp_path):
+    from components.config import SKIP_WEIGHTS
+    from components.data.tokenizer import Tokenizer
+    from components.model.checkpoint import load_checkpoint, save_checkpoint
+
+    config = load_preset("tiny", vocab_size=VOCAB)
+    assert config.backbone_norm == "auto"
+    model = build_model(config)
+    tokenizer = Tokenizer.build(["a b c"] * 2, mode="word")
+    save_checkpoint(tmp_path, model.state_dict(), {"step": 1}, {"model": config.as_dict()}, tokenizer)
+    loaded = load_checkpoint(tmp_path)
+    assert loaded.job["model"]["backbone_norm"] == "groupnorm"
+    served = build_model(ModelConfig.from_dict({**loaded.job["model"], "backbone_weights": SKIP_WEIGHTS}))
+    served.load_state_dict(loaded.model_state)  # strict: the same layers as trained
 
 
 def test_frozen_backbone_has_no_trainable_parameters():

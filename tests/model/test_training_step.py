@@ -1,10 +1,12 @@
 """Training pieces without Ray: collation, matching batches, steps, checkpoints, resume, validation."""
 
+import dataclasses
 import random
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from components.config import JobConfig, load_job_config
 from components.data.encoding import EncodeSpec
@@ -94,7 +96,7 @@ def test_resume_from_checkpoint_continues_identically(encoded, tmp_path):
     runner2.load_state_dict(loaded.training_state["runner"])
     resumed = runner2.train_step(loaded.step + 1, batch, images)
     assert loaded.step == 3 and loaded.tokenizer.word2int == tokenizer.word2int
-    assert JobConfig.from_dict(loaded.job) == job
+    assert JobConfig.from_dict(loaded.job) == job.with_overrides(model={"backbone_norm": model.backbone.norm})
     assert resumed["loss_matching"] == pytest.approx(continued["loss_matching"], abs=1e-6)
     assert resumed["lr"] == continued["lr"]
     for a, b in zip(model.parameters(), model2.parameters(), strict=True):
@@ -106,7 +108,10 @@ def test_validate_scores_generation_and_matching(encoded):
     job = tiny_job()
     model, _ = fresh(job, tokenizer)
     metrics = validate(model, [rows], tokenizer, (0.3, 0.4, 0.3), 0.4, torch.device("cpu"))
-    assert set(metrics) == {"val_loss_generation", "val_cider", "val_boxes", "val_matching_accuracy"}
+    levels = {f"val_matching_accuracy_{view}" for view in ("positive", "level1", "level2", "level3")}
+    assert set(metrics) == {"val_loss_generation", "val_cider", "val_boxes", "val_matching_accuracy", *levels}
+    # An untrained head answers the same for everything: right on all positives or on all negatives.
+    assert {metrics["val_matching_accuracy_positive"], metrics["val_matching_accuracy_level1"]} == {0.0, 1.0}
     assert metrics["val_boxes"] == rows["n_boxes"].sum() and 0 <= metrics["val_matching_accuracy"] <= 1
     assert metrics["val_loss_generation"] == pytest.approx(np.log(len(tokenizer)), rel=0.2)  # untrained
     assert "val_matching_accuracy" not in validate(model, [rows], tokenizer, None, 0.4, torch.device("cpu"))
@@ -148,3 +153,32 @@ def test_ddp_looks_for_unused_parameters_only_when_a_step_leaves_some(encoded, m
         runner.train_step(step, batch, images)
         sat_out |= any(p.grad is None for p in net.parameters() if p.requires_grad)
     assert sat_out is expected
+
+
+def test_scores_read_the_raw_references_not_captions_rebuilt_from_token_ids(tiny_dataset):
+    """A character outside the vocabulary came back from the token ids as ``<unk>``, five characters
+    to the scorer; predictions equal to the raw references must score BLEU@4 = 100."""
+    from components.data.encoding import empty_rows, encode_record
+    from components.evaluation.scores import caption_scores
+    from components.training.validation import scoring_pairs
+
+    root, by_split, tokenizer = tiny_dataset
+    record = by_split["val"][0]
+    out_of_vocabulary = "龘" if tokenizer.mode == "char" else "zzyzx"
+    assert out_of_vocabulary not in tokenizer.word2int
+    captions = (f"{record.captions[0]}{out_of_vocabulary}", *record.captions[1:])
+    record = dataclasses.replace(record, captions=captions)
+    image = Image.open(root / "images" / f"{record.image_id}.png")
+    row = encode_record(record, image, tokenizer, EncodeSpec(grid=2))
+    rows = {k: np.stack([v, v]) if k != "image_id" else np.array([record.image_id, "twin"]) for k, v in row.items()}
+    assert "<unk>" in tokenizer.decode(row["captions"][0])  # what the scores used to read
+
+    predicted = [list(ids) for ids in collate(rows)[0].captions[:, 1:].tolist()]
+    pairs = scoring_pairs(rows, predicted, tokenizer)
+    assert [p[0] for p in pairs[:2]] == [f"{record.image_id}#0", f"{record.image_id}#1"]
+    assert [p[2] for p in pairs] == list(captions) * 2
+    references = {key: reference for key, _, reference in pairs}
+    assert caption_scores(references, references, tokenizer.mode, meteor=False)["BLEU@4"] == pytest.approx(100.0)
+    rebuilt = {key: prediction for key, prediction, _ in pairs}
+    assert caption_scores(references, rebuilt, tokenizer.mode, meteor=False)["BLEU@4"] < 100.0
+    assert list(empty_rows(EncodeSpec(grid=2))["references"]) == []
