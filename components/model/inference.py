@@ -17,7 +17,7 @@ from components.data.encoding import EncodeSpec
 from components.data.tokenizer import Tokenizer
 from components.model.batches import collate
 from components.model.build import build_model
-from components.model.checkpoint import load_checkpoint
+from components.model.checkpoint import backbone_norm_of, load_checkpoint
 from components.model.decoding import decode
 
 
@@ -26,7 +26,9 @@ class Captioner:
         self.config = model_config
         self.tokenizer = tokenizer
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.model = build_model(model_config.with_overrides(backbone_weights=SKIP_WEIGHTS))  # trained ones follow
+        # The trained weights follow, and they say which normalisation the backbone was trained with.
+        norm = backbone_norm_of(state) or model_config.backbone_norm
+        self.model = build_model(model_config.with_overrides(backbone_weights=SKIP_WEIGHTS, backbone_norm=norm))
         self.model.load_state_dict(state)
         self.model.to(self.device).eval()
 

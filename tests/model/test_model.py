@@ -348,6 +348,10 @@ def test_checkpoints_name_the_backbone_norm_their_weights_have(no_imagenet_cache
     assert loaded.job["model"]["backbone_norm"] == "groupnorm"
     served = build_model(ModelConfig.from_dict({**loaded.job["model"], "backbone_weights": SKIP_WEIGHTS}))
     served.load_state_dict(loaded.model_state)  # strict: the same layers as trained
+    from components.model.inference import Captioner
+
+    captioner = Captioner(config, model.state_dict(), tokenizer)  # a bare state dict with an "auto" config
+    assert captioner.model.backbone.norm == "groupnorm"
 
 
 def test_frozen_backbone_has_no_trainable_parameters():
