@@ -26,13 +26,14 @@ from components.training.matching import matching_batch
 from components.training.runner import generation_loss, unwrap
 
 VALIDATION_SEED = 1234  # the same negatives at every validation, so accuracies compare across steps
-# Each matching view of a val batch: (name, level probabilities, positive rate); None: the curriculum's.
+# Each matching view of a val batch: (name, level probabilities, positive rate, the level scored);
+# None: the curriculum's probabilities and rate, every sample scored.
 MATCHING_VIEWS = (
-    ("val_matching_accuracy", None, None),
-    ("val_matching_accuracy_positive", (1.0, 0.0, 0.0), 1.0),
-    ("val_matching_accuracy_level1", (1.0, 0.0, 0.0), 0.0),
-    ("val_matching_accuracy_level2", (0.0, 1.0, 0.0), 0.0),
-    ("val_matching_accuracy_level3", (0.0, 0.0, 1.0), 0.0),
+    ("val_matching_accuracy", None, None, None),
+    ("val_matching_accuracy_positive", (1.0, 0.0, 0.0), 1.0, 0),
+    ("val_matching_accuracy_level1", (1.0, 0.0, 0.0), 0.0, 1),
+    ("val_matching_accuracy_level2", (0.0, 1.0, 0.0), 0.0, 2),
+    ("val_matching_accuracy_level3", (0.0, 0.0, 1.0), 0.0, 3),
 )
 
 
@@ -76,15 +77,14 @@ def matching_counts(
     """(correct, scored) per matching view of one batch. A level view scores only the negatives that
     really came from that level (an impossible level falls back to an easier one)."""
     counts = {}
-    for name, view_probabilities, view_rate in MATCHING_VIEWS:
+    for name, view_probabilities, view_rate, level in MATCHING_VIEWS:
         view_probabilities = view_probabilities or probabilities
         pairs_batch, samples = matching_batch(
             batch, images, view_probabilities, rng, positive_rate if view_rate is None else view_rate
         )
         right = (model(pairs_batch, task="matching").match_logits.float() > 0).float() == pairs_batch.extras["labels"]
-        if name.endswith(("level1", "level2", "level3")):
-            keep = torch.tensor([s.level == int(name[-1]) for s in samples], device=right.device)
-            right = right[keep]
+        if level is not None:
+            right = right[torch.tensor([s.level == level for s in samples], device=right.device)]
         counts[name] = (float(right.sum()), float(right.numel()))
     return counts
 
@@ -105,7 +105,7 @@ def validate(
     inner.eval()
     rng = random.Random(VALIDATION_SEED)
     loss_sum = tokens = 0.0
-    matching = {name: [0.0, 0.0] for name, _, _ in MATCHING_VIEWS}  # correct, scored
+    matching = {view[0]: [0.0, 0.0] for view in MATCHING_VIEWS}  # correct, scored
     pairs: list[tuple[str, str, str]] = []
     for batch_rows in rows:
         if len(batch_rows["n_boxes"]) == 0:
