@@ -28,11 +28,11 @@ from components.config.model import (
 from components.config.sweep import check_space, trial_job, trial_overrides
 
 __all__ = [
+    "BACKBONE_NORMS",
     "BACKBONES",
     "GATE_METRICS",
     "NEGATIVE_SCHEDULES",
     "NEIGHBOUR_VARIANTS",
-    "BACKBONE_NORMS",
     "SKIP_WEIGHTS",
     "DataSection",
     "IngestSection",
