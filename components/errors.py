@@ -76,3 +76,19 @@ class PartitionChanged(CapOnImageError):
     """A crawl partition ingested before holds something else now (or the ingest settings changed)."""
 
     exit_code = 3
+
+
+class DataGateFailed(CapOnImageError):
+    """New crawl data that must not be trained on: the reasons are in the message and the MLflow run."""
+
+    exit_code = 3
+
+
+class RetrainLocked(CapOnImageError):
+    """Another retrain holds the dataset's lock; a scheduler should simply try again later (EX_TEMPFAIL)."""
+
+    exit_code = 75
+
+
+class RetrainError(CapOnImageError):
+    """A retrain that cannot go on as asked (e.g. it lost its lock, or a pending partition vanished)."""

@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     checkpoint = load_checkpoint(source.checkpoint_folder(job.tracking.tracking_uri), with_training_state=False)
     job = job.with_overrides(model=checkpoint.job["model"])
     init_ray(job)  # 3. batch inference over Ray Data, 4. metrics, 5. logged in their own run
-    report, _ = evaluate_and_log(
+    report = evaluate_and_log(
         job,
         checkpoint,
         args.split,
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         limit=args.limit,
         sheets=args.sheets,
         meteor=not args.no_meteor,
-    )
+    ).report
     print(report.table(f"{args.split}, {report.images} images, {report.boxes} boxes"))
     print(
         f"length vs aspect ratio r = {report.length_aspect_r:.2f} (ground truth {report.human_length_aspect_r:.2f}); "

@@ -31,7 +31,7 @@ DEFAULT_DATASET = "data/synthetic"
 NegativeSchedule = Literal["progressive", "fixed", "level1", "level12"]  # paper Table 3
 NEGATIVE_SCHEDULES: tuple[str, ...] = get_args(NegativeSchedule)
 GATE_METRICS = ("BLEU@1", "BLEU@2", "BLEU@3", "BLEU@4", "METEOR", "CIDEr", "Div@1", "Div@2")
-Task = Literal["pretrain", "finetune", "evaluate", "ingest"]
+Task = Literal["pretrain", "finetune", "evaluate", "ingest", "retrain"]
 
 
 class DataSection(Section):
@@ -162,6 +162,34 @@ class IngestSection(Section):
         return value
 
 
+class RetrainSection(Section):
+    """flows/retrain.py: the data gate, the replay of old data, the promotion rule and the lock."""
+
+    SECTION = "retrain"
+
+    min_new_images: PositiveInt = 20  # the data gate: fewer new usable training images fail it
+    max_rejection_rate: Probability = 0.5  # product lines lost to bad input (not to dedup) / lines read
+    caption_chars: tuple[NonNegativeNumber, NonNegativeNumber] = (2.0, 10.0)  # the new captions' mean length
+    max_oov_share: Probability = 0.02  # new caption characters outside the model's vocabulary
+    max_gate_attempts: PositiveInt = 3  # a partition failing the gate this often waits for a person
+    replay_ratio: NonNegativeNumber = 1.0  # old training images replayed per new one (at most all of them)
+    finetune_steps: PositiveInt = 100  # the candidate's fine-tuning steps (from the champion, or after pre-training)
+    test_images: PositiveInt | None = None  # test images both models are scored on (None: the whole split)
+    bootstrap_samples: PositiveInt = 1000  # paired bootstrap resamples of the test images
+    confidence: Annotated[Number, Field(gt=0.5, lt=1.0)] = 0.95  # of the gain's interval
+    min_gain: NonNegativeNumber = 0.0  # the interval's lower end must exceed this (gate-metric points)
+    max_div2_drop: NonNegativeNumber = 2.0  # guardrails: points of Div@2 ...
+    max_bleu4_drop: NonNegativeNumber = 1.0  # ... and of BLEU@4 the candidate may lose to the champion
+    lock_lease_s: PositiveInt = 600  # a lock not renewed for this long is stale (its holder died)
+
+    @field_validator("caption_chars", mode="before")
+    @classmethod
+    def _a_range(cls, value: Any) -> Any:
+        if not isinstance(value, list | tuple) or len(value) != 2 or value[0] > value[1]:
+            raise ValueError(f"expected [low, high] with low <= high (got {value!r})")
+        return value
+
+
 def _default_space() -> dict[str, Any]:
     return {
         "model.n_layers": [2, 3],
@@ -206,6 +234,7 @@ class JobConfig(Section):
     tracking: TrackingSection = Field(default_factory=TrackingSection)
     tune: TuneSection = Field(default_factory=TuneSection)
     ingest: IngestSection = Field(default_factory=IngestSection)
+    retrain: RetrainSection = Field(default_factory=RetrainSection)
     init_from: Text | None = None  # finetune: an MLflow run id, runs:/ URI or checkpoint folder/URI
 
     @field_validator("model", mode="before")
@@ -217,6 +246,16 @@ class JobConfig(Section):
     def _finetune_has_a_start(self) -> JobConfig:
         if self.task == "finetune" and not self.init_from:
             raise ConfigError("init_from", "fine-tuning starts from a pre-training run id or checkpoint URI")
+        return self
+
+    @model_validator(mode="after")
+    def _retrain_decides_per_image(self) -> JobConfig:
+        if self.task == "retrain" and self.tracking.gate_metric != "CIDEr":
+            raise ConfigError(
+                "tracking.gate_metric",
+                f"retraining decides by a paired bootstrap over test images, which needs a per-image "
+                f"metric: CIDEr (got {self.tracking.gate_metric!r})",
+            )
         return self
 
     def with_overrides(self, **sections: Any) -> JobConfig:

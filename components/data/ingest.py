@@ -307,6 +307,10 @@ class IngestResult:
     oov_share: float = 0.0  # new caption characters outside the vocabulary
     new_records: list[ImageRecord] = field(default_factory=list)
     locations: dict[str, str] = field(default_factory=dict)  # partition -> where it is
+    duplicates_of: dict[str, str] = field(default_factory=dict)  # dropped duplicate -> the image it repeats
+    committed: bool = False  # the new version is the dataset's current one and the ledger has the partitions
+    digests: dict[str, str] = field(default_factory=dict)  # image digest -> id, the dataset's and the new images'
+    parent_state: DatasetState | None = None  # the version ingested into
 
     def summary(self) -> str:
         """The funnel, the rejections by reason, what became of the OCR texts, and the versions."""
@@ -363,6 +367,7 @@ def read_products(plan: Plan, index: DedupIndex, result: IngestResult) -> list[P
                 continue
             if index.known_product(product.product_id) or product.product_id in seen:
                 _reject(result, "duplicate_product", f"{partition.name} line {line}: {product.product_id}")
+                result.duplicates_of[product.product_id] = product.product_id
                 continue
             seen.add(product.product_id)
             result.stages["products"] += 1
@@ -376,13 +381,20 @@ def _reject(result: IngestResult, reason: str, message: str) -> None:
         result.messages.append(f"{reason}: {message}")
 
 
-def run_ingest(plan: Plan, section: IngestSection, examples: int = 8, ocr: OcrRunner = ocr_products) -> IngestResult:
-    """The planned partitions into the dataset's next version (with ``ocr_products``, Ray must be up)."""
+def run_ingest(
+    plan: Plan, section: IngestSection, examples: int = 8, ocr: OcrRunner = ocr_products, *, commit: bool = True
+) -> IngestResult:
+    """The planned partitions into the dataset's next version (with ``ocr_products``, Ray must be up).
+
+    Without ``commit`` the new records are only returned (``result.version`` names the version they
+    would make): ``commit_ingest`` publishes them once a caller's checks pass (retraining's data gate).
+    """
     state = plan.state
     result = IngestResult(
         plan.dataset, state.version, state.version, dict(plan.keys), plan.skipped, plan.fluency_report
     )
     result.locations = {p.name: p.location for p in plan.partitions}
+    result.parent_state = state
     if not plan.partitions:
         return result
     index = DedupIndex(section.near_duplicate_share)
@@ -394,16 +406,33 @@ def run_ingest(plan: Plan, section: IngestSection, examples: int = 8, ocr: OcrRu
     job = OcrJob(result.locations, images_folder(plan.dataset), section, plan.fluency)
     for outcome in ocr(products, job):
         _settle(outcome, index, job.images_out, result, examples)
-    if result.new_records:
-        manifest = {"partitions": plan.keys, "added": len(result.new_records), "rejected": dict(result.rejected)}
-        result.version = publish(plan.dataset, state.with_records(result.new_records), manifest)
-        save_digests(plan.dataset, index.digests)
     result.oov_share = oov_share(result.new_records, state.extras.get(VOCABULARY_FILE))
-    ledger = load_ledger(plan.dataset, result.version)
-    for name, key in plan.keys.items():
-        ledger[name] = {"key": key, "version": result.version, "ingested_at": timestamp()}
-    save_ledger(plan.dataset, ledger)
+    result.digests = index.digests
+    if result.new_records:
+        result.version = state.with_records(result.new_records).version
+    if commit:
+        commit_ingest(result)
     return result
+
+
+def commit_ingest(result: IngestResult, note: dict[str, Any] | None = None) -> None:
+    """Publish an ingest's new records as the dataset's current version (when there are any) and
+    record its partitions in the ledger; ``note`` goes into the version's manifest."""
+    dataset, state = result.dataset, result.parent_state
+    if result.new_records:
+        manifest = {
+            "partitions": result.partitions,
+            "added": len(result.new_records),
+            "rejected": dict(result.rejected),
+        }
+        manifest.update(note or {})
+        result.version = publish(dataset, state.with_records(result.new_records), manifest)
+        save_digests(dataset, result.digests)
+    ledger = load_ledger(dataset, result.version)
+    for name, key in result.partitions.items():
+        ledger[name] = {"key": key, "version": result.version, "ingested_at": timestamp()}
+    save_ledger(dataset, ledger)
+    result.committed = True
 
 
 def _settle(outcome: dict[str, Any], index: DedupIndex, images_out: str, result: IngestResult, examples: int) -> None:
@@ -427,6 +456,7 @@ def _settle(outcome: dict[str, Any], index: DedupIndex, images_out: str, result:
     if duplicate is not None:
         outcome["status"], outcome["reason"] = "dropped", duplicate[0]
         _reject(result, duplicate[0], f"{where} duplicates {duplicate[1]}")
+        result.duplicates_of[outcome["product_id"]] = duplicate[1]
         storage.delete(storage.join(images_out, f"{outcome['product_id']}.png"))
         return
     for digest in outcome["digests"]:

@@ -40,6 +40,20 @@ def cider(references: Mapping[str, str], predictions: Mapping[str, str], mode: s
     return 100.0 * float(score)
 
 
+def cider_per_box(
+    references: Mapping[str, str], predictions: Mapping[str, str], mode: str = "char"
+) -> dict[str, float]:
+    """Each box's CIDEr-D x 100, the document frequencies taken from every reference at once: the
+    corpus score is their mean, so sums over any subset of boxes compare two models on that subset."""
+    from pycocoevalcap.cider.cider import Cider
+
+    if not references:
+        return {}
+    gts, res = _inputs(references, predictions, mode)
+    _, per_box = Cider().compute_score(gts, res)
+    return {key: 100.0 * float(value) for key, value in zip(gts, per_box, strict=True)}
+
+
 def caption_scores(
     references: Mapping[str, str], predictions: Mapping[str, str], mode: str = "char", meteor: bool = True
 ) -> dict[str, float]:

@@ -7,7 +7,7 @@ import tempfile
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import mlflow
 from PIL import Image
@@ -26,6 +26,12 @@ from components.model.checkpoint import LoadedCheckpoint
 from components.tracking.runs import finish_run, log_dataset, log_figure, start_run
 
 
+class Evaluated(NamedTuple):
+    report: EvaluationReport
+    run_id: str  # the evaluation's MLflow run
+    rows: list[dict[str, Any]]  # every box: image id, box, reference, prediction
+
+
 def evaluate_and_log(
     job: JobConfig,
     checkpoint: LoadedCheckpoint,
@@ -38,9 +44,9 @@ def evaluate_and_log(
     limit: int | None = None,
     sheets: int = 8,
     meteor: bool = True,
-) -> tuple[EvaluationReport, str]:
+) -> Evaluated:
     """Evaluate a checkpoint on a split in its own MLflow run (nested under ``parent_run_id`` or the
-    active run); log metrics, tables, predictions, plots and pictures. Ray must be up. (report, run id)."""
+    active run); log metrics, tables, predictions, plots and pictures. Ray must be up."""
     # The run's params describe the model evaluated, not the preset the evaluation was started from.
     evaluated = job.with_overrides(**{k: checkpoint.job[k] for k in ("model", "train") if k in checkpoint.job})
     tags = {"task": "evaluate", "split": split, **(tags or {})}  # not the task of the flow that asked for it
@@ -53,7 +59,7 @@ def evaluate_and_log(
         log_evaluation(report, rows, split=split, lang=lang, title=f"{split} ({report.images} images)")
         root = job.data.images_root or storage.join(job.data.dataset, IMAGES_DIR)
         log_pictures(pictures(report, rows, index, root, lang, sheets))
-    return report, run_id
+    return Evaluated(report, run_id, rows)
 
 
 def log_evaluation(report: EvaluationReport, rows: list[dict[str, Any]], *, split: str, lang: str, title: str) -> None:

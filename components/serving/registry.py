@@ -124,19 +124,38 @@ def register(
     a champion stays (the new version becomes the challenger).
     """
     champion = champion_version(client, name)
-    version = mlflow.register_model(
-        model_uri, name, tags={"source_run": run_id, **dict(tags), **score.tags()}, await_registration_for=300
-    )
-    client.update_model_version(name, version.version, description=f"{score.metric} {score.value:.3f} on {score.split}")
+    version = add_version(client, name, model_uri, run_id=run_id, tags={**dict(tags), **score.tags()}, score=score)
     before = _champion_score(client, name, champion, score, rescore) if champion is not None else None
     wins = champion is None or (before is not None and score.beats(before))
     alias = CHAMPION if wins else CHALLENGER
-    client.set_registered_model_alias(name, alias, version.version)
-    if wins and champion is not None:
-        client.set_model_version_tag(name, champion.version, "replaced_by", version.version)
+    set_alias(client, name, alias, version.version, replacing=champion)
     registration = Registration(name, str(version.version), alias, score, before)
     log.info("%s", registration.summary())
     return registration
+
+
+def add_version(
+    client: MlflowClient, name: str, model_uri: str, *, run_id: str, tags: Mapping[str, str], score: Score
+) -> ModelVersion:
+    """``model_uri`` registered as a new version of ``name``, tagged with its source run, ``tags`` and
+    its score (also its description)."""
+    tags = {"source_run": run_id, **dict(tags)}
+    version = mlflow.register_model(model_uri, name, tags=tags, await_registration_for=300)
+    client.update_model_version(name, version.version, description=f"{score.metric} {score.value:.3f} on {score.split}")
+    return version
+
+
+def set_alias(client: MlflowClient, name: str, alias: str, version: str, replacing: ModelVersion | None) -> None:
+    """Point ``alias`` at ``version``; a champion it replaces is tagged ``replaced_by``."""
+    client.set_registered_model_alias(name, alias, version)
+    if alias == CHAMPION and replacing is not None and str(replacing.version) != str(version):
+        client.set_model_version_tag(name, replacing.version, "replaced_by", version)
+
+
+def versions_tagged(client: MlflowClient, name: str, key: str, value: str) -> list[ModelVersion]:
+    """The versions of ``name`` whose tag ``key`` is ``value``, oldest first."""
+    found = [v for v in client.search_model_versions(f"name = '{name}'") if v.tags.get(key) == value]
+    return sorted(found, key=lambda v: int(v.version))
 
 
 def _champion_score(client: MlflowClient, name: str, champion: ModelVersion, score: Score, rescore) -> Score | None:
@@ -236,7 +255,7 @@ def evaluate_and_register(
     ``flows/evaluate.py``), then registered behind the champion gate unless ``register`` is off.
     Ray must be up."""
     folder = ModelSource.parse(run_id).checkpoint_folder(job.tracking.tracking_uri)
-    report, _ = evaluate_and_log(
+    report = evaluate_and_log(
         job,
         load_checkpoint(folder, with_training_state=False),
         job.tracking.gate_split,
@@ -244,7 +263,7 @@ def evaluate_and_register(
         parent_run_id=parent_run_id,
         tags=dict(tags),
         limit=eval_images,
-    )
+    ).report
     if not register:
         return report, None
     return report, register_evaluated(job, run_id, folder, report, tags=registry_tags, eval_images=eval_images)
@@ -255,7 +274,7 @@ def rescorer(job: JobConfig, split: str, limit: int | None) -> Callable[[ModelVe
 
     def rescore(version: ModelVersion) -> float:
         source = ModelSource.parse(f"models:/{job.tracking.registered_model}/{version.version}")
-        report, _ = evaluate_and_log(
+        report = evaluate_and_log(
             job,
             load_checkpoint(source.checkpoint_folder(job.tracking.tracking_uri), with_training_state=False),
             split,
@@ -263,7 +282,7 @@ def rescorer(job: JobConfig, split: str, limit: int | None) -> Callable[[ModelVe
             tags={"model_version": str(version.version)},
             limit=limit,
             sheets=0,
-        )
+        ).report
         return metric_value(report, job.tracking.gate_metric)
 
     return rescore

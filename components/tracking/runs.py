@@ -40,8 +40,12 @@ def new_run_name(task: str) -> str:
 
 # Config sections that are not about what a run of this kind does stay out of its params (the whole
 # config is still in its config/job.json): a training run has no sweep or ingest settings to compare.
-UNLOGGED_SECTIONS = {"tune": ("ingest",), "ingest": ("model", "train", "tune")}
-DEFAULT_UNLOGGED = ("tune", "ingest")
+UNLOGGED_SECTIONS = {
+    "tune": ("ingest", "retrain"),
+    "ingest": ("model", "train", "tune", "retrain"),
+    "retrain": ("tune",),
+}
+DEFAULT_UNLOGGED = ("tune", "ingest", "retrain")
 EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")  # the UI's model-training layout
 
 

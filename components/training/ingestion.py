@@ -12,7 +12,7 @@ from components.cluster import init_ray
 from components.config import JobConfig
 from components.data.boxes import Box
 from components.data.images import open_image
-from components.data.ingest import IngestResult, plan_ingest, run_ingest, version_table
+from components.data.ingest import IngestResult, Plan, plan_ingest, run_ingest, version_table
 from components.data.preview import ocr_tile, sheet_of
 from components.storage import redact
 from components.tracking.runs import finish_run, log_dataset, new_run_name, start_run
@@ -24,10 +24,19 @@ def tracked_ingest(job: JobConfig, crawl_root: str, *, only: str | None = None, 
     plan = plan_ingest(job.data.dataset, crawl_root, job.ingest, only=only, reingest=reingest)
     if not plan.partitions:
         return run_ingest(plan, job.ingest)
-    run_id = start_run(job, new_run_name("ingest"), tags={"crawl_root": redact(crawl_root)})
+    return ingest_planned(job, plan, crawl_root)
+
+
+def ingest_planned(
+    job: JobConfig, plan: Plan, crawl_root: str, *, parent_run_id: str | None = None, commit: bool = True
+) -> IngestResult:
+    """A planned ingest in its own MLflow run (nested under ``parent_run_id`` or the active run);
+    without ``commit`` the new version is left for the caller to publish (``commit_ingest``)."""
+    tags = {"crawl_root": redact(crawl_root)}
+    run_id = start_run(job.with_overrides(task="ingest"), new_run_name("ingest"), parent_run_id, tags=tags)
     with finish_run(run_id):
         init_ray(job)
-        result = run_ingest(plan, job.ingest)
+        result = run_ingest(plan, job.ingest, commit=commit)
         log_ingest(result)
     return result
 
@@ -47,11 +56,11 @@ def log_ingest(result: IngestResult) -> None:
         {
             "previous_version": result.previous_version,
             "partitions": ",".join(result.partitions) or "none",
-            "ingest_outcome": "added" if result.new_records else "nothing_added",
+            "ingest_outcome": ("added" if result.committed else "checked") if result.new_records else "nothing_added",
         }
     )
     summary = result.summary()
-    if result.partitions:
+    if result.partitions and result.committed:
         summary += "\n\n" + version_table(result.dataset)
     mlflow.log_text(summary + "\n", "ingest/summary.txt")
     mlflow.log_text("\n".join(result.messages) + "\n", "ingest/rejections.txt")

@@ -1,5 +1,8 @@
 """Object-store code against a real S3-compatible HTTP endpoint (moto's server on loopback)."""
 
+import json
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -71,3 +74,21 @@ def test_backbone_weights_from_s3(s3_bucket, tmp_path):
     backbone = GridBackbone("resnet18", grid=2, weights=f"{s3_bucket}/weights/r18.pth")
     assert torch.equal(backbone.trunk.layer3[0].conv1.weight, reference.layer3[0].conv1.weight)
     assert backbone.weights_source == f"{s3_bucket}/weights/r18.pth"
+
+
+def test_retrain_lock_on_s3_is_a_conditional_put(s3_bucket):
+    from components.errors import RetrainLocked
+    from components.retraining.lock import acquire
+
+    where = f"{s3_bucket}/retrain-lock-test/retrain/lock.json"
+    first = acquire(where, lease_s=60, purpose="first")
+    with pytest.raises(RetrainLocked, match="first"):
+        acquire(where, lease_s=60, purpose="second")
+    assert first.renew() and not first.lost  # If-Match on its own ETag
+    first._stop.set()  # it stops renewing; with a short lease the lock goes stale
+    time.sleep(0.2)
+    second = acquire(where, lease_s=0.1, purpose="second")
+    assert json.loads(storage.read_bytes(where))["purpose"] == "second"
+    assert not first.renew()  # its ETag is no longer the object's
+    second.release()
+    assert not storage.exists(where)

@@ -1,0 +1,416 @@
+"""A retrain, stage by stage, on the driver (Ray and MLflow from here on).
+
+    1. plan: complete partitions neither in the ingest ledger nor waiting for a person; none: done
+    2. lock the dataset (another retrain holds it: ``RetrainLocked``, exit 75)
+    3. ingest them (a nested run) without publishing; the data gate; publish, or record why not (exit 3)
+    4. the candidate: the champion fine-tuned on the new images plus replayed old ones; without a
+       champion, pre-training then fine-tuning on the whole dataset, as ``make run`` does
+    5. candidate and champion scored on the fixed test split (nested runs); the paired bootstrap decides
+    6. the candidate registered (once per run key); the alias read again; ``champion`` moved last
+
+Each stage's completion is saved in ``retrain/pending.json`` (``state``): a rerun after a crash
+resumes at the next stage, in the same MLflow parent run, and Ray Train resumes a fit from its last
+checkpoint because the run names derive from the run key.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+import mlflow
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.tracking import MlflowClient
+
+from components import storage
+from components.cluster import init_ray
+from components.config import JobConfig
+from components.data.index import dataset_version
+from components.data.ingest import IngestResult, Plan, commit_ingest, plan_ingest
+from components.data.prepare import load_vocabulary, with_vocabulary
+from components.data.versions import images_folder, timestamp, write_version
+from components.errors import DataGateFailed, RetrainError
+from components.evaluation.tracked import Evaluated, evaluate_and_log, metric_value
+from components.model.checkpoint import load_checkpoint
+from components.retraining.comparison import COMPARED, Decision, comparison_figure, decide, paired_gain
+from components.retraining.gate import data_figures, gate_reasons
+from components.retraining.lock import Lock, hold_lock
+from components.retraining.replay import write_view
+from components.retraining.state import (
+    LOCK_FILE,
+    VIEWS_DIR,
+    Pending,
+    count_failure,
+    finish_pending,
+    load_attempts,
+    load_last,
+    load_pending,
+    run_key,
+    save_attempts,
+    save_pending,
+    waiting_for_a_person,
+)
+from components.serving.pyfunc import log_checkpoint_model
+from components.serving.registry import (
+    CHALLENGER,
+    CHAMPION,
+    Score,
+    add_version,
+    champion_version,
+    set_alias,
+    versions_tagged,
+)
+from components.storage import redact
+from components.tracking.runs import ensure_experiment, log_dataset, log_figure, start_run
+from components.tracking.sources import ModelSource, logged_model_uri
+from components.training.ingestion import ingest_planned
+from components.training.tracked import tracked_fit
+from components.training.trainer import finetune_job
+
+log = logging.getLogger(__name__)
+RUN_KEY_TAG = "retrain_run_key"
+MAX_ALIAS_CHECKS = 3  # the champion moved this often while we compared: give up, a person should look
+
+
+@dataclass
+class RetrainOutcome:
+    outcome: str  # nothing_to_do, promoted, kept_champion
+    lines: list[str] = field(default_factory=list)
+    run_key: str | None = None
+    registered_version: str | None = None
+
+    def summary(self) -> str:
+        return "\n".join(self.lines)
+
+
+def retrain(job: JobConfig, crawl_root: str, retry: Sequence[str] = ()) -> RetrainOutcome:
+    """One scheduled retrain of ``job.data.dataset`` on the new partitions of ``crawl_root``."""
+    dataset = job.data.dataset
+    if load_pending(dataset) is None and not retry:
+        plan = plan_new(job, crawl_root)  # read-only: with nothing new, nothing is touched
+        if not plan.partitions:
+            return nothing_to_do(dataset, crawl_root, plan)
+    with hold_lock(
+        storage.join(dataset, LOCK_FILE), job.retrain.lock_lease_s, f"retrain of {redact(crawl_root)}"
+    ) as lock:
+        forget_failures(dataset, retry)
+        pending = load_pending(dataset)
+        if pending is None:
+            plan = plan_new(job, crawl_root)
+            if not plan.partitions:
+                return nothing_to_do(dataset, crawl_root, plan)
+            pending = begin(job, crawl_root, plan)
+        else:
+            log.info("resuming retrain %s after its stage '%s'", pending.run_key, pending.stage)
+        return Retrain(job, crawl_root, pending, lock).run()
+
+
+def plan_new(job: JobConfig, crawl_root: str, only: Sequence[str] | None = None) -> Plan:
+    """The ingest plan without the partitions that wait for a person (or only ``only``)."""
+    plan = plan_ingest(job.data.dataset, crawl_root, job.ingest)
+    waiting = waiting_for_a_person(load_attempts(job.data.dataset), plan.keys, job.retrain.max_gate_attempts)
+    for partition in list(plan.partitions):
+        dropped = partition.name in waiting or (only is not None and partition.name not in only)
+        if dropped:
+            plan.partitions.remove(partition)
+            del plan.keys[partition.name]
+            if partition.name in waiting:
+                plan.skipped[partition.name] = waiting[partition.name]
+    return plan
+
+
+def forget_failures(dataset: str, partitions: Sequence[str]) -> None:
+    """``--retry``: these partitions' gate failures are forgotten, so they are tried again."""
+    if partitions:
+        attempts = load_attempts(dataset)
+        save_attempts(dataset, {k: v for k, v in attempts.items() if k not in partitions})
+        log.info("gate failures forgotten for %s", ", ".join(partitions))
+
+
+def nothing_to_do(dataset: str, crawl_root: str, plan: Plan) -> RetrainOutcome:
+    lines = [f"nothing to do: no complete partition under {redact(crawl_root)} is new"]
+    lines += [f"  {name}: {why}" for name, why in plan.skipped.items()]
+    last = load_last(dataset)
+    if last:
+        version = f", version {last['registered_version']}" if last.get("registered_version") else ""
+        lines.append(f"last retrain {last['run_key']}: {last['outcome']}{version} ({last['finished']})")
+    log.info("%s", "\n".join(lines))
+    return RetrainOutcome("nothing_to_do", lines)
+
+
+def begin(job: JobConfig, crawl_root: str, plan: Plan) -> Pending:
+    """A new retrain: its run key, its MLflow parent run (left active), its pending record."""
+    champion = champion_version(MlflowClient(job.tracking.tracking_uri), job.tracking.registered_model)
+    champion_number = str(champion.version) if champion is not None else None
+    key = run_key(plan.keys, champion_number)
+    tags = {
+        RUN_KEY_TAG: key,
+        "crawl_root": redact(crawl_root),
+        "partitions": ",".join(plan.keys),
+        "champion_at_start": champion_number or "none",
+    }
+    parent = start_run(job, f"retrain-{key}", tags=tags)
+    pending = Pending(key, dict(plan.keys), champion_number, parent)
+    save_pending(job.data.dataset, pending)
+    log.info("retrain %s: partitions %s, champion %s", key, ", ".join(plan.keys), champion_number or "none")
+    return pending
+
+
+class Retrain:
+    """The stages of one retrain (see the module's docstring)."""
+
+    def __init__(self, job: JobConfig, crawl_root: str, pending: Pending, lock: Lock):
+        self.job, self.crawl_root, self.pending, self.lock = job, crawl_root, pending, lock
+        self.dataset = job.data.dataset
+        self.client = MlflowClient(job.tracking.tracking_uri)
+        self.name = job.tracking.registered_model
+
+    def run(self) -> RetrainOutcome:
+        with self.parent_run():
+            init_ray(self.job)
+            if not self.pending.reached("ingested"):
+                self.ingest_and_gate()
+            if not self.pending.reached("trained"):
+                self.train_candidate()
+            if not self.pending.reached("registered"):
+                self.compare_and_register()
+            return self.finish()
+
+    @contextlib.contextmanager
+    def parent_run(self) -> Iterator[None]:
+        """The retrain's MLflow run, active for the nested ones: ended FINISHED after a decision or a
+        failed data gate (both are outcomes), FAILED after an error (a rerun reopens it)."""
+        active = mlflow.active_run()
+        if active is None or active.info.run_id != self.pending.parent_run_id:
+            mlflow.set_tracking_uri(self.job.tracking.tracking_uri)
+            mlflow.set_experiment(
+                experiment_id=ensure_experiment(self.job.tracking.tracking_uri, self.job.tracking.experiment)
+            )
+            mlflow.start_run(run_id=self.pending.parent_run_id)
+            mlflow.set_tag("resumed_at_stage", self.pending.stage)
+        try:
+            yield
+        except DataGateFailed:
+            mlflow.end_run()
+            raise
+        except BaseException:
+            mlflow.end_run(status="FAILED")
+            raise
+        mlflow.end_run()
+
+    def advance(self, stage: str) -> None:
+        save_pending(self.dataset, self.pending, stage)
+        mlflow.set_tag("retrain_stage", stage)
+
+    # -- 3. ingest and the data gate ----------------------------------------------------------------
+    def ingest_and_gate(self) -> None:
+        plan = plan_new(self.job, self.crawl_root, only=list(self.pending.partitions))
+        if plan.keys != self.pending.partitions:
+            raise RetrainError(
+                f"the partitions of retrain {self.pending.run_key} changed since it started "
+                f"({self.pending.partitions} then, {plan.keys} now); "
+                f"remove {self.dataset}/retrain/pending.json to start over"
+            )
+        result = ingest_planned(self.job, plan, self.crawl_root, commit=False)
+        fixed = [i for split in ("val", "test") for i in plan.state.splits.get(split, [])]
+        figures = data_figures(result, fixed)
+        mlflow.log_metrics(figures.metrics())
+        reasons = gate_reasons(figures, self.job.retrain)
+        if reasons:
+            self.gate_failed(result, reasons)
+        commit_ingest(result, note={RUN_KEY_TAG: self.pending.run_key})
+        attempts = load_attempts(self.dataset)
+        save_attempts(self.dataset, {k: v for k, v in attempts.items() if k not in self.pending.partitions})
+        self.pending.previous_version, self.pending.version = result.previous_version, result.version
+        log_dataset(self.dataset, result.version, "training")
+        self.advance("ingested")
+
+    def gate_failed(self, result: IngestResult, reasons: list[str]) -> None:
+        """Record a failed gate everywhere a person looks, count it per partition, and stop (exit 3).
+        The new records are kept as a version that is not current, to be read with data.version."""
+        kept = ""
+        if result.new_records:
+            state = result.parent_state
+            manifest = {"created": timestamp(), "parent": state.version, "partitions": result.partitions}
+            manifest.update(data_gate="failed", reasons=reasons, **{RUN_KEY_TAG: self.pending.run_key})
+            version = write_version(self.dataset, state.with_records(result.new_records), manifest)
+            kept = f"; the ingested records are version {version} (not current: --set data.version={version} reads it)"
+        attempts = count_failure(load_attempts(self.dataset), self.pending.partitions, reasons, self.pending.run_key)
+        save_attempts(self.dataset, attempts)
+        counts = ", ".join(f"{name} {attempts[name]['attempts']}x" for name in self.pending.partitions)
+        mlflow.set_tags({"retrain_outcome": "data_gate_failed", "data_gate_reasons": "; ".join(reasons)[:4000]})
+        mlflow.log_text("\n".join(reasons) + "\n", "retrain/data_gate.txt")
+        finish_pending(self.dataset, self.pending, "data_gate_failed", reasons=reasons)
+        raise DataGateFailed(
+            f"the data gate failed for {', '.join(self.pending.partitions)} (attempts: {counts}), nothing was "
+            f"trained: {'; '.join(reasons)}{kept}"
+        )
+
+    # -- 4. the candidate ---------------------------------------------------------------------------
+    def train_candidate(self) -> None:
+        key, uri = self.pending.run_key, self.job.tracking.tracking_uri
+        data: dict[str, str] = {}
+        if self.pending.champion_version is None:
+            source = ModelSource.parse(self.pretrain())
+        else:
+            source = ModelSource.parse(f"models:/{self.name}/{self.pending.champion_version}")
+            folder = storage.join(self.dataset, VIEWS_DIR, key)
+            ratio, seed = self.job.retrain.replay_ratio, self.job.train.seed
+            counts = write_view(self.dataset, self.pending.previous_version, folder, ratio, seed)
+            mlflow.log_metrics({k: float(v) for k, v in counts.items()})
+            data = {"dataset": folder, "images_root": images_folder(self.dataset)}
+        start = load_checkpoint(source.checkpoint_folder(uri), with_training_state=False)
+        job = self.job.with_overrides(
+            task="finetune", init_from=source.text, train={"steps": self.job.retrain.finetune_steps}, data=data
+        )
+        fitted = tracked_fit(
+            finetune_job(job, start.job),
+            start.tokenizer,
+            f"retrain-{key}-finetune",  # the same name on a rerun: Ray Train resumes from its checkpoint
+            tags={RUN_KEY_TAG: key, "init_from": source.text},
+            init_weights=start.model_state,
+            log_model=log_checkpoint_model,
+        )
+        self.pending.candidate_run_id = fitted.run_id
+        self.advance("trained")
+
+    def pretrain(self) -> str:
+        """Without a champion: pre-train on the whole dataset first (once); the run's id."""
+        if not self.pending.reached("pretrained"):
+            tokenizer = load_vocabulary(self.dataset)
+            job = with_vocabulary(self.job.with_overrides(task="pretrain"), tokenizer)
+            fitted = tracked_fit(
+                job,
+                tokenizer,
+                f"retrain-{self.pending.run_key}-pretrain",
+                tags={RUN_KEY_TAG: self.pending.run_key},
+                log_model=log_checkpoint_model,
+            )
+            self.pending.pretrain_run_id = fitted.run_id
+            self.advance("pretrained")
+        return self.pending.pretrain_run_id
+
+    # -- 5 and 6. compare, register, promote ----------------------------------------------------------
+    def compare_and_register(self) -> None:
+        candidate = self.evaluate(ModelSource.parse(self.pending.candidate_run_id), "candidate")
+        holder = champion_version(self.client, self.name)
+        for _ in range(MAX_ALIAS_CHECKS):
+            if self.already_promoted(holder):
+                self.advance("registered")
+                return
+            decision, champion = self.decide(candidate, holder)
+            version = self.register(candidate, decision)
+            now = champion_version(self.client, self.name)  # read again: a sweep may have moved it meanwhile
+            if _number(now) == _number(holder):
+                break
+            log.warning(
+                "champion moved from %s to %s meanwhile: comparing with the new one", _number(holder), _number(now)
+            )
+            holder = now
+        else:
+            raise RetrainError(f"the champion moved {MAX_ALIAS_CHECKS} times during the comparison; run again later")
+        if self.lock.lost:
+            raise RetrainError("another process took the retrain lock over; the champion was not moved")
+        alias = CHAMPION if decision.promote else CHALLENGER
+        set_alias(self.client, self.name, alias, version, replacing=holder)
+        mlflow.set_tags({**decision.tags(), "registered_version": version, "registered_alias": alias})
+        log_figure(comparison_figure(_metrics(candidate), champion, decision), "retrain/comparison.png")
+        self.pending.registered_version, self.pending.decision = version, decision.as_dict()
+        self.advance("registered")
+        log.info("candidate version %s -> @%s: %s", version, alias, "; ".join(decision.reasons))
+
+    def already_promoted(self, holder: ModelVersion | None) -> bool:
+        """After a crash between moving the alias and saving the stage, the champion is ours already."""
+        if holder is None or holder.tags.get(RUN_KEY_TAG) != self.pending.run_key:
+            return False
+        self.pending.registered_version = str(holder.version)
+        self.pending.decision = {"promote": True, "reasons": [holder.tags.get("retrain_reasons", "")], "gain": None}
+        return True
+
+    def decide(self, candidate: Evaluated, holder: ModelVersion | None) -> tuple[Decision, dict[str, float] | None]:
+        if holder is None:
+            return decide(_metrics(candidate), None, None, self.job.retrain), None
+        champion = self.evaluate(
+            ModelSource.parse(f"models:/{self.name}/{holder.version}"), f"champion-v{holder.version}"
+        )
+        limits, mode = self.job.retrain, "char" if candidate.rows and _is_chinese(candidate) else "word"
+        gain = paired_gain(
+            candidate.rows,
+            champion.rows,
+            mode,
+            samples=limits.bootstrap_samples,
+            confidence=limits.confidence,
+            seed=self.job.train.seed,
+        )
+        metrics = _metrics(champion)
+        return decide(_metrics(candidate), metrics, gain, limits, "CIDEr", str(holder.version)), metrics
+
+    def evaluate(self, source: ModelSource, role: str) -> Evaluated:
+        checkpoint = load_checkpoint(
+            source.checkpoint_folder(self.job.tracking.tracking_uri), with_training_state=False
+        )
+        return evaluate_and_log(
+            self.job,
+            checkpoint,
+            "test",
+            run_name=f"evaluate-{role}-test",
+            tags={RUN_KEY_TAG: self.pending.run_key, "role": role, "model_source": source.text},
+            limit=self.job.retrain.test_images,
+            sheets=4,
+        )
+
+    def register(self, candidate: Evaluated, decision: Decision) -> str:
+        """The candidate as a version of the registered model, once per run key; the decision as tags."""
+        key = self.pending.run_key
+        found = versions_tagged(self.client, self.name, RUN_KEY_TAG, key)
+        if found:
+            number = str(found[0].version)
+        else:
+            report = candidate.report
+            score = Score("CIDEr", "test", dataset_version(self.dataset), report.images, metric_value(report, "CIDEr"))
+            model_uri = logged_model_uri(self.pending.candidate_run_id, self.job.tracking.tracking_uri)
+            if model_uri is None:
+                raise RetrainError(f"the candidate's run {self.pending.candidate_run_id} logged no model")
+            tags = {
+                RUN_KEY_TAG: key,
+                "data_version": score.data_version,
+                "dataset": self.dataset,
+                **score.tags(),
+                **{f"metric.{k}": f"{v:.4f}" for k, v in report.metrics().items()},
+            }
+            number = str(
+                add_version(
+                    self.client, self.name, model_uri, run_id=self.pending.candidate_run_id, tags=tags, score=score
+                ).version
+            )
+        for tag, value in decision.tags().items():
+            self.client.set_model_version_tag(self.name, number, tag, value)
+        return number
+
+    def finish(self) -> RetrainOutcome:
+        decision = self.pending.decision or {}
+        outcome = "promoted" if decision.get("promote") else "kept_champion"
+        mlflow.set_tag("retrain_outcome", outcome)
+        finish_pending(self.dataset, self.pending, outcome)
+        alias = CHAMPION if outcome == "promoted" else CHALLENGER
+        lines = [
+            f"retrain {self.pending.run_key}: partitions {', '.join(self.pending.partitions)} -> dataset version "
+            f"{self.pending.version}; candidate {self.name} version {self.pending.registered_version} -> @{alias}",
+            *[f"  {reason}" for reason in decision.get("reasons", [])],
+        ]
+        return RetrainOutcome(outcome, lines, self.pending.run_key, self.pending.registered_version)
+
+
+def _number(version: ModelVersion | None) -> str | None:
+    return None if version is None else str(version.version)
+
+
+def _metrics(evaluated: Evaluated) -> dict[str, float]:
+    return {name: metric_value(evaluated.report, name) for name in COMPARED}
+
+
+def _is_chinese(evaluated: Evaluated) -> bool:
+    """Whether the references are scored on characters (any CJK in them), as the evaluation did."""
+    return any("\u4e00" <= ch <= "\u9fff" for row in evaluated.rows[:50] for ch in str(row["reference"]))
