@@ -307,7 +307,7 @@ class IngestResult:
     oov_share: float = 0.0  # new caption characters outside the vocabulary
     new_records: list[ImageRecord] = field(default_factory=list)
     locations: dict[str, str] = field(default_factory=dict)  # partition -> where it is
-    duplicates_of: dict[str, str] = field(default_factory=dict)  # dropped duplicate -> the image it repeats
+    duplicates_of: dict[str, tuple[str, str]] = field(default_factory=dict)  # dropped -> (reason, image it repeats)
     committed: bool = False  # the new version is the dataset's current one and the ledger has the partitions
     digests: dict[str, str] = field(default_factory=dict)  # image digest -> id, the dataset's and the new images'
     parent_state: DatasetState | None = None  # the version ingested into
@@ -367,7 +367,7 @@ def read_products(plan: Plan, index: DedupIndex, result: IngestResult) -> list[P
                 continue
             if index.known_product(product.product_id) or product.product_id in seen:
                 _reject(result, "duplicate_product", f"{partition.name} line {line}: {product.product_id}")
-                result.duplicates_of[product.product_id] = product.product_id
+                result.duplicates_of[product.product_id] = ("duplicate_product", product.product_id)
                 continue
             seen.add(product.product_id)
             result.stages["products"] += 1
@@ -456,7 +456,7 @@ def _settle(outcome: dict[str, Any], index: DedupIndex, images_out: str, result:
     if duplicate is not None:
         outcome["status"], outcome["reason"] = "dropped", duplicate[0]
         _reject(result, duplicate[0], f"{where} duplicates {duplicate[1]}")
-        result.duplicates_of[outcome["product_id"]] = duplicate[1]
+        result.duplicates_of[outcome["product_id"]] = (duplicate[0], duplicate[1])
         storage.delete(storage.join(images_out, f"{outcome['product_id']}.png"))
         return
     for digest in outcome["digests"]:

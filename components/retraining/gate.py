@@ -1,6 +1,11 @@
 """The data gate: what an ingest brought in must look like the data the model was trained on before
 any training starts (pure: figures from an ``IngestResult``, reasons from the limits).
 
+A crawl that repeats a val or test image (its product id or its bytes) fails: the fixed splits
+must never leak into training, and such a crawl is likely mislabelled. A near-duplicate by the
+released caption-overlap rule is dropped by dedup like any other, counted, and allowed: a small
+lexicon of product phrases makes them common without any leak.
+
 A failed gate names every reason, e.g. ``rejection rate 0.72 above 0.50 (bad_json 30, too_few_captions 6)``.
 """
 
@@ -25,7 +30,8 @@ class DataFigures:
     bad_input: dict[str, int]  # reason -> product lines lost to it (dedup excluded)
     mean_caption_chars: float  # of the new captions (0 without any)
     oov_share: float  # new caption characters outside the vocabulary
-    overlap: list[str] = field(default_factory=list)  # val/test images the crawl repeats
+    overlap: list[str] = field(default_factory=list)  # val/test images the crawl repeats (same id or bytes)
+    near_fixed: list[str] = field(default_factory=list)  # val/test images it nearly repeats (dropped, allowed)
 
     @property
     def rejection_rate(self) -> float:
@@ -39,6 +45,7 @@ class DataFigures:
             "gate_mean_caption_chars": self.mean_caption_chars,
             "gate_oov_share": self.oov_share,
             "gate_fixed_split_overlap": float(len(self.overlap)),
+            "gate_fixed_split_near_duplicates": float(len(self.near_fixed)),
         }
 
 
@@ -46,14 +53,15 @@ def data_figures(result: IngestResult, fixed_ids: Iterable[str]) -> DataFigures:
     """The gate's figures for an ingest; ``fixed_ids`` are the val and test images."""
     fixed = set(fixed_ids)
     lengths = [len(split_chars(c)) for r in result.new_records for c in r.captions]
-    overlap = sorted({existing for existing in result.duplicates_of.values() if existing in fixed})
+    repeated = [(reason, existing) for reason, existing in result.duplicates_of.values() if existing in fixed]
     return DataFigures(
         lines=result.stages["lines"],
         new_images=len(result.new_records),
         bad_input={k: v for k, v in sorted(result.rejected.items()) if k not in DEDUP_REASONS and v},
         mean_caption_chars=sum(lengths) / len(lengths) if lengths else 0.0,
         oov_share=result.oov_share,
-        overlap=overlap,
+        overlap=sorted({existing for reason, existing in repeated if reason != "near_duplicate"}),
+        near_fixed=sorted({existing for reason, existing in repeated if reason == "near_duplicate"}),
     )
 
 

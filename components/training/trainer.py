@@ -65,9 +65,11 @@ def fit(
         datasets=datasets,
         dataset_config=_data_config(job.data.preserve_order),
     )
-    result = trainer.fit()
-    rejections = ray.get(tally.report.remote())
-    ray.kill(tally)
+    try:
+        result = trainer.fit()
+        rejections = ray.get(tally.report.remote())
+    finally:  # also after a failed fit: a later fit of this run name (a resume) gets a live tally of its own
+        ray.kill(tally)
     return result, rejections
 
 

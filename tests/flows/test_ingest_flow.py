@@ -1,5 +1,5 @@
 """flows/ingest.py for real: two crawl partitions, the real OCR engine, a local Ray cluster, sqlite MLflow;
-then a model trains on the new version with the training flow unchanged."""
+a model trains on the new version in tests/flows/test_retrain_flow.py."""
 
 import json
 import shutil
@@ -79,19 +79,3 @@ def test_a_second_run_ingests_nothing_and_starts_no_run(ingested, capsys):
     out = capsys.readouterr().out
     assert out.count("already ingested") == 2 and dataset_version(str(dataset)) == version
     assert len(ingest_runs(uri)) == 1
-
-
-def test_a_model_trains_on_the_new_version_and_records_it(ingested, tmp_path):
-    dataset, uri, _, _ = ingested
-    argv = [
-        "--preset", "tiny", "--set", f"data.dataset={dataset}", "--set", f"tracking.tracking_uri={uri}",
-        "--set", "tracking.system_metrics=false", "--set", f"ray.storage_path={tmp_path / 'ray'}",
-        "--set", "train.steps=2", "--set", "train.val_every=2", "--set", "train.checkpoint_every=2",
-    ]  # fmt: skip
-    assert load_flow("pretrain").main(argv) == 0
-    client = MlflowClient(uri)
-    experiment = client.get_experiment_by_name("caponimage")
-    (run,) = client.search_runs([experiment.experiment_id], "tags.task = 'pretrain'")
-    (source,) = run.inputs.dataset_inputs
-    assert source.dataset.digest == dataset_version(str(dataset)) == run.data.tags["data_version"]
-    assert run.data.metrics["skipped_records"] == 0

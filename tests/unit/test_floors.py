@@ -13,7 +13,7 @@ PACKAGE = REPO / "components"
 # Bottom up. errors and cli: typed errors and the one place that turns them into exit codes. storage:
 # paths and URIs. config: every section, presets, the --set loader (it reads files through storage).
 # cluster: Ray up. Then the data contract, the model and its I/O, the MLflow adapter, evaluation,
-# training, serving. Flows sit on top of all of it.
+# training, serving, and retraining, which runs all of them in turn. Flows sit on top of all of it.
 FLOORS = {
     "errors": 0,
     "cli": 0,
@@ -26,6 +26,7 @@ FLOORS = {
     "evaluation": 7,
     "training": 8,
     "serving": 9,
+    "retraining": 10,
 }
 
 

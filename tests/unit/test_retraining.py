@@ -44,10 +44,16 @@ def test_every_gate_reason_is_named_with_its_figures():
     result = ingest_result(
         [["这是一个特别特别长的说明文字啊"]],
         rejected={"bad_json": 5, "too_few_captions": 1, "duplicate_product": 2},
-        duplicates={"p9": "tst-001", "p8": "trn-004"},
+        duplicates={
+            "p9": ("duplicate_image", "tst-001"),
+            "p8": ("duplicate_product", "trn-004"),
+            "p7": ("near_duplicate", "val-002"),
+        },
         oov=0.05,
     )
-    reasons = gate_reasons(data_figures(result, ["tst-001", "val-002"]), LIMITS)
+    figures = data_figures(result, ["tst-001", "val-002"])
+    assert figures.near_fixed == ["val-002"]  # dropped by dedup, allowed
+    reasons = gate_reasons(figures, LIMITS)
     assert len(reasons) == 5
     assert reasons[0] == "1 new usable images, fewer than 2"
     assert reasons[1] == "rejection rate 0.60 above 0.50 (bad_json 5, too_few_captions 1 of 10 lines)"

@@ -1,0 +1,240 @@
+"""flows/retrain.py for real, as a scheduler runs it: crawl partitions arriving one after the other,
+the real OCR engine, a local Ray cluster, sqlite MLflow and its registry.
+
+    1. no champion yet: ingest, pre-train, fine-tune, register, promote; a rerun does nothing
+    2. a crash mid-training, then the same command again: it resumes (no second ingest, Ray Train
+       from its checkpoint, one model version) and the paired bootstrap promotes a clearly better model
+    3. a deliberately weakened candidate: registered, kept out (challenger), the champion stays
+    4. a corrupted partition: the data gate fails (exit 3) and nothing trains; after three attempts it
+       waits for a person; another retrain holding the lock means exit 75
+"""
+
+import json
+import shutil
+
+import pytest
+from helpers import load_flow
+from mlflow.tracking import MlflowClient
+
+from components.cli import run
+from components.data.index import dataset_version
+from components.data.synthetic.build import SyntheticSpec, build_crawl, build_release
+from components.data.versions import LEDGER_FILE
+from components.retraining.lock import acquire
+from components.retraining.state import ATTEMPTS_FILE, LAST_FILE, LOCK_FILE, PENDING_FILE
+
+NAME = "caponimage"
+SLOW_STEPS = ["--set", "train.checkpoint_every=50", "--set", "train.val_every=50", "--set", "train.log_every=25"]
+
+
+@pytest.fixture(scope="module")
+def place(ray_cluster, tmp_path_factory):
+    root = tmp_path_factory.mktemp("retrain")
+    build_release(SyntheticSpec(images=200, seed=7), root / "dataset", workers=2)  # 20 test images
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    common = [
+        "--preset", "tiny", "--crawl", str(root / "crawls"), "--dataset", str(root / "dataset"),
+        "--set", f"tracking.tracking_uri={uri}", "--set", f"ray.storage_path={root / 'ray'}",
+        "--set", "tracking.system_metrics=false", "--set", "retrain.min_new_images=2",
+        "--set", "retrain.max_oov_share=0.5",  # a 200-image vocabulary misses some of a new crawl's characters
+    ]  # fmt: skip
+    return root, uri, common
+
+
+def arrive(root, date: str, seed: int, images: int = 10) -> None:
+    build_crawl(SyntheticSpec(images=images, seed=seed), root / "crawls", date, workers=2)
+
+
+def retrain(argv: list[str]) -> int:
+    return run(load_flow("retrain").main, argv)
+
+
+def runs(uri: str, where: str = ""):
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("caponimage")
+    return client.search_runs([experiment.experiment_id], where, order_by=["attributes.start_time ASC"])
+
+
+def children(uri: str, parent_id: str):
+    return runs(uri, f"tags.mlflow.parentRunId = '{parent_id}'")
+
+
+def parent(uri: str, key: str):
+    (found,) = runs(uri, f"tags.retrain_run_key = '{key}' and tags.task = 'retrain'")
+    return found
+
+
+def alias_of(uri: str, alias: str) -> str:
+    return str(MlflowClient(uri).get_model_version_by_alias(NAME, alias).version)
+
+
+def version(uri: str, number: str):
+    return MlflowClient(uri).get_model_version(NAME, number)
+
+
+def last(root) -> dict:
+    return json.loads((root / "dataset" / LAST_FILE).read_text())
+
+
+@pytest.fixture(scope="module")
+def first(place):
+    root, uri, common = place
+    arrive(root, "2026-11-20", 21)
+    before = dataset_version(str(root / "dataset"))
+    assert retrain([*common, "--set", "train.steps=6", "--set", "retrain.finetune_steps=2"]) == 0  # a weak champion
+    return last(root), before
+
+
+def test_the_first_retrain_pretrains_fine_tunes_and_promotes(first, place):
+    root, uri, _ = place
+    record, before = first
+    assert record["outcome"] == "promoted" and record["registered_version"] == "1"
+    assert alias_of(uri, "champion") == "1"
+    tags = version(uri, "1").tags
+    assert tags["retrain_run_key"] == record["run_key"] and tags["retrain_decision"] == "promote"
+    assert tags["score.split"] == "test" and tags["score.images"] == "20"
+    top = parent(uri, record["run_key"])
+    assert top.info.status == "FINISHED" and top.data.tags["retrain_outcome"] == "promoted"
+    assert top.data.metrics["gate_new_images"] >= 2 and top.data.metrics["gate_fixed_split_overlap"] == 0
+    nested = children(uri, top.info.run_id)
+    assert [(r.data.tags["task"], r.info.status) for r in nested] == [
+        ("ingest", "FINISHED"),
+        ("pretrain", "FINISHED"),
+        ("finetune", "FINISHED"),
+        ("evaluate", "FINISHED"),
+    ]
+    (source,) = nested[1].inputs.dataset_inputs  # pre-training read the version the ingest made
+    assert source.dataset.digest == dataset_version(str(root / "dataset")) == record["version"]
+    assert nested[1].data.metrics["skipped_records"] == 0
+    artifacts = {a.path for a in MlflowClient(uri).list_artifacts(top.info.run_id, "retrain")}
+    assert "retrain/comparison.png" in artifacts
+    ledger = json.loads((root / "dataset" / LEDGER_FILE).read_text())
+    assert list(ledger) == ["crawl_date=2026-11-20"] and dataset_version(str(root / "dataset")) != before
+    assert not (root / "dataset" / PENDING_FILE).exists() and not (root / "dataset" / LOCK_FILE).exists()
+
+
+def test_a_rerun_after_success_does_nothing_and_says_why(first, place, capsys):
+    root, uri, common = place
+    count, current = len(runs(uri)), dataset_version(str(root / "dataset"))
+    assert retrain(common) == 0
+    out = capsys.readouterr().out
+    assert "nothing to do" in out and "crawl_date=2026-11-20: already ingested" in out
+    assert f"last retrain {first[0]['run_key']}: promoted, version 1" in out
+    assert len(runs(uri)) == count and dataset_version(str(root / "dataset")) == current
+    assert len(MlflowClient(uri).search_model_versions(f"name = '{NAME}'")) == 1
+
+
+@pytest.fixture(scope="module")
+def second(first, place):
+    """A crash at step 60 of 150 (checkpoint at 50), then the same command again."""
+    root, uri, common = place
+    arrive(root, "2026-11-21", 22)
+    argv = [
+        *common, *SLOW_STEPS, "--set", "retrain.finetune_steps=150", "--set", "train.lr=0.003",
+        "--set", "train.warmup_steps=40", "--set", "retrain.replay_ratio=10",
+        "--set", "train.fail_at_step=60", "--set", "ray.max_failures=0",
+    ]  # fmt: skip
+    with pytest.raises(Exception, match="injected failure at step 60"):  # a failure worth an alert
+        retrain(argv)
+    pending = json.loads((root / "dataset" / PENDING_FILE).read_text())
+    ingests = len(runs(uri, "tags.task = 'ingest'"))
+    assert retrain(argv) == 0
+    return pending, ingests, last(root)
+
+
+def test_a_crashed_retrain_resumes_where_it_stopped(second, place):
+    root, uri, _ = place
+    pending, ingests, record = second
+    assert pending["stage"] == "ingested" and pending["champion_version"] == "1"
+    assert record["run_key"] == pending["run_key"]
+    assert len(runs(uri, "tags.task = 'ingest'")) == ingests  # the ingest was not redone
+    top = parent(uri, pending["run_key"])  # one parent run, reopened
+    assert top.info.run_id == pending["parent_run_id"] and top.data.tags["resumed_at_stage"] == "ingested"
+    fits = [r for r in children(uri, top.info.run_id) if r.data.tags["task"] == "finetune"]
+    assert [r.info.status for r in fits] == ["FAILED", "FINISHED"]
+    assert fits[1].data.tags["resumed_from_step"] == "50"  # Ray Train's last checkpoint, same run name
+    assert len([v for v in MlflowClient(uri).search_model_versions(f"name = '{NAME}'")]) == 2
+
+
+def test_a_clearly_better_candidate_is_promoted_by_the_paired_bootstrap(second, place):
+    root, uri, _ = place
+    record = second[2]
+    assert record["outcome"] == "promoted" and alias_of(uri, "champion") == "2"
+    tags = version(uri, "2").tags
+    low, high = json.loads(tags["retrain_interval"])
+    assert 0 < low <= float(tags["retrain_gain"]) <= high and tags["retrain_compared_with"] == "1"
+    assert "clears the margin 0" in tags["retrain_reasons"]
+    assert version(uri, "1").tags["replaced_by"] == "2"
+    top = parent(uri, record["run_key"])
+    roles = sorted(
+        r.data.tags.get("role", "") for r in children(uri, top.info.run_id) if r.data.tags["task"] == "evaluate"
+    )
+    assert roles == ["candidate", "champion-v1"]
+    view = root / "dataset" / "retrain" / "views" / record["run_key"]
+    assert top.data.metrics["new_images"] >= 2 and (view / "ref_captions.json").is_file()
+
+
+@pytest.fixture(scope="module")
+def third(second, place):
+    root, _, common = place
+    arrive(root, "2026-11-22", 23, images=6)
+    weakened = ["--set", "retrain.finetune_steps=4", "--set", "train.lr=1.0"]  # destroys what the champion knew
+    weakened += ["--set", "retrain.test_images=8"]
+    assert retrain([*common, *weakened]) == 0
+    return last(root)
+
+
+def test_a_weakened_candidate_is_registered_but_the_champion_stays(third, place):
+    _, uri, _ = place
+    assert third["outcome"] == "kept_champion" and third["registered_version"] == "3"
+    assert alias_of(uri, "champion") == "2" and alias_of(uri, "challenger") == "3"
+    tags = version(uri, "3").tags
+    assert tags["retrain_decision"] == "keep_champion" and float(tags["retrain_gain"]) < 0
+    assert "does not clear the margin 0" in tags["retrain_reasons"]
+    assert parent(uri, third["run_key"]).data.tags["retrain_outcome"] == "kept_champion"
+
+
+@pytest.fixture(scope="module")
+def corrupted(third, place):
+    root, _, _ = place
+    partition = root / "crawls" / "crawl_date=2026-11-23"
+    partition.mkdir(parents=True)
+    (partition / "products.jsonl").write_text("{not json\n" * 6 + '{"product_id": "x"}\n')
+    (partition / "_SUCCESS").write_text("")
+    return partition
+
+
+def test_a_corrupted_partition_fails_the_data_gate_and_trains_nothing(corrupted, place, capsys):
+    root, uri, common = place
+    current, models = dataset_version(str(root / "dataset")), alias_of(uri, "champion")
+    trainings = len(runs(uri, "tags.task = 'finetune'"))
+    assert retrain(common) == 3
+    err = capsys.readouterr().err
+    assert "error: the data gate failed for crawl_date=2026-11-23 (attempts: crawl_date=2026-11-23 1x)" in err
+    assert "0 new usable images, fewer than 2" in err and "rejection rate 1.00 above 0.50" in err
+    record = last(root)
+    top = parent(uri, record["run_key"])
+    assert top.data.tags["retrain_outcome"] == "data_gate_failed" and top.info.status == "FINISHED"
+    assert [r.data.tags["task"] for r in children(uri, top.info.run_id)] == ["ingest"]
+    assert len(runs(uri, "tags.task = 'finetune'")) == trainings and alias_of(uri, "champion") == models
+    assert dataset_version(str(root / "dataset")) == current
+
+
+def test_a_partition_failing_three_times_waits_for_a_person_and_the_lock_is_respected(corrupted, place, capsys):
+    root, _, common = place
+    attempts = root / "dataset" / ATTEMPTS_FILE
+    assert retrain(common) == 3 and retrain(common) == 3
+    assert json.loads(attempts.read_text())["crawl_date=2026-11-23"]["attempts"] == 3
+    capsys.readouterr()
+    assert retrain(common) == 0  # parked: not retried forever
+    assert "crawl_date=2026-11-23: failed the data gate 3 times" in capsys.readouterr().out
+    held = acquire(str(root / "dataset" / LOCK_FILE), lease_s=60, purpose="a retrain already running")
+    try:
+        assert retrain([*common, "--retry", "crawl_date=2026-11-23"]) == 75
+        assert "another retrain holds" in capsys.readouterr().err
+    finally:
+        held.release()
+    assert json.loads(attempts.read_text())["crawl_date=2026-11-23"]["attempts"] == 3  # nothing done under 75
+    assert retrain([*common, "--retry", "crawl_date=2026-11-23"]) == 3
+    assert json.loads(attempts.read_text())["crawl_date=2026-11-23"]["attempts"] == 1
+    shutil.rmtree(corrupted)
