@@ -166,6 +166,7 @@ class Retrain:
         self.dataset = job.data.dataset
         self.client = MlflowClient(job.tracking.tracking_uri)
         self.name = job.tracking.registered_model
+        self.scoring_mode = "char"  # set by each evaluation from the model's tokenizer
 
     def run(self) -> RetrainOutcome:
         with self.parent_run():
@@ -335,11 +336,11 @@ class Retrain:
         champion = self.evaluate(
             ModelSource.parse(f"models:/{self.name}/{holder.version}"), f"champion-v{holder.version}"
         )
-        limits, mode = self.job.retrain, "char" if candidate.rows and _is_chinese(candidate) else "word"
+        limits = self.job.retrain
         gain = paired_gain(
             candidate.rows,
             champion.rows,
-            mode,
+            self.scoring_mode,
             samples=limits.bootstrap_samples,
             confidence=limits.confidence,
             seed=self.job.train.seed,
@@ -351,6 +352,7 @@ class Retrain:
         checkpoint = load_checkpoint(
             source.checkpoint_folder(self.job.tracking.tracking_uri), with_training_state=False
         )
+        self.scoring_mode = checkpoint.tokenizer.mode  # characters or words, as the evaluation scored them
         return evaluate_and_log(
             self.job,
             checkpoint,
@@ -409,8 +411,3 @@ def _number(version: ModelVersion | None) -> str | None:
 
 def _metrics(evaluated: Evaluated) -> dict[str, float]:
     return {name: metric_value(evaluated.report, name) for name in COMPARED}
-
-
-def _is_chinese(evaluated: Evaluated) -> bool:
-    """Whether the references are scored on characters (any CJK in them), as the evaluation did."""
-    return any("\u4e00" <= ch <= "\u9fff" for row in evaluated.rows[:50] for ch in str(row["reference"]))

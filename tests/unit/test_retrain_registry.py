@@ -50,6 +50,7 @@ class StandInRetrain(Retrain):
 
     def evaluate(self, source, role):
         self.evaluated.append(role)
+        self.scoring_mode = "char"
         if self.move_on is not None and role == f"champion-v{self.move_on[0]}":
             self.client.set_registered_model_alias(self.name, "champion", self.move_on[1])
             self.move_on = None
