@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TypeVar
 
 from components.errors import CapOnImageError
+from components.redaction import RedactingFilter, redact
 
 T = TypeVar("T")
 
@@ -31,6 +32,9 @@ def setup_logging(level: int = logging.INFO) -> None:
     """Log lines with time and source; off a terminal, no progress bars (a log file would keep every
     redraw): MLflow's transfer bars go, and ``on_terminal()`` tells the others."""
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:  # credentials in a logged URI never reach the log
+        if not any(isinstance(f, RedactingFilter) for f in handler.filters):
+            handler.addFilter(RedactingFilter())
     if not on_terminal():
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
@@ -46,7 +50,7 @@ def run(main: Callable[[list[str] | None], int | None], argv: list[str] | None =
     try:
         code = main(argv)
     except CapOnImageError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {redact(str(err))}", file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

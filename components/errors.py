@@ -92,3 +92,7 @@ class RetrainLocked(CapOnImageError):
 
 class RetrainError(CapOnImageError):
     """A retrain that cannot go on as asked (e.g. it lost its lock, or a pending partition vanished)."""
+
+
+class TrainingDiverged(CapOnImageError):
+    """A training run whose loss became NaN or infinite: stopped, its MLflow run marked FAILED."""

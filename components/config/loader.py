@@ -19,6 +19,7 @@ from components import storage
 from components.config.job import JobConfig
 from components.config.yaml import read_yaml, read_yaml_file
 from components.errors import ConfigError
+from components.redaction import redact
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +131,7 @@ def _warn_if_temporary(key: str, location: str, what: str) -> None:
             "%s is %s, inside this job's temporary working directory: %s are lost when the cluster goes. "
             "Give an absolute path or a URI (for MLflow, MLFLOW_TRACKING_URI or --set tracking.tracking_uri=...).",
             key,
-            storage.redact(location),
+            redact(location),
             what,
         )
 
@@ -138,4 +139,4 @@ def _warn_if_temporary(key: str, location: str, what: str) -> None:
 def config_yaml(job: JobConfig) -> str:
     """The resolved configuration as YAML (``--print-config``), credentials in URIs redacted."""
     text = yaml.safe_dump(job.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
-    return storage.redact(text)
+    return redact(text)

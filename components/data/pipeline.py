@@ -21,33 +21,38 @@ from components.data.encoding import EncodeSpec, empty_rows, encode_record
 from components.data.images import open_image
 from components.data.index import read_index
 from components.data.rejection import RecordRejected
-from components.data.release import CAPTIONS_FILE, IMAGES_DIR, ImageRecord, parse_record_value
+from components.data.release import CAPTIONS_FILE, IMAGES_DIR, ImageRecord, first_listings, parse_record_value
 from components.data.tokenizer import Tokenizer
 from components.errors import DatasetFormatError
 
 log = logging.getLogger(__name__)
 
 
+class RejectionTally:
+    """Skipped records by reason across every decoding actor (as a Ray actor, ``make_tally``), each
+    record once: every epoch reads a bad record again, and it is still one bad record."""
+
+    def __init__(self):
+        self.counts: dict[str, int] = {}
+        self.examples: list[str] = []
+        self.seen: set[str] = set()
+
+    def add(self, reason: str, message: str) -> None:
+        if message in self.seen:
+            return
+        self.seen.add(message)
+        self.counts[reason] = self.counts.get(reason, 0) + 1
+        if len(self.examples) < 20:
+            self.examples.append(message)
+
+    def report(self) -> dict[str, Any]:
+        return {"counts": dict(self.counts), "examples": list(self.examples)}
+
+
 def _tally_class():
     import ray
 
-    @ray.remote(num_cpus=0)
-    class RejectionTally:
-        """Counts skipped records by reason across every decoding actor."""
-
-        def __init__(self):
-            self.counts: dict[str, int] = {}
-            self.examples: list[str] = []
-
-        def add(self, reason: str, message: str) -> None:
-            self.counts[reason] = self.counts.get(reason, 0) + 1
-            if len(self.examples) < 20:
-                self.examples.append(message)
-
-        def report(self) -> dict[str, Any]:
-            return {"counts": dict(self.counts), "examples": list(self.examples)}
-
-    return RejectionTally
+    return ray.remote(num_cpus=0)(RejectionTally)
 
 
 def make_tally(name: str | None = None):
@@ -112,6 +117,14 @@ def build_dataset(
     import ray
 
     index = read_index(dataset, split, limit) if index is None else index
+    ids, repeated = first_listings([row["image_id"] for row in index])
+    if repeated:
+        first = {row["image_id"]: row for row in reversed(index)}
+        index = [first[image_id] for image_id in ids]
+        for image_id in repeated:
+            if tally is not None:
+                tally.add.remote("duplicate_id", f"{image_id}: listed again in the {split} split; the first is kept")
+        log.warning("%d ids listed twice in the %s split of %s: each is read once", len(repeated), split, dataset)
     if not index:
         raise DatasetFormatError(f"{dataset}: the '{split}' split is empty")
     blocks = max(1, min(len(index) // batch_size, 200))

@@ -15,6 +15,7 @@ from components.errors import DatasetError
 
 REASONS = (
     "missing_record",  # listed in a split file, absent from ref_captions.json
+    "duplicate_id",  # listed again in the same split file (the first is kept)
     "missing_key",
     "bad_type",
     "length_mismatch",

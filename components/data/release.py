@@ -224,6 +224,17 @@ def load_captions_file(root: Path) -> dict[str, Any]:
     return data
 
 
+def first_listings(ids: list[str]) -> tuple[list[str], list[str]]:
+    """(each id once, in order of its first listing; the ids listed again): a split file that names
+    an image twice trains and counts it once."""
+    seen: set[str] = set()
+    unique, repeated = [], []
+    for image_id in ids:
+        (repeated if image_id in seen else unique).append(image_id)
+        seen.add(image_id)
+    return unique, repeated
+
+
 def split_ids(root: str | Path, split: str) -> list[str]:
     if split not in SPLIT_FILES:
         raise DatasetFormatError(f"unknown split '{split}'; expected one of {', '.join(SPLIT_FILES)}")
@@ -261,6 +272,14 @@ def check_records(
 ) -> ReadResult:
     """Records of ``ids`` from loaded ``ref_captions.json`` data: the good ones plus a rejection each."""
     result = ReadResult()
+    ids, repeated = first_listings(list(ids))
+    for image_id in repeated:
+        rejection = Rejection(
+            image_id, "split file", "duplicate_id", "listed again in the split file; the first is kept"
+        )
+        if strict:
+            raise rejection.error()
+        result.rejections.append(rejection)
     for item in iter_checked(data, ids, images_root, workers=workers):
         if isinstance(item, Rejection):
             if strict:

@@ -34,6 +34,7 @@ from components.data.versions import images_folder, timestamp, write_version
 from components.errors import DataGateFailed, RetrainError
 from components.evaluation.tracked import Evaluated, evaluate_and_log, metric_value
 from components.model.checkpoint import load_checkpoint
+from components.redaction import redact
 from components.retraining.comparison import COMPARED, Decision, comparison_figure, decide, paired_gain
 from components.retraining.gate import data_figures, gate_reasons
 from components.retraining.lock import Lock, hold_lock
@@ -62,7 +63,6 @@ from components.serving.registry import (
     set_alias,
     versions_tagged,
 )
-from components.storage import redact
 from components.tracking.runs import ensure_experiment, log_dataset, log_figure, start_run
 from components.tracking.sources import ModelSource, logged_model_uri
 from components.training.ingestion import ingest_planned

@@ -27,6 +27,7 @@ from urllib.parse import urlparse
 
 from components import storage
 from components.errors import ConfigError, RetrainLocked
+from components.redaction import redact
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +157,7 @@ def lock_store(location: str) -> LocalLockFile | S3LockObject:
         return LocalLockFile(location)
     if location.startswith("s3://"):
         return S3LockObject(location)
-    raise ConfigError("data.dataset", f"a retrain lock needs a local path or s3:// (got {storage.redact(location)})")
+    raise ConfigError("data.dataset", f"a retrain lock needs a local path or s3:// (got {redact(location)})")
 
 
 # -- the lock ----------------------------------------------------------------------------------------
@@ -215,14 +216,14 @@ def acquire(location: str, lease_s: float, purpose: str) -> Lock:
     if token is None:
         found = _read_holder(store)
         if found is not None and not found[0].stale(lease_s):
-            raise RetrainLocked(f"another retrain holds {storage.redact(location)}: {found[0].text()}; try again later")
+            raise RetrainLocked(f"another retrain holds {redact(location)}: {found[0].text()}; try again later")
         if found is not None:
             log.warning("taking over a stale retrain lock: %s", found[0].text())
             token = store.swap(_encode(holder), found[1])
         else:
             token = store.create(_encode(holder))
         if token is None:
-            raise RetrainLocked(f"another retrain took {storage.redact(location)} at the same moment; try again later")
+            raise RetrainLocked(f"another retrain took {redact(location)} at the same moment; try again later")
     return Lock(store, holder, token, lease_s)
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import posixpath
-import re
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,13 +16,6 @@ from pathlib import Path
 from pyarrow import fs
 
 from components.errors import UnsafePathError
-
-_URI_CREDENTIALS = re.compile(r"(\w[\w+.-]*://)[^/@\s]+@")
-
-
-def redact(text: str) -> str:
-    """Credentials inside URIs (``scheme://user:password@host``) never reach a log or a tracking store."""
-    return _URI_CREDENTIALS.sub(r"\1***@", text)
 
 
 def is_uri(location: str) -> bool:
@@ -42,7 +34,10 @@ def join(location: str, *parts: str) -> str:
 
 
 def safe_join(location: str, relative: str) -> str:
-    """``location/relative``, refusing a ``relative`` that climbs out (``..``, absolute paths, symlinks)."""
+    """``location/relative``, refusing a ``relative`` that climbs out (``..``, absolute paths, symlinks)
+    or that no filesystem can name (a NUL byte, an unpaired surrogate)."""
+    if "\x00" in relative or _unencodable(relative):
+        raise UnsafePathError(f"{relative!r} holds a NUL byte or a character that is not valid UTF-8")
     if not is_uri(location):
         base = Path(location.removeprefix("file://")).resolve()
         target = (base / relative).resolve()
@@ -53,6 +48,14 @@ def safe_join(location: str, relative: str) -> str:
     if normal.startswith(("/", "..")) or "/../" in f"/{normal}/":
         raise UnsafePathError(f"'{relative}' escapes the dataset root {location}")
     return posixpath.join(location, normal)
+
+
+def _unencodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def exists(location: str) -> bool:

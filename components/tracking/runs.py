@@ -27,7 +27,7 @@ from mlflow.tracking import MlflowClient
 from components.config import JobConfig
 from components.errors import ConfigError
 from components.model.checkpoint import CHECKPOINT_ARTIFACT, inference_files
-from components.storage import redact
+from components.redaction import redact
 from components.tracking.callback import checkpoint_uri
 
 log = logging.getLogger(__name__)
@@ -186,7 +186,7 @@ def log_skipped_records(rejections: dict[str, Any]) -> None:
     for reason, count in counts.items():
         mlflow.log_metric(f"skipped_{reason}", float(count))
     if rejections.get("examples"):
-        mlflow.log_text("\n".join(rejections["examples"]), "skipped_records.txt")
+        mlflow.log_text(redact("\n".join(rejections["examples"])), "skipped_records.txt")
 
 
 def metric_history_figure(run_id: str, keys: Iterable[str], ylabel: str, title: str):

@@ -29,7 +29,7 @@ from components import storage
 from components.config import TrackingSection
 from components.errors import ConfigError
 from components.model.checkpoint import CHECKPOINT_ARTIFACT
-from components.storage import redact
+from components.redaction import redact
 from components.tracking.runs import latest_run_id
 
 RUN_ID = re.compile(r"^[0-9a-f]{32}$")

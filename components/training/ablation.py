@@ -19,7 +19,7 @@ from components.errors import ConfigError
 from components.evaluation.ablation import Variant, markdown, results_from_metrics, run_metric_key
 from components.evaluation.predict import predict_split
 from components.evaluation.report import evaluate_rows
-from components.storage import redact
+from components.redaction import redact
 from components.tracking.runs import new_run_name
 from components.training.tracked import tracked_fit
 

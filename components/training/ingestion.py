@@ -14,7 +14,7 @@ from components.data.boxes import Box
 from components.data.images import open_image
 from components.data.ingest import IngestResult, Plan, plan_ingest, run_ingest, version_table
 from components.data.preview import ocr_tile, sheet_of
-from components.storage import redact
+from components.redaction import redact
 from components.tracking.runs import finish_run, log_dataset, new_run_name, start_run
 
 

@@ -28,7 +28,7 @@ from components.model.batches import ImageCaptions, collate
 from components.model.build import build_model
 from components.model.capon import ModelBatch
 from components.model.checkpoint import load_checkpoint, save_checkpoint
-from components.training.runner import StepRunner, prepare_for_tasks, unwrap
+from components.training.runner import StepRunner, check_finite, prepare_for_tasks, unwrap
 from components.training.validation import validate
 
 log = logging.getLogger("caponimage.train")
@@ -143,7 +143,9 @@ def train_loop_per_worker(config: dict) -> None:
         if train.fail_at_step == step and restored is None and rank == 0:
             raise InjectedFailure(f"injected failure at step {step} (train.fail_at_step)")
         batch, images = next(batches)
-        window.add(runner.train_step(step, batch.to(device), images))
+        step_metrics = runner.train_step(step, batch.to(device), images)
+        check_finite(step_metrics, step, train.lr)
+        window.add(step_metrics)
         report = step % train.log_every == 0 or step == train.steps
         validate_now = step % train.val_every == 0 or step == train.steps
         save_now = step % train.checkpoint_every == 0 or step == train.steps

@@ -7,6 +7,7 @@ is known.
 
 from __future__ import annotations
 
+import math
 import random
 from collections import deque
 from contextlib import nullcontext
@@ -117,3 +118,18 @@ class StepRunner:
         metrics[f"loss_{task}"] = float(loss.detach())
         metrics["lr"] = self.optimizer.param_groups[0]["lr"]
         return metrics
+
+
+class NonFiniteLoss(RuntimeError):
+    """A loss that became NaN or infinite: no later step can recover from it."""
+
+
+def check_finite(metrics: dict[str, float], step: int, lr: float) -> None:
+    """``NonFiniteLoss`` naming the step and the losses when any loss of a step is NaN or infinite."""
+    bad = {k: v for k, v in metrics.items() if k.startswith("loss_") and not math.isfinite(v)}
+    if bad:
+        losses = ", ".join(f"{k} = {v}" for k, v in bad.items())
+        raise NonFiniteLoss(
+            f"{losses} at step {step}: training stopped (lower train.lr, now {lr:g}, or check the data); "
+            "the checkpoints before this step are intact"
+        )

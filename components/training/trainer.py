@@ -15,8 +15,10 @@ from components.config import JobConfig
 from components.data.encoding import EncodeSpec
 from components.data.pipeline import build_dataset, make_tally
 from components.data.tokenizer import Tokenizer
+from components.errors import TrainingDiverged
 from components.tracking.callback import MlflowReportCallback
 from components.training.loop import train_loop_per_worker
+from components.training.runner import NonFiniteLoss
 
 
 def fit(
@@ -68,9 +70,23 @@ def fit(
     try:
         result = trainer.fit()
         rejections = ray.get(tally.report.remote())
+    except ray.train.TrainingFailedError as err:
+        typed = diverged(err)
+        if typed is None:
+            raise
+        raise typed from err
     finally:  # also after a failed fit: a later fit of this run name (a resume) gets a live tally of its own
         ray.kill(tally)
     return result, rejections
+
+
+def diverged(err: Exception) -> TrainingDiverged | None:
+    """A worker's ``NonFiniteLoss`` as the typed error a flow reports in one line (else None)."""
+    for failure in getattr(err, "worker_failures", {}).values():
+        if isinstance(failure, NonFiniteLoss) or "NonFiniteLoss" in str(failure):
+            text = str(failure).strip().splitlines()[-1]
+            return TrainingDiverged(text.split("NonFiniteLoss: ", 1)[-1])
+    return None
 
 
 def _data_config(preserve_order: bool) -> DataConfig:

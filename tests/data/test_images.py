@@ -27,6 +27,8 @@ def test_a_good_image_opens_with_its_bytes_and_location(root):
     [
         ("../outside.png", "unsafe_path"),
         ("/etc/hostname", "unsafe_path"),
+        ("nul\x00byte.png", "unsafe_path"),  # no filesystem can name it
+        ("lone\ud800surrogate.png", "unsafe_path"),
         ("absent.png", "missing_image"),
         ("folder.png", "missing_image"),
         ("bad.png", "corrupt_image"),

@@ -6,8 +6,10 @@ import pytest
 from PIL import Image
 
 from components.data.boxes import Box
+from components.data.pipeline import RejectionTally
 from components.data.release import (
     ImageRecord,
+    first_listings,
     read_names,
     read_release,
     save_image,
@@ -41,10 +43,12 @@ PIXEL_TWIN = {
 
 def write_folder(root, data, names=("1001",), image_size=(WIDTH, HEIGHT)):
     root.mkdir(parents=True, exist_ok=True)
-    (root / "ref_captions.json").write_text(json.dumps(data, ensure_ascii=False), "utf-8")
+    (root / "ref_captions.json").write_text(json.dumps(data), "utf-8")  # \u escapes: any id survives
     np.save(root / "trn_names.npy", np.array(list(names)))  # a plain unicode array, as released
     (root / "images").mkdir(exist_ok=True)
     for image_id in data:
+        if "\x00" in image_id or "\ud800" in image_id:
+            continue  # no file can have this name
         Image.new("RGB", image_size, (200, 200, 200)).save(root / "images" / f"{image_id}.png")
     return root
 
@@ -147,8 +151,9 @@ def test_each_record_rejection_names_field_and_reason(tmp_path, name, value, fie
 
 
 def test_image_rejections_missing_corrupt_unsafe_and_unlisted(tmp_path):
-    data = {"ok": good(), "gone": good(), "broken": good(), "../escape": good()}
-    root = write_folder(tmp_path / "ds", data, names=("ok", "gone", "broken", "../escape", "not_there"))
+    data = {"ok": good(), "gone": good(), "broken": good(), "../escape": good(), "nul\x00id": good(), "x\ud800": good()}
+    names = ("ok", "gone", "broken", "../escape", "not_there", "nul\x00id", "x\ud800")
+    root = write_folder(tmp_path / "ds", data, names=names)
     (root / "images" / "gone.png").unlink()
     (root / "images" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
     Image.new("RGB", (10, 10)).save(tmp_path / "escape.png")  # exists, but outside the images root
@@ -159,9 +164,11 @@ def test_image_rejections_missing_corrupt_unsafe_and_unlisted(tmp_path):
         "gone": ("image", "missing_image"),
         "broken": ("image", "corrupt_image"),
         "../escape": ("image", "unsafe_path"),
+        "nul\x00id": ("image", "unsafe_path"),
+        "x\ud800": ("image", "unsafe_path"),
         "not_there": ("ref_captions.json", "missing_record"),
     }
-    assert result.rejection_counts() == {"corrupt_image": 1, "missing_image": 1, "missing_record": 1, "unsafe_path": 1}
+    assert result.rejection_counts() == {"corrupt_image": 1, "missing_image": 1, "missing_record": 1, "unsafe_path": 3}
 
 
 def test_pixel_boxes_without_images_are_rejected_not_misread(tmp_path):
@@ -186,3 +193,25 @@ def test_folder_level_errors(tmp_path):
     (tmp_path / "ref_captions.json").write_text("{}", "utf-8")
     with pytest.raises(DatasetFormatError, match="no val_names.npy"):
         read_release(tmp_path, "val")
+
+
+def test_an_id_listed_twice_is_read_once_and_flagged(tmp_path):
+    root = write_folder(tmp_path / "ds", {"a": good(), "b": good()}, names=("a", "b", "a", "a"))
+    result = read_release(root, "train")
+    assert [r.image_id for r in result.records] == ["a", "b"]
+    assert [(r.image_id, r.field, r.reason) for r in result.rejections] == [
+        ("a", "split file", "duplicate_id"),
+        ("a", "split file", "duplicate_id"),
+    ]
+    with pytest.raises(DatasetError, match="image 'a', field 'split file': duplicate_id"):
+        read_release(root, "train", strict=True)
+    assert first_listings(["x", "y", "x", "z", "y"]) == (["x", "y", "z"], ["x", "y"])
+
+
+def test_a_bad_record_counts_once_however_many_epochs_read_it():
+    tally = RejectionTally()
+    for _ in range(3):  # three epochs over the same two bad records
+        tally.add("missing_image", "image 'a', field 'image': missing_image")
+        tally.add("corrupt_image", "image 'b', field 'image': corrupt_image")
+    report = tally.report()
+    assert report["counts"] == {"missing_image": 1, "corrupt_image": 1} and len(report["examples"]) == 2

@@ -182,3 +182,27 @@ def test_scores_read_the_raw_references_not_captions_rebuilt_from_token_ids(tiny
     rebuilt = {key: prediction for key, prediction, _ in pairs}
     assert caption_scores(references, rebuilt, tokenizer.mode, meteor=False)["BLEU@4"] < 100.0
     assert list(empty_rows(EncodeSpec(grid=2))["references"]) == []
+
+
+def test_a_non_finite_loss_stops_training_naming_the_step():
+    from components.errors import TrainingDiverged
+    from components.training.runner import NonFiniteLoss, check_finite
+    from components.training.trainer import diverged
+
+    check_finite({"loss_generation": 2.5, "boxes": 10.0}, 7, 1e-3)  # finite: nothing happens
+    with pytest.raises(
+        NonFiniteLoss, match=r"loss_generation = nan at step 7: training stopped \(lower train.lr, now 0.001"
+    ):
+        check_finite({"loss_generation": float("nan"), "boxes": 10.0}, 7, 1e-3)
+    with pytest.raises(NonFiniteLoss, match="loss_matching = inf at step 9"):
+        check_finite({"loss_matching": float("inf")}, 9, 1e-3)
+    try:
+        check_finite({"loss_generation": float("nan")}, 7, 1e-3)
+    except NonFiniteLoss as failure:
+
+        class WorkerGroupError(Exception):  # what Ray Train raises on the driver: failures by rank
+            worker_failures = {0: failure}
+
+        typed = diverged(WorkerGroupError())
+    assert isinstance(typed, TrainingDiverged) and str(typed).startswith("loss_generation = nan at step 7")
+    assert diverged(RuntimeError("something else")) is None

@@ -10,13 +10,15 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 PACKAGE = REPO / "components"
-# Bottom up. errors and cli: typed errors and the one place that turns them into exit codes. storage:
+# Bottom up. errors and cli: typed errors and the one place that turns them into exit codes; redaction:
+# credentials out of every message and log line. storage:
 # paths and URIs. config: every section, presets, the --set loader (it reads files through storage).
 # cluster: Ray up. Then the data contract, the model and its I/O, the MLflow adapter, evaluation,
 # training, serving, and retraining, which runs all of them in turn. Flows sit on top of all of it.
 FLOORS = {
     "errors": 0,
     "cli": 0,
+    "redaction": 0,
     "storage": 1,
     "config": 2,
     "cluster": 3,

@@ -4,7 +4,7 @@ import pytest
 
 from components.config import TrackingSection
 from components.errors import ConfigError
-from components.storage import redact
+from components.redaction import redact
 from components.tracking.sources import ModelSource
 
 RUN = "0123456789abcdef0123456789abcdef"
@@ -55,10 +55,29 @@ def test_a_run_without_a_checkpoint_is_a_config_error(tmp_path):
         ModelSource.parse(run_id).checkpoint_folder(uri)
 
 
-def test_credentials_in_uris_are_redacted_before_logging():
-    assert redact("http://alice:s3cret@mlflow.internal:5000") == "http://***@mlflow.internal:5000"
-    assert redact("postgresql+psycopg2://u:p@db/mlflow") == "postgresql+psycopg2://***@db/mlflow"
-    assert redact("s3://bucket/path") == "s3://bucket/path" and redact("sqlite:////tmp/m.db") == "sqlite:////tmp/m.db"
+@pytest.mark.parametrize(
+    "text,redacted",
+    [
+        ("http://alice:s3cret@mlflow.internal:5000", "http://***@mlflow.internal:5000"),
+        ("postgresql+psycopg2://u:p@db/mlflow", "postgresql+psycopg2://***@db/mlflow"),
+        ("s3://u:p@w@host/x", "s3://***@host/x"),  # a password holding "@"
+        ("http://u:pa/ss@h/x", "http://***@h/x"),  # a password holding "/"
+        ("https://h/x?token=abc&y=1", "https://h/x?token=***&y=1"),
+        (
+            "https://b.s3.amazonaws.com/k?X-Amz-Credential=AKIA&X-Amz-Date=20261123&X-Amz-Signature=9f",
+            "https://b.s3.amazonaws.com/k?X-Amz-Credential=***&X-Amz-Date=20261123&X-Amz-Signature=***",
+        ),
+        (
+            "--set data.dataset=s3://k:s@b/ds and http://h?api_key=z",
+            "--set data.dataset=s3://***@b/ds and http://h?api_key=***",
+        ),
+        ("s3://bucket/path", "s3://bucket/path"),
+        ("sqlite:////tmp/m.db", "sqlite:////tmp/m.db"),
+        ("s3://bucket/user@example/file.png", "s3://bucket/user@example/file.png"),  # "@" in a path is not a secret
+    ],
+)
+def test_credentials_in_uris_are_redacted_before_logging(text, redacted):
+    assert redact(text) == redacted
 
 
 def test_an_empty_registry_says_what_to_run(tmp_path):
@@ -71,3 +90,43 @@ def test_an_empty_registry_says_what_to_run(tmp_path):
     ):
         with pytest.raises(ConfigError, match="model': no model is registered as 'caponimage' at sqlite.*make run"):
             load()
+
+
+def test_errors_and_log_lines_never_show_credentials(capsys, caplog):
+    import logging
+
+    from components.cli import run
+    from components.errors import ConfigError
+
+    def failing(argv):
+        logging.getLogger("components.test").warning("reading %s", "s3://key:secret@bucket/ds?X-Amz-Signature=abc")
+        raise ConfigError("data.dataset", "s3://key:secret@bucket/ds is not a dataset folder")
+
+    assert run(failing, []) == 2
+    err = capsys.readouterr().err
+    assert "secret" not in err and "abc" not in err
+    assert "reading s3://***@bucket/ds?X-Amz-Signature=***" in caplog.text and "secret" not in caplog.text
+    assert "error: config key 'data.dataset': s3://***@bucket/ds is not a dataset folder" in err
+
+
+def test_steps_trained_again_after_a_restart_are_logged_once(tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    from components.tracking.callback import MlflowReportCallback
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    run_id = client.create_run(client.create_experiment("callback", str(tmp_path / "a"))).info.run_id
+    callback = MlflowReportCallback(uri, run_id)
+    for step, loss in [(2, 5.0), (4, 4.0), (6, 3.0), (8, 2.5), (8, 2.4), (10, 2.0)]:  # a restart from step 6
+        callback.after_report(
+            None, [{"step": step, "loss_generation": loss, "resumed_from": 6.0 if loss < 2.5 else 0}], None
+        )
+    history = [(m.step, m.value) for m in client.get_metric_history(run_id, "loss_generation")]
+    assert sorted(history) == [(2, 5.0), (4, 4.0), (6, 3.0), (8, 2.5), (10, 2.0)]
+    assert client.get_run(run_id).data.tags["resumed_from_step"] == "6"
+    again = MlflowReportCallback(uri, run_id)  # a later fit continuing the same run reads what it has
+    again.after_report(None, [{"step": 10, "loss_generation": 9.0}], None)
+    again.after_report(None, [{"step": 12, "loss_generation": 1.5}], None)
+    history = sorted((m.step, m.value) for m in client.get_metric_history(run_id, "loss_generation"))
+    assert history[-2:] == [(10, 2.0), (12, 1.5)]
