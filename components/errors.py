@@ -96,3 +96,9 @@ class RetrainError(CapOnImageError):
 
 class TrainingDiverged(CapOnImageError):
     """A training run whose loss became NaN or infinite: stopped, its MLflow run marked FAILED."""
+
+
+class CheckpointRefused(CapOnImageError):
+    """A model given as a checkpoint that is not one, or whose files hold more than weights."""
+
+    exit_code = 2

@@ -26,6 +26,7 @@ REASONS = (
     "missing_image",
     "corrupt_image",
     "oversized_image",  # more pixels than data.images.MAX_IMAGE_PIXELS
+    "too_many_boxes",  # a captioning request with more boxes than an image's encoding holds
 )
 
 

@@ -9,6 +9,7 @@ a model rebuilt from the config (serving, evaluation, fine-tuning) fits the weig
 from __future__ import annotations
 
 import json
+import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import torch
 
 from components.data.tokenizer import Tokenizer
+from components.errors import CheckpointRefused
 
 MODEL_FILE = "model.pt"
 STATE_FILE = "training.pt"  # optimiser, schedule and sampling state: for resuming only
@@ -74,12 +76,26 @@ class LoadedCheckpoint:
 
 
 def load_checkpoint(folder: str | Path, with_training_state: bool = True) -> LoadedCheckpoint:
+    """A checkpoint folder's weights, training state, config and vocabulary; ``CheckpointRefused``
+    for a folder that is not a checkpoint or whose files hold anything but tensors (nothing in them
+    is ever unpickled: ``torch.load(weights_only=True)``)."""
     folder = Path(folder)
-    if not (folder / MODEL_FILE).is_file():
-        raise FileNotFoundError(f"{folder} holds no {MODEL_FILE}: not a CapOnImage checkpoint")
-    model_state = torch.load(folder / MODEL_FILE, map_location="cpu", weights_only=True)
+    missing = [name for name in (MODEL_FILE, CONFIG_FILE) if not (folder / name).is_file()]
+    if missing:
+        raise CheckpointRefused(f"{folder} holds no {' and no '.join(missing)}: not a CapOnImage checkpoint")
+    model_state = _weights(folder / MODEL_FILE)
     training_state = None
     if with_training_state and (folder / STATE_FILE).is_file():
-        training_state = torch.load(folder / STATE_FILE, map_location="cpu", weights_only=True)
+        training_state = _weights(folder / STATE_FILE)
     job = _with_backbone_norm(json.loads((folder / CONFIG_FILE).read_text("utf-8")), model_state)
     return LoadedCheckpoint(model_state, training_state, job, Tokenizer.load(folder))
+
+
+def _weights(path: Path) -> dict:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        reason = str(err).strip().splitlines()[0]
+        raise CheckpointRefused(f"{path} was refused: it holds more than tensors ({reason})") from err
+    except (RuntimeError, EOFError) as err:  # not a torch file at all, or cut short
+        raise CheckpointRefused(f"{path} is not a readable torch file: {err}") from err

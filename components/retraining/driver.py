@@ -60,6 +60,7 @@ from components.serving.registry import (
     Score,
     add_version,
     champion_version,
+    hold_gate,
     set_alias,
     versions_tagged,
 )
@@ -296,26 +297,25 @@ class Retrain:
     # -- 5 and 6. compare, register, promote ----------------------------------------------------------
     def compare_and_register(self) -> None:
         candidate = self.evaluate(ModelSource.parse(self.pending.candidate_run_id), "candidate")
-        holder = champion_version(self.client, self.name)
-        for _ in range(MAX_ALIAS_CHECKS):
-            if self.already_promoted(holder):
-                self.advance("registered")
-                return
-            decision, champion = self.decide(candidate, holder)
-            version = self.register(candidate, decision)
-            now = champion_version(self.client, self.name)  # read again: a sweep may have moved it meanwhile
-            if _number(now) == _number(holder):
-                break
-            log.warning(
-                "champion moved from %s to %s meanwhile: comparing with the new one", _number(holder), _number(now)
-            )
-            holder = now
-        else:
-            raise RetrainError(f"the champion moved {MAX_ALIAS_CHECKS} times during the comparison; run again later")
-        if self.lock.lost:
-            raise RetrainError("another process took the retrain lock over; the champion was not moved")
-        alias = CHAMPION if decision.promote else CHALLENGER
-        set_alias(self.client, self.name, alias, version, replacing=holder)
+        with hold_gate(self.client, self.name):  # sweeps and fine-tunes register through the same gate
+            holder = champion_version(self.client, self.name)
+            for _ in range(MAX_ALIAS_CHECKS):
+                if self.already_promoted(holder):
+                    self.advance("registered")
+                    return
+                decision, champion = self.decide(candidate, holder)
+                version = self.register(candidate, decision)
+                now = champion_version(self.client, self.name)  # read again: a person may have moved it
+                if _number(now) == _number(holder):
+                    break
+                log.warning("champion moved from %s to %s meanwhile: comparing with it", _number(holder), _number(now))
+                holder = now
+            else:
+                raise RetrainError(f"the champion moved {MAX_ALIAS_CHECKS} times during the comparison; run again")
+            if self.lock.lost:
+                raise RetrainError("another process took the retrain lock over; the champion was not moved")
+            alias = CHAMPION if decision.promote else CHALLENGER
+            set_alias(self.client, self.name, alias, version, replacing=holder)
         mlflow.set_tags({**decision.tags(), "registered_version": version, "registered_alias": alias})
         log_figure(comparison_figure(_metrics(candidate), champion, decision), "retrain/comparison.png")
         self.pending.registered_version, self.pending.decision = version, decision.as_dict()

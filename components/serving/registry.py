@@ -5,13 +5,24 @@ its source run and its metrics as tags. The alias ``champion`` moves to a new ve
 beats the current champion on the same metric, split and data; otherwise the new version gets
 ``challenger``. A champion scored on something else is scored again on the new version's terms
 (``rescore``) before the comparison, so that the gate never compares two different measurements.
+
+The gate is one decision at a time (``hold_gate``): reading the champion, comparing and moving the
+alias happen while holding a lock in the registry itself, the only service every machine shares.
+Taking it creates the registered model ``<name>.gate-lock`` (the store refuses a second create: an
+atomic test-and-set on any MLflow backend), with its owner and expiry as tags; releasing deletes it;
+an expired one (its holder died) is deleted by the next taker.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Mapping
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 
 import mlflow
@@ -21,6 +32,7 @@ from mlflow.tracking import MlflowClient
 
 from components.config import JobConfig
 from components.data.index import dataset_version
+from components.errors import CapOnImageError
 from components.evaluation.report import EvaluationReport
 from components.evaluation.tracked import evaluate_and_log, metric_value
 from components.model.checkpoint import load_checkpoint
@@ -101,6 +113,54 @@ class Registration:
         return text + f" on {self.score.split}, data {self.score.data_version}, {self.score.images} images)"
 
 
+GATE_LOCK_SUFFIX = ".gate-lock"
+
+
+class GateBusy(CapOnImageError):
+    """Another registration held the champion gate for longer than this one would wait."""
+
+    exit_code = 75
+
+
+@contextmanager
+def hold_gate(
+    client: MlflowClient, name: str, *, lease_s: float = 3600.0, wait_s: float = 3600.0, poll_s: float = 0.5
+) -> Iterator[str]:
+    """The champion gate of ``name``, held (see the module's docstring); waits for another holder."""
+    lock, owner = f"{name}{GATE_LOCK_SUFFIX}", f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    deadline = time.time() + wait_s
+    while not _take(client, lock, owner, lease_s):
+        if time.time() > deadline:
+            raise GateBusy(f"the champion gate of '{name}' stayed held for {wait_s:.0f} s ({lock} exists)")
+        time.sleep(poll_s)
+    try:
+        yield owner
+    finally:
+        try:
+            client.delete_registered_model(lock)
+        except MlflowException:
+            log.warning("the gate lock %s was gone when released (its lease may have run out)", lock)
+
+
+def _take(client: MlflowClient, lock: str, owner: str, lease_s: float) -> bool:
+    tags = {"owner": owner, "expires": repr(time.time() + lease_s)}
+    try:
+        client.create_registered_model(lock, tags=tags, description="held while the champion gate decides")
+        return True
+    except MlflowException as err:
+        if err.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+    try:
+        held = client.get_registered_model(lock)
+    except MlflowException:
+        return False  # released meanwhile: try again
+    if float(held.tags.get("expires", "0")) < time.time():
+        log.warning("taking over the expired champion gate of %s (owner %s)", lock, held.tags.get("owner"))
+        with suppress(MlflowException):  # another taker may have deleted it first
+            client.delete_registered_model(lock)
+    return False
+
+
 def champion_version(client: MlflowClient, name: str) -> ModelVersion | None:
     try:
         return client.get_model_version_by_alias(name, CHAMPION)
@@ -123,12 +183,13 @@ def register(
     ``rescore(version)`` scores a champion whose recorded score is on other terms; without it such
     a champion stays (the new version becomes the challenger).
     """
-    champion = champion_version(client, name)
     version = add_version(client, name, model_uri, run_id=run_id, tags={**dict(tags), **score.tags()}, score=score)
-    before = _champion_score(client, name, champion, score, rescore) if champion is not None else None
-    wins = champion is None or (before is not None and score.beats(before))
-    alias = CHAMPION if wins else CHALLENGER
-    set_alias(client, name, alias, version.version, replacing=champion)
+    with hold_gate(client, name):  # read, compare and move as one decision
+        champion = champion_version(client, name)
+        before = _champion_score(client, name, champion, score, rescore) if champion is not None else None
+        wins = champion is None or (before is not None and score.beats(before))
+        alias = CHAMPION if wins else CHALLENGER
+        set_alias(client, name, alias, version.version, replacing=champion)
     registration = Registration(name, str(version.version), alias, score, before)
     log.info("%s", registration.summary())
     return registration

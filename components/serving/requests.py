@@ -23,6 +23,8 @@ from components.data.release import CAPTIONS_FILE, ImageRecord, parse_record_val
 from components.data.tokenizer import Tokenizer
 from components.errors import BoxError, ConfigError, DatasetError
 
+MAX_BOXES = EncodeSpec.max_boxes  # boxes one image's encoding holds
+
 
 class RequestError(DatasetError):
     """A captioning request that cannot be used: which request, which field, why."""
@@ -53,6 +55,13 @@ def request_record(
         raise RequestError(request_id, "info", "bad_type", f"expected a string, got {type(info).__name__}")
     if len(boxes) == 0:
         raise RequestError(request_id, "boxes", "no_captions", "a request needs at least one box")
+    if len(boxes) > MAX_BOXES:
+        raise RequestError(
+            request_id,
+            "boxes",
+            "too_many_boxes",
+            f"{len(boxes)} boxes; the model takes at most {MAX_BOXES}",
+        )
     raw = {}
     for name, values in (("boxes", boxes), ("mask_boxes", mask_boxes)):
         raw[name] = []
@@ -123,16 +132,19 @@ def file_request(root: str, line_number: int, line: str) -> dict[str, Any]:
     """One line of a requests file: ``{"image": path, "boxes": [...], "info": "...", "mask_boxes"?, "id"?}``;
     image paths are relative to the file's folder and may not leave it."""
     value = json_object(line, ("image", "boxes", "info"), f"line {line_number}")
-    opened = open_image(root, str(value["image"]))
     request_id = str(value.get("id", value["image"]))
+    try:
+        opened = open_image(root, str(value["image"]))
+    except RecordRejected as err:  # named by the request, not only by its line
+        raise RecordRejected(err.rejection_field, err.reason, f"request {request_id!r}: {err.detail}") from err
     try:
         boxes = [box_text(b) for b in value["boxes"]]
         mask = [box_text(b) for b in value.get("mask_boxes") or []]
         request_record(request_id, value["info"], boxes, mask, opened.image.size)
     except RequestError as err:
-        raise RecordRejected(err.field, err.reason, err.detail) from err
+        raise RecordRejected(err.field, err.reason, f"request {request_id!r}: {err.detail}") from err
     except Exception as err:  # a box that is neither a string nor four numbers
-        raise RecordRejected("boxes", "bad_box", str(err)) from err
+        raise RecordRejected("boxes", "bad_box", f"request {request_id!r}: {err}") from err
     return {
         "id": request_id,
         "source": opened.location,

@@ -24,7 +24,7 @@ from mlflow.data.meta_dataset import MetaDataset
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from components.config import JobConfig
+from components.config import JobConfig, TrackingSection
 from components.errors import ConfigError
 from components.model.checkpoint import CHECKPOINT_ARTIFACT, inference_files
 from components.redaction import redact
@@ -50,26 +50,37 @@ EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")  # the U
 
 
 def start_run(
-    job: JobConfig, run_name: str, parent_run_id: str | None = None, tags: dict[str, str] | None = None
+    job: JobConfig,
+    run_name: str,
+    parent_run_id: str | None = None,
+    tags: dict[str, str] | None = None,
+    resume_run_id: str | None = None,
 ) -> str:
     """Start the job's MLflow run (the active run of this process) with the resolved config.
 
     With a run already active (the ablation's parent) the new run is nested under it. The run's kind
     is its ``task`` tag (the job's task unless ``tags`` says otherwise, e.g. ``tune``).
+    ``resume_run_id`` continues that run instead (a resumed training): params it has keep their
+    values, and the ones that changed are named in the tag ``changed_on_resume``.
     """
     mlflow.set_tracking_uri(job.tracking.tracking_uri)
     mlflow.set_experiment(experiment_id=ensure_experiment(job.tracking.tracking_uri, job.tracking.experiment))
     tags = {"task": job.task, **(tags or {})}
+    before = MlflowClient(job.tracking.tracking_uri).get_run(resume_run_id).data.params if resume_run_id else {}
     run = mlflow.start_run(
-        run_name=run_name,
-        parent_run_id=parent_run_id,
+        run_id=resume_run_id,
+        run_name=None if resume_run_id else run_name,
+        parent_run_id=None if resume_run_id else parent_run_id,
         nested=mlflow.active_run() is not None,
         log_system_metrics=job.tracking.system_metrics,
         tags=tags,
     )
     unlogged = UNLOGGED_SECTIONS.get(tags["task"], DEFAULT_UNLOGGED)
-    params = {k: v for k, v in job.flat().items() if k.split(".")[0] not in unlogged}
-    mlflow.log_params({k: redact(str(v))[:500] for k, v in params.items()})
+    params = {k: redact(str(v))[:500] for k, v in job.flat().items() if k.split(".")[0] not in unlogged}
+    changed = sorted(k for k, v in params.items() if k in before and before[k] != v)
+    if changed:
+        mlflow.set_tag("changed_on_resume", ", ".join(changed)[:5000])
+    mlflow.log_params({k: v for k, v in params.items() if k not in changed})
     mlflow.log_text(redact(json.dumps(job.as_dict(), indent=2, default=list)), "config/job.json")
     return run.info.run_id
 
@@ -121,6 +132,22 @@ def finish_run(run_id: str) -> Iterator[dict[str, Any]]:
         line += f"; last checkpoint: {checkpoint_uri(result.checkpoint) if result.checkpoint else 'none'}"
     print(line)
     print(f"compare runs: mlflow ui --backend-store-uri {redact(mlflow.get_tracking_uri())}")
+
+
+def run_of_ray_run(tracking: TrackingSection, ray_run_name: str) -> tuple[str, str] | None:
+    """(run id, status) of the MLflow run that trained the Ray Train run ``ray_run_name`` before, if
+    any: a resumed training continues it (also one a killed driver left RUNNING)."""
+    client = MlflowClient(tracking.tracking_uri)
+    experiment = client.get_experiment_by_name(tracking.experiment)
+    if experiment is None:
+        return None
+    found = client.search_runs(
+        [experiment.experiment_id],
+        f"tags.ray_run_name = '{ray_run_name}'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    return (found[0].info.run_id, found[0].info.status) if found else None
 
 
 def latest_run_id(tracking_uri: str, experiment: str, task: str = "pretrain", key: str = "init_from") -> str:

@@ -6,18 +6,23 @@ checkpoint, the plots and the skipped records  ->  end the run FINISHED (or FAIL
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import ray
+from mlflow.tracking import MlflowClient
 
+from components import storage
 from components.cluster import init_ray
 from components.config import JobConfig
 from components.data.index import dataset_version
 from components.data.tokenizer import Tokenizer
+from components.errors import ConfigError
 from components.model.backbone import resolve_norm
-from components.model.checkpoint import load_checkpoint
+from components.model.checkpoint import CONFIG_FILE, load_checkpoint
 from components.tracking.runs import (
     finish_run,
     log_checkpoint,
@@ -26,11 +31,13 @@ from components.tracking.runs import (
     log_skipped_records,
     metric_history_figure,
     new_run_name,
+    run_of_ray_run,
     start_run,
 )
 from components.training.curriculum import level_probabilities
 from components.training.trainer import fit
 
+log = logging.getLogger(__name__)
 LOSSES = ("loss_generation", "loss_matching", "val_loss_generation")
 
 
@@ -73,7 +80,9 @@ def tracked_fit(
     """
     ray_run_name = ray_run_name or run_name
     job = with_resolved_backbone(job)
-    run_id = start_run(job, run_name, parent_run_id, tags={"ray_run_name": ray_run_name, **(tags or {})})
+    resumes = check_resumable(job, ray_run_name) is not None
+    tags = {"ray_run_name": ray_run_name, **(tags or {})}
+    run_id = start_run(job, run_name, parent_run_id, tags=tags, resume_run_id=earlier_run(job, ray_run_name, resumes))
     with finish_run(run_id) as outcome:
         log_dataset(job.data.dataset, dataset_version(job.data.dataset), "training")
         init_ray(job)
@@ -92,6 +101,51 @@ def with_resolved_backbone(job: JobConfig) -> JobConfig:
         return job
     norm = resolve_norm(job.model.backbone_norm, job.model.backbone, job.model.backbone_weights)
     return job.with_overrides(model={"backbone_norm": norm})
+
+
+RESUME_IRRELEVANT = ("backbone_weights",)  # where the initial weights came from: a resume has its own
+
+
+def check_resumable(job: JobConfig, ray_run_name: str) -> str | None:
+    """A run name with checkpoints resumes them (the latest one's name is returned): its model must
+    be the one they hold. Another shape is a ``ConfigError`` naming the keys that differ, before Ray
+    starts (not a ``state_dict`` error from every worker after it)."""
+    folder = storage.join(job.ray.storage_path, ray_run_name)
+    saved = sorted(e.name for e in storage.list_folder(folder) if e.is_folder and e.name.startswith("checkpoint_"))
+    if not saved:
+        return None
+    before = json.loads(storage.read_bytes(storage.join(folder, saved[-1], CONFIG_FILE))).get("model", {})
+    now = job.model.as_dict()
+    differ = [
+        f"model.{key}: {before.get(key)!r} in {saved[-1]}, {now.get(key)!r} now"
+        for key in sorted(set(before) | set(now))
+        if key not in RESUME_IRRELEVANT and before.get(key) != now.get(key)
+    ]
+    if differ:
+        raise ConfigError(
+            "ray.run_name",
+            f"{ray_run_name} resumes checkpoints of another model ({'; '.join(differ)}): "
+            "train under a new ray.run_name, or with the model settings of those checkpoints",
+        )
+    return saved[-1]
+
+
+def earlier_run(job: JobConfig, ray_run_name: str, resumes: bool) -> str | None:
+    """The MLflow run a resumed training continues: the one that trained ``ray_run_name`` before,
+    also when a killed driver left it RUNNING. Without checkpoints to resume, training starts over in
+    a new run, and a run left RUNNING is closed as KILLED (tag ``interrupted``) instead of staying a ghost."""
+    found = run_of_ray_run(job.tracking, ray_run_name)
+    if found is None:
+        return None
+    run_id, status = found
+    if resumes:
+        log.info("resuming MLflow run %s of %s (it was %s)", run_id, ray_run_name, status)
+        return run_id
+    if status == "RUNNING":
+        client = MlflowClient(job.tracking.tracking_uri)
+        client.set_tag(run_id, "interrupted", "its driver stopped before the first checkpoint; trained again")
+        client.set_terminated(run_id, status="KILLED")
+    return None
 
 
 def default_run_name(job: JobConfig) -> str:

@@ -151,8 +151,8 @@ def test_a_crashed_retrain_resumes_where_it_stopped(second, place):
     top = parent(uri, pending["run_key"])  # one parent run, reopened
     assert top.info.run_id == pending["parent_run_id"] and top.data.tags["resumed_at_stage"] == "ingested"
     fits = [r for r in children(uri, top.info.run_id) if r.data.tags["task"] == "finetune"]
-    assert [r.info.status for r in fits] == ["FAILED", "FINISHED"]
-    assert fits[1].data.tags["resumed_from_step"] == "50"  # Ray Train's last checkpoint, same run name
+    assert [r.info.status for r in fits] == ["FINISHED"]  # one MLflow run for the one training, continued
+    assert fits[0].data.tags["resumed_from_step"] == "50"  # Ray Train's last checkpoint, same run name
     assert len([v for v in MlflowClient(uri).search_model_versions(f"name = '{NAME}'")]) == 2
 
 

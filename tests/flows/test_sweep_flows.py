@@ -110,3 +110,28 @@ def test_evaluate_flow_takes_a_registered_model(sweep):
         [experiment.experiment_id], "tags.model_source = 'models:/caponimage@champion'", max_results=1
     )[0]
     assert run.data.metrics["val_images"] == 2 and "val_CIDEr" in run.data.metrics
+
+
+def test_bad_requests_in_a_batch_are_skipped_by_request_and_the_rest_captioned(sweep, tmp_path, capsys):
+    root, uri, _, _ = sweep
+    first = read_index(str(root / "data"), "val", 1)[0]
+    (tmp_path / "good.png").write_bytes((root / "data" / "images" / f"{first['image_id']}.png").read_bytes())
+    (tmp_path / "folder.png").mkdir()
+    box = ["0.1_0.1_0.3_0.2"]
+    lines = [
+        {"image": "good.png", "boxes": box * 2, "info": "保温杯", "id": "sku-good"},
+        {"image": "folder.png", "boxes": box, "info": "x", "id": "sku-folder"},
+        {"image": "bad\u0000.png", "boxes": box, "info": "x", "id": "sku-nul"},
+        {"image": "good.png", "boxes": box * 40, "info": "x", "id": "sku-crowded"},
+    ]
+    requests_file = tmp_path / "requests.jsonl"
+    requests_file.write_text("\n".join(json.dumps(line) for line in lines) + "\n", "utf-8")
+    out = tmp_path / "out"
+    argv = ["--tracking-uri", uri, "--requests", str(requests_file), "--out", str(out), "--draw", "0"]
+    assert load_flow("caption").main(argv) == 0
+    written = json.loads((out / "captions.json").read_text("utf-8"))
+    assert [(w["id"], len(w["captions"])) for w in written] == [("sku-good", 2)]
+    printed = capsys.readouterr().out
+    assert "skipped 3 of 4: " in printed
+    assert all(reason in printed for reason in ("missing_image", "unsafe_path", "too_many_boxes"))
+    assert all(f"'{request}'" in printed for request in ("sku-folder", "sku-nul", "sku-crowded"))

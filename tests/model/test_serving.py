@@ -143,9 +143,14 @@ def test_requests_file_lines_are_checked(tiny_dataset, tmp_path):
         ('{"image": "a.png", "boxes": ["0.1_0.1"], "info": "x"}', "bad_box"),
         ('{"image": "a.png", "info": "x"}', "missing_key"),
         ("[1, 2]", "bad_type"),
+        ('{"image": ".", "boxes": ["0.1_0.1_0.2_0.2"], "info": "x", "id": "sku-9"}', "missing_image"),  # a folder
+        ('{"image": "a\\u0000.png", "boxes": ["0.1_0.1_0.2_0.2"], "info": "x"}', "unsafe_path"),
+        (json.dumps({"image": "a.png", "boxes": ["0.1_0.1_0.2_0.2"] * 40, "info": "x"}), "too_many_boxes"),
     ]:
         with pytest.raises(Exception, match=reason):
             file_request(str(tmp_path), 2, line)
+    with pytest.raises(Exception, match="request 'sku-9': .* is a folder"):  # named by the request
+        file_request(str(tmp_path), 7, '{"image": ".", "boxes": ["0.1_0.1_0.2_0.2"], "info": "x", "id": "sku-9"}')
 
 
 def test_unknown_model_sources_are_config_errors(tmp_path):
@@ -203,3 +208,47 @@ def test_batch_predictor_rows_agree_with_the_captioner(requests, checkpoint):
     assert set(out["reference"].tolist()) == {""}  # requests carry no reference captions
     empty = predictor({k: v[:0] for k, v in rows.items()})
     assert all(len(v) == 0 for v in empty.values())
+
+
+def test_a_folder_that_is_not_a_checkpoint_or_a_pickled_one_is_refused_in_one_line(tiny_dataset, checkpoint, tmp_path):
+    import shutil
+
+    from components.errors import CheckpointRefused
+
+    with pytest.raises(CheckpointRefused, match="holds no model.pt and no config.json: not a CapOnImage checkpoint"):
+        load_checkpoint(tmp_path)
+    evil = tmp_path / "evil"
+    shutil.copytree(checkpoint, evil)
+    marker = tmp_path / "was-unpickled"
+
+    class Payload:
+        def __reduce__(self):
+            return (open, (str(marker), "w"))  # what an unpickled file could do: run anything
+
+    torch.save({"weight": Payload()}, evil / "model.pt")
+    with pytest.raises(CheckpointRefused, match="model.pt was refused: it holds more than tensors"):
+        load_checkpoint(evil)
+    assert not marker.exists()
+    root, _, _ = tiny_dataset
+    first = read_index(str(root), "test", 1)[0]
+    (tmp_path / "record.json").write_text(first["record"], "utf-8")
+    image = str(root / "images" / f"{first['image_id']}.png")
+    for model, reason in ((tmp_path, "not a CapOnImage checkpoint"), (evil, "was refused")):
+        done = subprocess.run(
+            [
+                sys.executable,
+                "flows/caption.py",
+                "--model",
+                str(model),
+                "--image",
+                image,
+                "--record",
+                str(tmp_path / "record.json"),
+            ],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode == 2 and done.stderr.strip().splitlines()[-1].startswith("error: ")
+        assert reason in done.stderr and "Traceback" not in done.stderr
+    assert not marker.exists()

@@ -170,3 +170,22 @@ def test_a_relative_store_under_ray_job_submit_is_named(monkeypatch, caplog):
     caplog.clear()
     resolve_locations(load_job_config("tiny", ["tracking.tracking_uri=http://h:5000", "ray.storage_path=s3://b/r"]))
     assert "temporary" not in caplog.text
+
+
+def test_resuming_a_run_name_with_another_model_names_the_keys(tmp_path):
+    import json
+
+    from components.training.tracked import check_resumable
+
+    job = load_job_config("tiny", [f"ray.storage_path={tmp_path}"])
+    check_resumable(job, "fresh")  # no checkpoints: a new run
+    saved = tmp_path / "pretrain-x" / "checkpoint_00000006"
+    saved.mkdir(parents=True)
+    (saved / "config.json").write_text(json.dumps({"model": job.model.as_dict()}))
+    check_resumable(job, "pretrain-x")  # the same model resumes
+    wider = load_job_config("tiny", [f"ray.storage_path={tmp_path}", "model.d_model=128", "model.n_layers=3"])
+    with pytest.raises(ConfigError, match="ray.run_name") as refused:
+        check_resumable(wider, "pretrain-x")
+    assert "model.d_model: 64 in checkpoint_00000006, 128 now; model.n_layers: 2 in checkpoint_00000006, 3 now" in str(
+        refused.value
+    )

@@ -96,3 +96,37 @@ def test_a_champion_scored_on_other_data_is_rescored_once(registry):
     higher = add(client, new_model, score(55.0, data="d2"), rescore=rescore)
     assert higher.alias == CHAMPION and calls == ["1"]  # the stored rescore was reused
     assert aliases(client)[CHAMPION] == higher.version
+
+
+def test_two_registrations_at_once_leave_the_better_one_champion(registry):
+    """A sweep and a retrain registering together: A (60) rescores the old champion slowly, and B
+    (50) comes in meanwhile. Without the gate B read the old champion (40) too, won against it and
+    took the alias from A; with it B waits, then loses to A."""
+    import threading
+    import time
+
+    client, new_model = registry
+    uri, run_id = new_model()
+    register(client, NAME, uri, score(40.0, data="d1"), run_id=run_id)
+    (uri_a, run_a), (uri_b, run_b) = new_model(), new_model()
+
+    def slow_rescore(version):
+        time.sleep(1.5)  # B starts while A is inside the gate
+        return 40.0
+
+    outcomes = {}
+
+    def registering(label, model_uri, source_run, value, rescore):
+        outcomes[label] = register(client, NAME, model_uri, score(value, data="d2"), run_id=source_run, rescore=rescore)
+
+    a = threading.Thread(target=registering, args=("a", uri_a, run_a, 60.0, slow_rescore))
+    b = threading.Thread(target=registering, args=("b", uri_b, run_b, 50.0, lambda version: 40.0))
+    a.start()
+    time.sleep(0.5)
+    b.start()
+    a.join(30)
+    b.join(30)
+    assert (outcomes["a"].alias, outcomes["b"].alias) == (CHAMPION, CHALLENGER)
+    assert aliases(client) == {CHAMPION: outcomes["a"].version, CHALLENGER: outcomes["b"].version}
+    assert outcomes["b"].champion_before.value == 60.0  # B was compared with A, the champion it found
+    assert [m.name for m in client.search_registered_models()] == [NAME]  # the gate's lock is gone

@@ -1,0 +1,42 @@
+"""One MLflow run per training run name, against a real sqlite store, without Ray: a resume continues
+the run that trained it (a killed driver's RUNNING run included), a ghost without checkpoints is closed."""
+
+import mlflow
+from mlflow.tracking import MlflowClient
+
+from components.config import load_job_config
+from components.tracking.runs import start_run
+from components.training.tracked import earlier_run
+
+
+def job_at(tmp_path, *overrides):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    return load_job_config("tiny", [f"tracking.tracking_uri={uri}", "tracking.system_metrics=false", *overrides])
+
+
+def test_a_resumed_training_continues_its_mlflow_run(tmp_path):
+    job = job_at(tmp_path)
+    first = start_run(job, "pretrain-nightly", tags={"ray_run_name": "nightly"})
+    mlflow.end_run(status="FAILED")  # the training failed after a checkpoint
+    assert earlier_run(job, "nightly", resumes=True) == first
+    assert earlier_run(job, "another", resumes=True) is None
+    longer = job_at(tmp_path, "train.steps=24")
+    again = start_run(longer, "pretrain-nightly", tags={"ray_run_name": "nightly"}, resume_run_id=first)
+    mlflow.end_run()
+    run = MlflowClient(job.tracking.tracking_uri).get_run(again)
+    assert again == first and run.info.status == "FINISHED"
+    assert run.data.params["train.steps"] == "12" and run.data.tags["changed_on_resume"] == "train.steps"
+    experiment = MlflowClient(job.tracking.tracking_uri).get_experiment_by_name("caponimage")
+    assert len(MlflowClient(job.tracking.tracking_uri).search_runs([experiment.experiment_id])) == 1
+
+
+def test_a_killed_drivers_run_is_taken_over_or_closed(tmp_path):
+    job = job_at(tmp_path)
+    client = MlflowClient(job.tracking.tracking_uri)
+    ghost = start_run(job, "pretrain-a", tags={"ray_run_name": "a"})
+    mlflow.end_run(status="RUNNING")  # what `kill -9` leaves: the store still says RUNNING
+    assert client.get_run(ghost).info.status == "RUNNING"
+    assert earlier_run(job, "a", resumes=True) == ghost  # checkpoints to resume: the same run goes on
+    assert earlier_run(job, "a", resumes=False) is None  # none: it starts over in a new run ...
+    closed = client.get_run(ghost)
+    assert closed.info.status == "KILLED" and "driver stopped" in closed.data.tags["interrupted"]  # ... no ghost
