@@ -123,11 +123,11 @@ def plan_new(job: JobConfig, crawl_root: str, only: Sequence[str] | None = None)
 
 
 def forget_failures(dataset: str, partitions: Sequence[str]) -> None:
-    """``--retry``: these partitions' gate failures are forgotten, so they are tried again."""
-    if partitions:
-        attempts = load_attempts(dataset)
+    """These partitions' gate failures forgotten (``--retry``, or they passed the gate)."""
+    attempts = load_attempts(dataset)
+    if any(name in attempts for name in partitions):
         save_attempts(dataset, {k: v for k, v in attempts.items() if k not in partitions})
-        log.info("gate failures forgotten for %s", ", ".join(partitions))
+        log.info("gate failures forgotten for %s", ", ".join(p for p in partitions if p in attempts))
 
 
 def nothing_to_do(dataset: str, crawl_root: str, plan: Plan) -> RetrainOutcome:
@@ -223,8 +223,7 @@ class Retrain:
         if reasons:
             self.gate_failed(result, reasons)
         commit_ingest(result, note={RUN_KEY_TAG: self.pending.run_key})
-        attempts = load_attempts(self.dataset)
-        save_attempts(self.dataset, {k: v for k, v in attempts.items() if k not in self.pending.partitions})
+        forget_failures(self.dataset, list(self.pending.partitions))  # they passed: earlier failures are moot
         self.pending.previous_version, self.pending.version = result.previous_version, result.version
         log_dataset(self.dataset, result.version, "training")
         self.advance("ingested")
