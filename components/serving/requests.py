@@ -155,12 +155,23 @@ def file_request(root: str, line_number: int, line: str) -> dict[str, Any]:
     }
 
 
-def read_json(location: str, key: str) -> Any:
-    """A JSON file named on the command line; ``ConfigError`` naming the option if absent or not JSON."""
+def read_named_file(location: str, key: str) -> bytes:
+    """The bytes of a file named on the command line (``--image``, ``--boxes``, ...); ``ConfigError``
+    naming the option when the name holds a NUL byte or an unpaired surrogate, is a folder, or is absent."""
+    if storage.unnameable(location):
+        raise ConfigError(key, f"{location!r} holds a NUL byte or a character that is not valid UTF-8")
+    if storage.is_folder(location):
+        raise ConfigError(key, f"{location} is a folder, not a file")
     try:
-        return json.loads(storage.read_bytes(location).decode("utf-8"))
+        return storage.read_bytes(location)
     except FileNotFoundError as err:
         raise ConfigError(key, f"{location} does not exist") from err
+
+
+def read_json(location: str, key: str) -> Any:
+    """A JSON file named on the command line; ``ConfigError`` naming the option if unreadable or not JSON."""
+    try:
+        return json.loads(read_named_file(location, key).decode("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ConfigError(key, f"{location} is not JSON: {err}") from err
 
@@ -168,7 +179,7 @@ def read_json(location: str, key: str) -> Any:
 def single_request(image: str, boxes_file: str | None, record_file: str | None, info: str | None) -> dict[str, Any]:
     """The one image's request from ``--image``, ``--boxes`` / ``--record`` and ``--info``: boxes as a
     JSON list, an object ``{boxes, info?, mask_boxes?}`` or a release-format record."""
-    spec = read_json(record_file, "record") if record_file else read_json(boxes_file, "boxes")
+    spec = read_json(record_file, "--record") if record_file else read_json(boxes_file, "--boxes")
     if record_file:
         spec = {"boxes": spec.get("ocr_locs"), "mask_boxes": spec.get("all_locs"), "info": spec.get("info")}
     elif isinstance(spec, list):
@@ -178,13 +189,15 @@ def single_request(image: str, boxes_file: str | None, record_file: str | None, 
         raise ConfigError("boxes", "no boxes: give a non-empty list of boxes")
     if not isinstance(info, str):
         raise ConfigError("info", "the product info is missing: give --info or an 'info' in the JSON")
-    try:
-        data = storage.read_bytes(image)
-    except FileNotFoundError as err:
-        raise ConfigError("image", f"{image} does not exist") from err
+    data = read_named_file(image, "--image")
+    request_id = Path(image).stem
     try:
         boxes = [box_text(b) for b in spec["boxes"]]
         mask = [box_text(b) for b in spec.get("mask_boxes") or []]
     except Exception as err:
         raise ConfigError("boxes", str(err)) from err
-    return {"id": Path(image).stem, "source": image, "image": data, "info": info, "boxes": boxes, "mask_boxes": mask}
+    if len(boxes) > MAX_BOXES:  # before the model loads
+        raise RequestError(
+            request_id, "boxes", "too_many_boxes", f"{len(boxes)} boxes; the model takes at most {MAX_BOXES}"
+        )
+    return {"id": request_id, "source": image, "image": data, "info": info, "boxes": boxes, "mask_boxes": mask}

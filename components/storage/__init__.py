@@ -36,7 +36,7 @@ def join(location: str, *parts: str) -> str:
 def safe_join(location: str, relative: str) -> str:
     """``location/relative``, refusing a ``relative`` that climbs out (``..``, absolute paths, symlinks)
     or that no filesystem can name (a NUL byte, an unpaired surrogate)."""
-    if "\x00" in relative or _unencodable(relative):
+    if unnameable(relative):
         raise UnsafePathError(f"{relative!r} holds a NUL byte or a character that is not valid UTF-8")
     if not is_uri(location):
         base = Path(location.removeprefix("file://")).resolve()
@@ -50,7 +50,10 @@ def safe_join(location: str, relative: str) -> str:
     return posixpath.join(location, normal)
 
 
-def _unencodable(text: str) -> bool:
+def unnameable(text: str) -> bool:
+    """A name no filesystem can hold: a NUL byte, or an unpaired surrogate (not encodable as UTF-8)."""
+    if "\x00" in text:
+        return True
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:

@@ -80,9 +80,10 @@ def tracked_fit(
     """
     ray_run_name = ray_run_name or run_name
     job = with_resolved_backbone(job)
-    resumes = check_resumable(job, ray_run_name) is not None
+    resumes_from = check_resumable(job, ray_run_name)
     tags = {"ray_run_name": ray_run_name, **(tags or {})}
-    run_id = start_run(job, run_name, parent_run_id, tags=tags, resume_run_id=earlier_run(job, ray_run_name, resumes))
+    resume_run_id = earlier_run(job, ray_run_name, resumes_from)
+    run_id = start_run(job, run_name, parent_run_id, tags=tags, resume_run_id=resume_run_id)
     with finish_run(run_id) as outcome:
         log_dataset(job.data.dataset, dataset_version(job.data.dataset), "training")
         init_ray(job)
@@ -130,19 +131,24 @@ def check_resumable(job: JobConfig, ray_run_name: str) -> str | None:
     return saved[-1]
 
 
-def earlier_run(job: JobConfig, ray_run_name: str, resumes: bool) -> str | None:
+def earlier_run(job: JobConfig, ray_run_name: str, resumes_from: str | None) -> str | None:
     """The MLflow run a resumed training continues: the one that trained ``ray_run_name`` before,
-    also when a killed driver left it RUNNING. Without checkpoints to resume, training starts over in
-    a new run, and a run left RUNNING is closed as KILLED (tag ``interrupted``) instead of staying a ghost."""
+    also when a killed driver left it RUNNING (then tagged ``interrupted``). Without a checkpoint to
+    resume (``resumes_from`` None), training starts over in a new run, and a run left RUNNING is closed
+    as KILLED (tag ``interrupted``) instead of staying a ghost."""
     found = run_of_ray_run(job.tracking, ray_run_name)
     if found is None:
         return None
     run_id, status = found
-    if resumes:
-        log.info("resuming MLflow run %s of %s (it was %s)", run_id, ray_run_name, status)
+    client = MlflowClient(job.tracking.tracking_uri)
+    if resumes_from is not None:
+        log.info("resuming MLflow run %s of %s from %s (it was %s)", run_id, ray_run_name, resumes_from, status)
+        if status == "RUNNING":
+            client.set_tag(
+                run_id, "interrupted", f"its driver stopped without ending the run; resumed from {resumes_from}"
+            )
         return run_id
     if status == "RUNNING":
-        client = MlflowClient(job.tracking.tracking_uri)
         client.set_tag(run_id, "interrupted", "its driver stopped before the first checkpoint; trained again")
         client.set_terminated(run_id, status="KILLED")
     return None

@@ -134,6 +134,19 @@ def test_worker_failure_resumes_from_last_checkpoint(pretrained, place):
     assert Path(run.data.tags["checkpoint_uri"]).name == "checkpoint_00000012"
 
 
+def test_a_loss_that_becomes_nan_stops_the_run_naming_the_step(pretrained, place, capsys):
+    from components.cli import run
+
+    _, uri, common = place
+    flags = ["--set", "train.lr=1e30", "--set", "train.steps=4", "--set", "ray.max_failures=0"]  # weights overflow
+    assert run(load_flow("pretrain").main, [*common, *flags]) == 1
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1 and errors[0].startswith("error: loss_")  # Ray's worker logs may follow it
+    assert " = nan at step 2: training stopped (lower train.lr" in errors[0]
+    run_record = latest_run(uri)
+    assert run_record.info.status == "FAILED" and run_record.data.params["train.lr"] == "1e+30"
+
+
 @pytest.mark.parametrize(
     "flags,key",
     [

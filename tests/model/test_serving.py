@@ -252,3 +252,43 @@ def test_a_folder_that_is_not_a_checkpoint_or_a_pickled_one_is_refused_in_one_li
         assert done.returncode == 2 and done.stderr.strip().splitlines()[-1].startswith("error: ")
         assert reason in done.stderr and "Traceback" not in done.stderr
     assert not marker.exists()
+
+
+def test_one_bad_image_request_is_one_error_line_and_an_exit_code(checkpoint, tmp_path, capsys):
+    """Single-image mode: a folder, an unnameable path, more boxes than the model takes: one
+    ``error:`` line and an exit code, checked before the model loads."""
+    from PIL import Image
+
+    from components.cli import run
+
+    Image.new("RGB", (64, 48), "white").save(tmp_path / "a.png")
+    one, many = tmp_path / "one.json", tmp_path / "many.json"
+    one.write_text(json.dumps({"boxes": ["0.1_0.1_0.3_0.2"], "info": "x"}))
+    many.write_text(json.dumps({"boxes": ["0.1_0.1_0.3_0.2"] * 40, "info": "x"}))
+    main = runpy.run_path(str(REPO / "flows" / "caption.py"))["main"]
+    for image, boxes, code, message in [
+        (
+            tmp_path / "a.png",
+            many,
+            3,
+            "error: image 'a', field 'boxes': too_many_boxes: 40 boxes; the model takes at most 32",
+        ),
+        (tmp_path, one, 2, f"error: option '--image': {tmp_path} is a folder, not a file"),
+        (f"{tmp_path}/a\x00.png", one, 2, "error: option '--image': "),
+        (f"{tmp_path}/a\ud800.png", one, 2, "error: option '--image': "),
+        (tmp_path / "a.png", tmp_path, 2, f"error: option '--boxes': {tmp_path} is a folder, not a file"),
+    ]:
+        argv = [
+            "--model",
+            str(checkpoint),
+            "--image",
+            str(image),
+            "--boxes",
+            str(boxes),
+            "--out",
+            str(tmp_path / "out"),
+        ]
+        assert run(main, argv) == code
+        printed = capsys.readouterr().err.strip().splitlines()
+        assert len(printed) == 1 and printed[0].startswith(message), printed
+    assert not (tmp_path / "out").exists()  # nothing was captioned

@@ -18,8 +18,8 @@ def test_a_resumed_training_continues_its_mlflow_run(tmp_path):
     job = job_at(tmp_path)
     first = start_run(job, "pretrain-nightly", tags={"ray_run_name": "nightly"})
     mlflow.end_run(status="FAILED")  # the training failed after a checkpoint
-    assert earlier_run(job, "nightly", resumes=True) == first
-    assert earlier_run(job, "another", resumes=True) is None
+    assert earlier_run(job, "nightly", "checkpoint_000006") == first
+    assert earlier_run(job, "another", "checkpoint_000006") is None
     longer = job_at(tmp_path, "train.steps=24")
     again = start_run(longer, "pretrain-nightly", tags={"ray_run_name": "nightly"}, resume_run_id=first)
     mlflow.end_run()
@@ -36,7 +36,39 @@ def test_a_killed_drivers_run_is_taken_over_or_closed(tmp_path):
     ghost = start_run(job, "pretrain-a", tags={"ray_run_name": "a"})
     mlflow.end_run(status="RUNNING")  # what `kill -9` leaves: the store still says RUNNING
     assert client.get_run(ghost).info.status == "RUNNING"
-    assert earlier_run(job, "a", resumes=True) == ghost  # checkpoints to resume: the same run goes on
-    assert earlier_run(job, "a", resumes=False) is None  # none: it starts over in a new run ...
+    assert earlier_run(job, "a", "checkpoint_000006") == ghost  # checkpoints to resume: the same run goes on
+    assert earlier_run(job, "a", None) is None  # none: it starts over in a new run ...
     closed = client.get_run(ghost)
     assert closed.info.status == "KILLED" and "driver stopped" in closed.data.tags["interrupted"]  # ... no ghost
+
+
+def test_a_driver_killed_with_sigkill_leaves_a_run_the_next_one_takes_over(tmp_path):
+    """A real ``kill -9``: the process gets no chance to end its run, so the store says RUNNING."""
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    driver = (
+        "import os, signal\n"
+        "from components.config import load_job_config\n"
+        "from components.tracking.runs import start_run\n"
+        f"job = load_job_config('tiny', ['tracking.tracking_uri={uri}', 'tracking.system_metrics=false'])\n"
+        "print(start_run(job, 'pretrain-b', tags={'ray_run_name': 'b'}), flush=True)\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    repo = Path(__file__).resolve().parents[2]
+    killed = subprocess.run([sys.executable, "-c", driver], cwd=repo, capture_output=True, text=True, timeout=120)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    ghost = killed.stdout.strip()
+    job = job_at(tmp_path)
+    client = MlflowClient(job.tracking.tracking_uri)
+    assert client.get_run(ghost).info.status == "RUNNING"
+    taken_over = start_run(
+        job, "pretrain-b", tags={"ray_run_name": "b"}, resume_run_id=earlier_run(job, "b", "checkpoint_000004")
+    )
+    mlflow.end_run()
+    run = client.get_run(ghost)
+    assert taken_over == ghost and run.info.status == "FINISHED"
+    assert run.data.tags["interrupted"].endswith("resumed from checkpoint_000004")
