@@ -4,7 +4,9 @@
 
 Prints decoding captions/s (cached vs uncached, greedy vs beam 3), training boxes/s (image-major vs
 one image per box) and MFU: model FLOPs per second (counted by torch's FlopCounterMode over a
-forward and backward) over a matmul peak measured in the same run on the same device. Inputs are
+forward and backward) over a matmul peak measured in the same run on the same device, in the dtype
+training runs in there: bfloat16 on a GPU (training steps under bfloat16 autocast, as the presets
+train), float32 on a CPU. Inputs are
 random tensors of the preset's shapes; an untrained model rarely emits <eos>, so every decode runs
 the full 10 steps (the worst case).
 """
@@ -12,6 +14,7 @@ the full 10 steps (the worst case).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import time
@@ -61,20 +64,29 @@ def timed(fn, device, repeats: int, warmup: int = 1) -> float:
     return statistics.median(times)
 
 
+def training_dtype(device) -> torch.dtype:
+    return torch.bfloat16 if torch.device(device).type == "cuda" else torch.float32
+
+
 def matmul_peak(device, size: int, repeats: int) -> float:
-    """FLOP/s of a square float32 matmul on this device (the denominator of MFU)."""
-    a, b = torch.randn(size, size, device=device), torch.randn(size, size, device=device)
+    """FLOP/s of a square matmul in the training dtype on this device (the denominator of MFU)."""
+    dtype = training_dtype(device)
+    a, b = (torch.randn(size, size, device=device, dtype=dtype) for _ in range(2))
     seconds = timed(lambda: a @ b, device, repeats, warmup=2)
     return 2 * size**3 / seconds
 
 
 def train_step_fn(model, optimizer, batch):
+    cuda = batch.images.device.type == "cuda"
+    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if cuda else contextlib.nullcontext
+
     def step():
         optimizer.zero_grad(set_to_none=True)
-        logits = model(batch).logits[:, :-1]  # (N, Lc-1, V)
-        loss = torch.nn.functional.cross_entropy(
-            logits.reshape(-1, logits.shape[-1]), batch.captions[:, 1:].reshape(-1), ignore_index=PAD
-        )
+        with autocast():
+            logits = model(batch).logits[:, :-1].float()  # (N, Lc-1, V)
+            loss = torch.nn.functional.cross_entropy(
+                logits.reshape(-1, logits.shape[-1]), batch.captions[:, 1:].reshape(-1), ignore_index=PAD
+            )
         loss.backward()
         optimizer.step()
 
@@ -149,7 +161,8 @@ def main() -> None:
     )
     print(
         f"MFU: {r['train_step_gflop']:.1f} GFLOP/step, matmul peak {r['matmul_peak_gflops']:.0f} GFLOP/s "
-        f"(fp32 {args.matmul_size}^3) -> MFU {100 * r['mfu_image_major']:.1f}% (image-major)"
+        f"({str(training_dtype(args.device)).removeprefix('torch.')} {args.matmul_size}^3) "
+        f"-> MFU {100 * r['mfu_image_major']:.1f}% (image-major)"
     )
     if args.json:
         with open(args.json, "w") as handle:

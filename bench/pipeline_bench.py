@@ -7,6 +7,11 @@ Side by side in one run, the same StepRunner.train_step on the same model preset
   2. in memory: the same number of batches collated in advance, already tensors.
 Prints boxes/s for both and their ratio (the goal is at least 0.9). Builds the synthetic dataset
 if it is missing.
+
+First, without Ray: the per-image encoding (read, mask, resize, tokenise) on one core, as images/s
+per core, and the cores a GPU needs to keep a training step at ``--target-boxes`` boxes/s fed
+(the paper's recipe in 5 hours on one GPU: 4,450 boxes/s). ``--encode-only`` stops there (a GPU
+machine without Ray).
 """
 
 from __future__ import annotations
@@ -16,12 +21,13 @@ import os
 import statistics
 import time
 
-import ray
+import numpy as np
 import torch
 
 from components.config import load_job_config
 from components.data.encoding import EncodeSpec
-from components.data.pipeline import build_dataset
+from components.data.index import read_index
+from components.data.pipeline import EncodeImages, build_dataset
 from components.data.prepare import load_vocabulary, prepare_data
 from components.model import build_model
 from components.model.batches import collate
@@ -43,6 +49,22 @@ def run_steps(runner: StepRunner, batches, first_step: int, warmup: int, steps: 
     return boxes / (time.perf_counter() - started)
 
 
+def encoding_per_core(dataset: str, job, tokenizer, images: int) -> tuple[float, float]:
+    """(images/s, boxes per image) of the pipeline's encoder in this process on one thread."""
+    spec = EncodeSpec.for_model(job.model, max_boxes=job.data.max_boxes)
+    index = read_index(dataset, "train", limit=images)
+    encode = EncodeImages(dataset, None, tokenizer.word2int, tokenizer.mode, spec)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    rows = {"image_id": np.array([r["image_id"] for r in index]), "record": np.array([r["record"] for r in index])}
+    encode({k: v[:8] for k, v in rows.items()})  # warm-up: imports, font and file caches
+    started = time.perf_counter()
+    encoded = encode(rows)
+    seconds = time.perf_counter() - started
+    torch.set_num_threads(threads)
+    return len(index) / seconds, float(np.mean(encoded["n_boxes"]))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--preset", default="small")
@@ -54,11 +76,26 @@ def main() -> None:
     parser.add_argument("--shuffle-buffer", type=int, default=None, help="default: the preset's")
     parser.add_argument("--prefetch", type=int, default=None, help="default: the preset's")
     parser.add_argument("--repeats", type=int, default=3, help="alternating streamed / in-memory phases")
+    parser.add_argument("--encode-images", type=int, default=400, help="images encoded on one core")
+    parser.add_argument("--target-boxes", type=float, default=4450.0, help="boxes/s one GPU trains")
+    parser.add_argument("--encode-only", action="store_true", help="only the per-core encoding (no Ray)")
     args = parser.parse_args()
     job = prepare_data(
         load_job_config(args.preset, [f"data.dataset={os.path.abspath(args.dataset)}", "data.build_if_missing=true"])
     )
     tokenizer = load_vocabulary(job.data.dataset)
+    per_core, boxes_per_image = encoding_per_core(job.data.dataset, job, tokenizer, args.encode_images)
+    needed = args.target_boxes / boxes_per_image / per_core
+    print(
+        f"encoding (read, mask, resize, tokenise) on one core: {per_core:.1f} images/s "
+        f"({1000 / per_core:.1f} ms per image, {boxes_per_image:.1f} boxes per image, {os.cpu_count()} cores here); "
+        f"{args.target_boxes:,.0f} boxes/s per GPU = {args.target_boxes / boxes_per_image:,.0f} images/s "
+        f"= {needed:.1f} cores per GPU"
+    )
+    if args.encode_only:
+        return
+    import ray
+
     torch.set_num_threads(args.threads)
     ray.init(address="local", num_cpus=max(4, os.cpu_count() or 1), include_dashboard=False, log_to_driver=False)
     spec = EncodeSpec(grid=job.model.grid, neighbours=job.model.neighbours, max_boxes=job.data.max_boxes)

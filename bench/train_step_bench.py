@@ -1,20 +1,34 @@
-"""The shared training step on real synthetic batches: fp32 against bfloat16 autocast, side by side.
+"""The real training step, plain against fast, side by side in one run.
 
-    python bench/train_step_bench.py [--preset small|paper] [--device cuda] [--steps 40]
+    python bench/train_step_bench.py [--preset paper] [--device cuda] [--steps 64] [--images 80]
 
-Encodes images from a release-format folder with the pipeline's own encoder (no Ray), then runs
-StepRunner.train_step (the 3:1 generation/matching mix with curriculum negatives) from the same
-initial weights twice: once in fp32, once with bfloat16 autocast (GPU only). Prints boxes/s and the
-loss at the start and end of each run, so that speed and learning are compared in one run.
+Encodes images of a release-format folder with the pipeline's own encoder (no Ray), then runs
+``StepRunner.train_step`` (generation and matching 3:1 with curriculum negatives, loss, optimiser
+step) from the same initial weights on the same batches, twice:
+
+- plain: eager, every speed switch off (bfloat16 autocast on a GPU, as the presets train);
+- fast: ``torch.compile`` with box buckets, fused Adam, a channels-last backbone, TF32 and pinned,
+  non-blocking copies (the last two on a GPU only).
+
+For each it prints boxes/s, MFU (model FLOPs counted by torch's FlopCounterMode over every step's
+forward and backward, against a matmul peak measured in this run: bfloat16 on a GPU, float32 on a
+CPU), the hours the paper's recipe would take (200K steps of ~400 boxes = 80M box samples), peak
+memory, the warm-up (compile) time apart from the timed steps, and the learning check: the mean
+generation loss of the last steps, which must agree between the two paths within noise.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import resource
+import statistics
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from components.config import load_job_config
 from components.data.encoding import EncodeSpec
@@ -23,73 +37,174 @@ from components.data.pipeline import EncodeImages
 from components.data.prepare import load_vocabulary
 from components.model import build_model
 from components.model.batches import collate
-from components.training.runner import StepRunner
+from components.training.matching import matching_batch
+from components.training.runner import StepRunner, generation_loss, prepare_for_training
+from components.training.schedule import task_for_step
+
+PAPER_BOX_SAMPLES = 200_000 * 400  # the paper's pre-training: 200K steps of about 400 boxes
+PLAIN = {"compile": False, "box_bucket": 0, "fused_adam": False, "channels_last": False, "tf32": False}
+FAST = {"compile": True, "fused_adam": True, "channels_last": True, "tf32": True, "pin_memory": True}
 
 
-def encoded_batches(dataset: str, job, tokenizer, count: int, per_batch: int):
-    spec = EncodeSpec(grid=job.model.grid, neighbours=job.model.neighbours)
+@dataclass
+class PathResult:
+    boxes_per_s: float
+    flops_per_s: float
+    warmup_s: float
+    peak_memory_gib: float
+    last_loss: float
+
+
+def encoded_batches(dataset: str, job, tokenizer, count: int, per_batch: int, pin: bool):
+    """``count`` collated batches of ``per_batch`` training images (fewer if the split is smaller)."""
+    spec = EncodeSpec.for_model(job.model, max_boxes=job.data.max_boxes)
     index = read_index(dataset, "train", limit=count * per_batch)
     encode = EncodeImages(dataset, None, tokenizer.word2int, tokenizer.mode, spec)
     batches = []
     for start in range(0, len(index) - per_batch + 1, per_batch):
         part = index[start : start + per_batch]
-        rows = encode(
-            {"image_id": np.array([r["image_id"] for r in part]), "record": np.array([r["record"] for r in part])}
-        )
-        batches.append(collate(rows))
+        ids, records = np.array([r["image_id"] for r in part]), np.array([r["record"] for r in part])
+        rows = encode({"image_id": ids, "record": records})
+        batch, images = collate(rows)
+        batches.append((batch.pin_memory() if pin else batch, images))
+    if not batches:
+        raise SystemExit(f"{dataset}: fewer than {per_batch} training images")
     return batches
 
 
-def run(job, tokenizer, batches, device, mixed: bool, steps: int) -> dict[str, float]:
-    torch.manual_seed(0)
-    model = build_model(job.model.with_overrides(vocab_size=len(tokenizer), dropout=0.0)).to(device)
-    train = job.train.with_overrides(mixed_precision=mixed)
-    runner = StepRunner(model, train, device)
-    losses, boxes, started = [], 0, None
-    for step in range(1, steps + 1):
-        batch, images = batches[(step - 1) % len(batches)]
-        if step == 6:  # after warm-up (cuDNN autotuning, allocator)
-            if device.type == "cuda":
-                torch.cuda.synchronize()
-            started = time.perf_counter()
-        metrics = runner.train_step(step, batch.to(device), images)
-        if "loss_generation" in metrics:
-            losses.append(metrics["loss_generation"])
-        if step >= 6:
-            boxes += batch.num_boxes
+def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize()
-    return {
-        "boxes_per_s": boxes / (time.perf_counter() - started),
-        "first": losses[0],
-        "last": float(np.mean(losses[-3:])),
-    }
+
+
+def matmul_peak(device: torch.device, size: int) -> tuple[float, str]:
+    """FLOP/s of a square matmul in the dtype training runs its matmuls in here, and that dtype."""
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    a, b = (torch.randn(size, size, device=device, dtype=dtype) for _ in range(2))
+    times = []
+    for _ in range(12):
+        sync(device)
+        started = time.perf_counter()
+        a @ b
+        sync(device)
+        times.append(time.perf_counter() - started)
+    return 2 * size**3 / statistics.median(times[2:]), str(dtype).removeprefix("torch.")
+
+
+def cycle_flops(job, tokenizer, batches, device) -> int:
+    """Model FLOPs (forward and backward) of one pass over ``batches``, each with the task its step
+    has in the timed runs (step i uses batch i mod len(batches))."""
+    torch.manual_seed(0)
+    model = build_model(job.model.with_overrides(vocab_size=len(tokenizer), dropout=0.0)).to(device)
+    runner = StepRunner(model, job.train.with_overrides(**PLAIN), device)
+    total = 0
+    for step, (batch, images) in enumerate(batches, start=1):
+        batch = batch.to(device)
+        task = task_for_step(step - 1, job.train.generation_per_matching)
+        with FlopCounterMode(display=False) as counter:
+            if task == "generation":
+                loss, _ = generation_loss(model(batch, task="generation").logits, batch.captions)
+            else:
+                matched, _ = matching_batch(batch, images, runner.probabilities(step), runner.rng, 0.4)
+                loss = model(matched, task="matching").match_logits.float().sum()
+            loss.backward()
+        model.zero_grad(set_to_none=True)
+        total += counter.get_total_flops()
+    return total
+
+
+def run_path(job, tokenizer, batches, device, switches: dict, steps: int, flops: int) -> PathResult:
+    """Train from the seed-0 weights: one warm-up pass over the batches (every task and box bucket
+    compiled), then ``steps`` timed steps (whole passes)."""
+    train = job.train.with_overrides(**switches)
+    torch.manual_seed(0)
+    model = build_model(job.model.with_overrides(vocab_size=len(tokenizer), dropout=0.0))
+    prepare_for_training(model, train)
+    runner = StepRunner(model.to(device), train, device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    losses: list[float] = []
+    started = time.perf_counter()
+    for step in range(1, len(batches) + steps + 1):
+        if step == len(batches) + 1:
+            sync(device)
+            warmup_s, started = time.perf_counter() - started, time.perf_counter()
+        batch, images = batches[(step - 1) % len(batches)]
+        metrics = runner.train_step(step, batch, images)
+        if "loss_generation" in metrics:
+            losses.append(metrics["loss_generation"])
+    sync(device)
+    seconds = time.perf_counter() - started
+    boxes = sum(b.num_boxes for b, _ in batches) * steps // len(batches)
+    if device.type == "cuda":
+        memory = torch.cuda.max_memory_allocated() / 2**30
+    else:
+        memory = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # the process's, so far
+    last = float(np.mean(losses[-max(3, len(losses) // 4) :]))
+    return PathResult(boxes / seconds, flops * steps / len(batches) / seconds, warmup_s, memory, last)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--preset", default="small")
+    parser.add_argument("--preset", default=None, help="default: paper on a GPU, small on a CPU")
     parser.add_argument("--dataset", default="data/synthetic")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--steps", type=int, default=64, help="timed steps (rounded up to whole passes)")
+    parser.add_argument("--batches", type=int, default=16, help="distinct batches the steps cycle through")
     parser.add_argument("--images", type=int, default=None, help="images per step (default: the preset's)")
+    parser.add_argument("--bucket", type=int, default=32, help="box bucket of the fast path")
+    parser.add_argument("--matmul-size", type=int, default=None, help="default: 8192 on a GPU, 1024 on a CPU")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads on a CPU")
+    parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
-    job = load_job_config(args.preset, ["train.warmup_steps=10", "train.lr=0.0005"])
+    device = torch.device(args.device)
+    preset = args.preset or ("paper" if device.type == "cuda" else "small")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    job = load_job_config(preset, [f"data.dataset={args.dataset}"])
     tokenizer = load_vocabulary(args.dataset)
     per_batch = args.images or job.train.images_per_batch
-    batches = encoded_batches(args.dataset, job, tokenizer, 16, per_batch)
-    device = torch.device(args.device)
-    results = {"fp32": run(job, tokenizer, batches, device, False, args.steps)}
-    if device.type == "cuda":
-        results["bf16 autocast"] = run(job, tokenizer, batches, device, True, args.steps)
+    batches = encoded_batches(args.dataset, job, tokenizer, args.batches, per_batch, pin=device.type == "cuda")
+    steps = -(-args.steps // len(batches)) * len(batches)
+    flops = cycle_flops(job, tokenizer, batches, device)
+    peak, peak_dtype = matmul_peak(device, args.matmul_size or (8192 if device.type == "cuda" else 1024))
+    fast = {**FAST, "box_bucket": args.bucket}
+    if device.type != "cuda":
+        fast = {**fast, "tf32": False, "pin_memory": False}
+    results = {
+        "plain": run_path(job, tokenizer, batches, device, PLAIN, steps, flops),
+        "fast": run_path(job, tokenizer, batches, device, fast, steps, flops),
+    }
+    report(args, preset, device, batches, steps, peak, peak_dtype, results)
+
+
+def report(args, preset, device, batches, steps, peak, peak_dtype, results: dict[str, PathResult]) -> None:
+    boxes = np.mean([b.num_boxes for b, _ in batches])
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(
-        f"train step bench: preset {args.preset}, {per_batch} images/step "
-        f"(~{np.mean([b.num_boxes for b, _ in batches]):.0f} boxes), {args.steps} steps, device {args.device}"
+        f"train step bench: preset {preset}, {batches[0][0].images.shape[0]} images/step (~{boxes:.0f} boxes), "
+        f"{steps} timed steps after a pass over {len(batches)} batches, {name}, torch {torch.__version__}, "
+        f"{time.strftime('%Y-%m-%d')}"
     )
-    for name, r in results.items():
-        print(f"  {name:<14} {r['boxes_per_s']:9.1f} boxes/s   generation loss {r['first']:.3f} -> {r['last']:.3f}")
-    if len(results) == 2:
-        print(f"  bf16 / fp32    {results['bf16 autocast']['boxes_per_s'] / results['fp32']['boxes_per_s']:9.2f}x")
+    print(f"  matmul peak ({peak_dtype}, same run): {peak / 1e12:.1f} TFLOP/s")
+    header = f"{'boxes/s':>10}{'MFU':>8}{'paper recipe':>15}{'peak mem':>11}{'warm-up':>10}{'last gen. loss':>16}"
+    print(f"  {'path':<7}{header}")
+    for path, r in results.items():
+        print(
+            f"  {path:<7}{r.boxes_per_s:>10.1f}{100 * r.flops_per_s / peak:>7.1f}%"
+            f"{PAPER_BOX_SAMPLES / r.boxes_per_s / 3600:>13.1f} h{r.peak_memory_gib:>8.2f} GiB"
+            f"{r.warmup_s:>9.1f}s{r.last_loss:>16.4f}"
+        )
+    plain, fast = results["plain"], results["fast"]
+    print(
+        f"  fast / plain: {fast.boxes_per_s / plain.boxes_per_s:.2f}x boxes/s; "
+        f"loss difference {fast.last_loss - plain.last_loss:+.4f} "
+        f"({100 * (fast.last_loss / plain.last_loss - 1):+.2f}%)"
+    )
+    if args.json:
+        with open(args.json, "w") as handle:
+            figures = {path: vars(r) for path, r in results.items()}
+            json.dump({"args": vars(args), "preset": preset, "peak_flops": peak, **figures}, handle, indent=2)
 
 
 if __name__ == "__main__":

@@ -73,6 +73,14 @@ class TrainSection(Section):
     curriculum_scale: PositiveNumber = 1.0
     positive_rate: Probability = 0.4
     mixed_precision: Flag = True  # bfloat16 autocast on GPU; ignored on CPU
+    # Speed switches (the GPU presets turn them on; off, a run is the plain eager path). Each keeps
+    # what is learned: the train-step bench checks the losses of both paths from the same weights.
+    compile: Flag = False  # torch.compile the model (one graph per task and box bucket)
+    box_bucket: NonNegativeInt = 0  # pad the boxes of a batch to a multiple of this (static shapes); 0: none
+    fused_adam: Flag = False  # Adam's fused kernel (one launch for every parameter)
+    channels_last: Flag = False  # the backbone's convolutions in channels-last memory format
+    tf32: Flag = False  # TF32 tensor cores for what stays in float32 (GPU only)
+    pin_memory: Flag = False  # page-locked batches copied without blocking (GPU only)
     log_every: PositiveInt = 10
     val_every: PositiveInt = 200
     checkpoint_every: PositiveInt = 200
@@ -93,6 +101,16 @@ class TrainSection(Section):
         if not all(0.0 <= b < 1.0 for b in value):
             raise ValueError(f"must be in [0, 1) (got {value})")
         return value
+
+    @model_validator(mode="after")
+    def _compile_needs_static_shapes(self) -> TrainSection:
+        if self.compile and self.box_bucket == 0:
+            raise ConfigError(
+                "train.box_bucket",
+                "train.compile needs static shapes: set train.box_bucket > 0 (e.g. 32), else every batch's "
+                "number of boxes compiles a new graph",
+            )
+        return self
 
     @field_validator("generation_per_matching")
     @classmethod

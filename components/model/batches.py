@@ -5,7 +5,7 @@ Shared by training, validation, evaluation and serving: every path batches image
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -63,3 +63,33 @@ def collate(rows: dict[str, np.ndarray]) -> tuple[ModelBatch, list[ImageCaptions
         chain = tuple((int(p), int(q)) for p, q in rows["chain"][b, :n])
         images.append(ImageCaptions(captions, chain))
     return batch, images
+
+
+def padded_box_count(boxes: int, bucket: int) -> int:
+    """``boxes`` rounded up to a multiple of ``bucket`` (0: unchanged)."""
+    return boxes if bucket <= 0 else -(-boxes // bucket) * bucket
+
+
+def pad_boxes(batch: ModelBatch, bucket: int) -> ModelBatch:
+    """The batch with empty boxes appended up to a multiple of ``bucket`` boxes, so that a compiled
+    model sees a few shapes instead of one per batch. A padding box is the first image's, has no
+    neighbours and an all-``<pad>`` caption: the generation loss ignores it (every target is
+    ``<pad>``), and the caller scores matching on the first ``batch.num_boxes`` rows only."""
+    n = batch.num_boxes
+    extra = padded_box_count(n, bucket) - n
+    if extra == 0:
+        return batch
+
+    def grow(tensor: torch.Tensor, fill: float | int | bool = 0) -> torch.Tensor:
+        tail = torch.full((extra, *tensor.shape[1:]), fill, dtype=tensor.dtype, device=tensor.device)
+        return torch.cat([tensor, tail])  # (N + extra, ...)
+
+    return replace(
+        batch,
+        image_index=grow(batch.image_index),
+        boxes=grow(batch.boxes),
+        neighbour_boxes=grow(batch.neighbour_boxes),
+        neighbour_valid=grow(batch.neighbour_valid, False),
+        captions=None if batch.captions is None else grow(batch.captions, PAD),
+        extras={k: grow(v) for k, v in batch.extras.items()},
+    )

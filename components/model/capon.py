@@ -59,6 +59,20 @@ class ModelBatch:
             extras={k: move(v) for k, v in self.extras.items()},
         )
 
+    def pin_memory(self) -> ModelBatch:
+        """The batch in page-locked memory, so that ``to(cuda, non_blocking=True)`` overlaps the copy."""
+        pin = lambda t: None if t is None else t.pin_memory()  # noqa: E731
+        return ModelBatch(
+            images=pin(self.images),
+            info_ids=pin(self.info_ids),
+            image_index=pin(self.image_index),
+            boxes=pin(self.boxes),
+            neighbour_boxes=pin(self.neighbour_boxes),
+            neighbour_valid=pin(self.neighbour_valid),
+            captions=pin(self.captions),
+            extras={k: pin(v) for k, v in self.extras.items()},
+        )
+
     def select_boxes(self, index: torch.Tensor) -> ModelBatch:
         """The same images with the boxes ``index`` (repeats allowed, e.g. for beams)."""
         return replace(

@@ -28,7 +28,7 @@ from components.model.batches import ImageCaptions, collate
 from components.model.build import build_model
 from components.model.capon import ModelBatch
 from components.model.checkpoint import load_checkpoint, save_checkpoint
-from components.training.runner import StepRunner, check_finite, prepare_for_tasks, unwrap
+from components.training.runner import StepRunner, check_finite, prepare_for_training, unwrap
 from components.training.validation import validate
 
 log = logging.getLogger("caponimage.train")
@@ -39,14 +39,20 @@ class InjectedFailure(RuntimeError):
 
 
 class ModelCollate(NumpyBatchCollateFn):
-    """Rows of images to ``(ModelBatch, [ImageCaptions])``, in Ray Data's prefetch threads."""
+    """Rows of images to ``(ModelBatch, [ImageCaptions])``, in Ray Data's prefetch threads; with
+    ``pin``, in page-locked memory, so that the copy to the GPU does not block the step."""
+
+    def __init__(self, pin: bool = False):
+        super().__init__()
+        self.pin = pin
 
     def __call__(self, rows: dict[str, np.ndarray]) -> tuple[ModelBatch, list[ImageCaptions]]:
-        return collate(rows)
+        batch, images = collate(rows)
+        return (batch.pin_memory() if self.pin else batch), images
 
 
 def endless_batches(
-    shard, images_per_batch: int, shuffle_buffer: int, seed: int, prefetch: int = 1
+    shard, images_per_batch: int, shuffle_buffer: int, seed: int, prefetch: int = 1, pin: bool = False
 ) -> Iterator[tuple[ModelBatch, list[ImageCaptions]]]:
     """Epoch after epoch of a worker's shard, collated; each epoch in a new order."""
     epoch = 0
@@ -54,7 +60,7 @@ def endless_batches(
         produced = 0
         for collated in shard.iter_torch_batches(
             batch_size=images_per_batch,
-            collate_fn=ModelCollate(),
+            collate_fn=ModelCollate(pin),
             drop_last=True,
             local_shuffle_buffer_size=shuffle_buffer or None,
             local_shuffle_seed=seed + epoch if shuffle_buffer else None,
@@ -124,7 +130,7 @@ def train_loop_per_worker(config: dict) -> None:
         model.load_state_dict(restored.model_state)
     elif config.get("init_weights") is not None:
         _warm_start(model, ray.get(config["init_weights"]))  # a state dict in the object store
-    sits_out = prepare_for_tasks(model, train.generation_per_matching)  # before the optimiser and DDP see it
+    sits_out = prepare_for_training(model, train)  # before the optimiser and DDP see it
     model = ray.train.torch.prepare_model(model, parallel_strategy_kwargs={"find_unused_parameters": sits_out})
     runner = StepRunner(model, train, device, rank)
     start = 0
@@ -134,8 +140,9 @@ def train_loop_per_worker(config: dict) -> None:
         log.info("rank %d resumed from step %d", rank, start)
 
     shard = ray.train.get_dataset_shard("train")
+    pin = train.pin_memory and device.type == "cuda"
     batches = endless_batches(
-        shard, train.images_per_batch, job.data.shuffle_buffer, train.seed + rank, job.data.prefetch_batches
+        shard, train.images_per_batch, job.data.shuffle_buffer, train.seed + rank, job.data.prefetch_batches, pin
     )
     window = _Window()
     matching = train.generation_per_matching[1] > 0  # fine-tuning trains and scores generation only
@@ -143,7 +150,7 @@ def train_loop_per_worker(config: dict) -> None:
         if train.fail_at_step == step and restored is None and rank == 0:
             raise InjectedFailure(f"injected failure at step {step} (train.fail_at_step)")
         batch, images = next(batches)
-        step_metrics = runner.train_step(step, batch.to(device), images)
+        step_metrics = runner.train_step(step, batch, images)
         check_finite(step_metrics, step, train.lr)
         window.add(step_metrics)
         report = step % train.log_every == 0 or step == train.steps

@@ -11,13 +11,14 @@ import math
 import random
 from collections import deque
 from contextlib import nullcontext
+from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
 
 from components.config import TrainSection
 from components.data.tokenizer import PAD
-from components.model.batches import ImageCaptions
+from components.model.batches import ImageCaptions, pad_boxes
 from components.model.capon import ModelBatch
 from components.training.curriculum import level_probabilities
 from components.training.matching import matching_batch
@@ -30,16 +31,35 @@ def unwrap(model: torch.nn.Module) -> torch.nn.Module:
     return model.module if hasattr(model, "module") else model
 
 
-def prepare_for_tasks(model: torch.nn.Module, generation_per_matching: tuple[int, int]) -> bool:
-    """Freeze the matching head when no step trains matching; then whether some trainable parameter
-    still sits out a step (DDP must then look for unused parameters at every step, which costs a
-    pass over the graph): generation steps of a mixed job skip the matching head, and a model
-    without image and locations never uses its spatial tables."""
+def prepare_for_training(model: torch.nn.Module, train: TrainSection) -> bool:
+    """Ready the model before the optimiser and DDP see it: freeze the matching head when no step
+    trains matching, and lay the backbone out channels-last when asked. Returns whether some
+    trainable parameter still sits out whole steps, so that DDP must look for unused parameters at
+    every step (a pass over the graph): only a model without image and locations, whose spatial
+    tables serve nothing. The matching head, which generation steps skip, is kept in their graph
+    by ``StepRunner`` instead."""
     inner = unwrap(model)
-    generation, matching = generation_per_matching
-    if matching == 0:
+    if train.generation_per_matching[1] == 0:
         inner.match_head.requires_grad_(False)
-    return (generation > 0 and matching > 0) or not (inner.use_image or inner.use_locations)
+    if train.channels_last and inner.backbone is not None:
+        inner.backbone.to(memory_format=torch.channels_last)
+    return not (inner.use_image or inner.use_locations)
+
+
+def compiled(model: torch.nn.Module) -> torch.nn.Module:
+    """``torch.compile`` with static shapes. Each task and box bucket is one graph; the default limit
+    of graphs per function (8) would send the rest back to eager without a word."""
+    import torch._dynamo
+
+    limit = "recompile_limit" if hasattr(torch._dynamo.config, "recompile_limit") else "cache_size_limit"
+    setattr(torch._dynamo.config, limit, max(64, getattr(torch._dynamo.config, limit)))
+    return torch.compile(model, dynamic=False)
+
+
+def use_tf32() -> None:
+    """TF32 tensor cores for the float32 matmuls and convolutions left outside bfloat16 autocast."""
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
 
 
 def generation_loss(logits: torch.Tensor, captions: torch.Tensor) -> tuple[torch.Tensor, int]:
@@ -51,22 +71,38 @@ def generation_loss(logits: torch.Tensor, captions: torch.Tensor) -> tuple[torch
 
 
 class StepRunner:
+    """The optimiser, its schedule and the matching sampler's state around a model; ``train_step``
+    is one update. The speed switches of ``train`` (compile, box buckets, fused Adam, channels-last,
+    TF32, non-blocking copies) change how fast a step runs, not what it computes."""
+
     def __init__(self, model: torch.nn.Module, train: TrainSection, device: torch.device, rank: int = 0):
         self.model, self.train_config, self.device = model, train, device
-        backbone = [p for n, p in unwrap(model).named_parameters() if n.startswith("backbone") and p.requires_grad]
-        rest = [p for n, p in unwrap(model).named_parameters() if not n.startswith("backbone") and p.requires_grad]
+        inner = unwrap(model)
+        backbone = [p for n, p in inner.named_parameters() if n.startswith("backbone") and p.requires_grad]
+        rest = [p for n, p in inner.named_parameters() if not n.startswith("backbone") and p.requires_grad]
         groups = [{"params": rest, "lr": train.lr}]
         if backbone:
             groups.append({"params": backbone, "lr": train.backbone_lr})
-        self.optimizer = torch.optim.Adam(groups, betas=train.betas, eps=train.eps, weight_decay=train.weight_decay)
+        self.optimizer = torch.optim.Adam(
+            groups, betas=train.betas, eps=train.eps, weight_decay=train.weight_decay, fused=train.fused_adam or None
+        )
         schedules = [lambda step: warmup_inverse_sqrt(step + 1, train.warmup_steps)]  # LambdaLR counts from 0
         if backbone:
             schedules.append(lambda step: 1.0)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, schedules)
         self.rng = random.Random(train.seed * 1000 + rank)
         self.pool: deque = deque(maxlen=POOL_SIZE)
-        use_amp = train.mixed_precision and device.type == "cuda"
+        on_gpu = device.type == "cuda"
+        use_amp = train.mixed_precision and on_gpu
         self.autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if use_amp else nullcontext
+        self.forward = compiled(model) if train.compile else model
+        self.non_blocking = train.pin_memory and on_gpu
+        if train.tf32 and on_gpu:
+            use_tf32()
+        # Generation steps keep the matching head in the graph with a zero weight, so that DDP gets a
+        # gradient for every parameter at every step and needs no search for unused ones; the head's
+        # gradient is dropped before the optimiser, which so skips it exactly as if it sat out.
+        self.head = [p for p in inner.match_head.parameters() if p.requires_grad]
 
     def state_dict(self) -> dict:
         """Everything a resumed run needs to continue exactly: optimiser, schedule, sampling state."""
@@ -90,26 +126,38 @@ class StepRunner:
         """(p1, p2, p3) of the negative levels at global ``step`` (scaled by ``curriculum_scale``)."""
         return level_probabilities(self.train_config.negatives, round(step * self.train_config.curriculum_scale))
 
+    def to_device(self, batch: ModelBatch) -> ModelBatch:
+        batch = batch.to(self.device, non_blocking=self.non_blocking)
+        if self.train_config.channels_last:
+            batch = replace(batch, images=batch.images.contiguous(memory_format=torch.channels_last))
+        return batch
+
     def train_step(self, step: int, batch: ModelBatch, images: list[ImageCaptions]) -> dict[str, float]:
-        """One update at global ``step`` (1-based); metrics of this step."""
+        """One update at global ``step`` (1-based) on ``batch`` (on any device); metrics of this step."""
         config = self.train_config
         task = task_for_step(step - 1, config.generation_per_matching)
+        batch = self.to_device(batch)
         metrics: dict[str, float] = {"boxes": float(batch.num_boxes)}
         self.model.train()
         with self.autocast():
             if task == "generation":
-                out = self.model(batch, task="generation")
-                loss, _ = generation_loss(out.logits, batch.captions)
+                padded = pad_boxes(batch, config.box_bucket)
+                loss, _ = generation_loss(self.forward(padded, task="generation").logits, padded.captions)
+                loss = loss + sum(0.0 * p.sum() for p in self.head)  # in the graph, no gradient
             else:
                 matched, _ = matching_batch(
                     batch, images, self.probabilities(step), self.rng, config.positive_rate, list(self.pool)
                 )
-                logits = self.model(matched, task="matching").match_logits.float()
+                out = self.forward(pad_boxes(matched, config.box_bucket), task="matching")
+                logits = out.match_logits[: batch.num_boxes].float()  # the real boxes, not the padding
                 labels = matched.extras["labels"]
                 loss = F.binary_cross_entropy_with_logits(logits, labels)
                 metrics["matching_accuracy"] = float(((logits > 0).float() == labels).float().mean())
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if task == "generation":
+            for p in self.head:
+                p.grad = None
         if config.grad_clip > 0:
             metrics["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), config.grad_clip))
         self.optimizer.step()

@@ -12,12 +12,12 @@ from components.config import JobConfig, load_job_config
 from components.data.encoding import EncodeSpec
 from components.data.index import read_index
 from components.data.pipeline import EncodeImages
-from components.data.tokenizer import EOS, SOS
+from components.data.tokenizer import EOS, PAD, SOS
 from components.model import build_model
 from components.model.batches import caption_tokens, collate
 from components.model.checkpoint import load_checkpoint, save_checkpoint
 from components.training.matching import matching_batch
-from components.training.runner import StepRunner, prepare_for_tasks
+from components.training.runner import StepRunner, prepare_for_training
 from components.training.validation import validate
 
 # -- collation ------------------------------------------------------------------------------------
@@ -130,7 +130,7 @@ def test_curriculum_scale_stretches_the_paper_schedule_over_a_short_run(encoded)
 @pytest.mark.parametrize(
     "model,mix,expected",
     [
-        ({}, (3, 1), True),  # generation steps of a mixed job skip the matching head
+        ({}, (3, 1), False),  # generation steps keep the matching head in the graph (zero weight)
         ({}, (1, 0), False),  # fine-tuning: the head is frozen, nothing else sits out
         ({}, (0, 1), False),  # matching only: the tied word table still embeds the text
         ({"neighbours": "none"}, (1, 0), False),
@@ -138,21 +138,52 @@ def test_curriculum_scale_stretches_the_paper_schedule_over_a_short_run(encoded)
     ],
 )
 def test_ddp_looks_for_unused_parameters_only_when_a_step_leaves_some(encoded, model, mix, expected):
-    """``prepare_for_tasks`` against what really happens: every task of the mix, one step each,
-    and which trainable parameters never got a gradient in some step."""
+    """``prepare_for_training`` against what really happens in backward: every task of the mix, one
+    step each, and whether some trainable parameter got no gradient in some step."""
     rows, tokenizer, _ = encoded
     job = load_job_config("tiny", [f"model.{k}={str(v).lower()}" for k, v in model.items()])
+    train = job.train.with_overrides(generation_per_matching=mix)
     torch.manual_seed(0)
     net = build_model(job.model.with_overrides(vocab_size=len(tokenizer)))
-    assert prepare_for_tasks(net, mix) is expected
+    assert prepare_for_training(net, train) is expected
+    trainable = [p for p in net.parameters() if p.requires_grad]
+    reached: set[int] = set()
+    for p in trainable:
+        p.register_post_accumulate_grad_hook(lambda p: reached.add(id(p)))
     batch, images = collate(rows)
-    runner = StepRunner(net, job.train.with_overrides(generation_per_matching=mix), torch.device("cpu"))
+    runner = StepRunner(net, train, torch.device("cpu"))
     sat_out = False
     for step in (1, 4) if mix == (3, 1) else (1,):  # step 1 generates, step 4 matches
-        runner.optimizer.zero_grad(set_to_none=True)
+        reached.clear()
         runner.train_step(step, batch, images)
-        sat_out |= any(p.grad is None for p in net.parameters() if p.requires_grad)
+        sat_out |= len(reached) < len(trainable)
     assert sat_out is expected
+
+
+def test_a_mixed_job_runs_under_ddp_without_searching_for_unused_parameters(encoded, tmp_path):
+    """DDP (one gloo process) with ``find_unused_parameters=False`` raises at the step after one that
+    left a parameter without a gradient; the matching head kept in generation steps' graph avoids it,
+    and the optimiser still skips the head there: its weights move on matching steps only."""
+    import torch.distributed as dist
+
+    rows, tokenizer, _ = encoded
+    job = tiny_job()
+    torch.manual_seed(0)
+    net = build_model(job.model.with_overrides(vocab_size=len(tokenizer)))
+    find_unused = prepare_for_training(net, job.train)
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        ddp = torch.nn.parallel.DistributedDataParallel(net, find_unused_parameters=find_unused)
+        runner = StepRunner(ddp, job.train, torch.device("cpu"))
+        batch, images = collate(rows)
+        head = net.match_head[0].weight
+        for step in range(1, 6):  # generation, generation, generation, matching, generation
+            before = head.detach().clone()
+            runner.train_step(step, batch, images)
+            assert torch.equal(before, head) is (step != 4)
+    finally:
+        dist.destroy_process_group()
+    assert find_unused is False
 
 
 def test_scores_read_the_raw_references_not_captions_rebuilt_from_token_ids(tiny_dataset):
@@ -206,3 +237,50 @@ def test_a_non_finite_loss_stops_training_naming_the_step():
         typed = diverged(WorkerGroupError())
     assert isinstance(typed, TrainingDiverged) and str(typed).startswith("loss_generation = nan at step 7")
     assert diverged(RuntimeError("something else")) is None
+
+
+# -- speed switches: the same learning, faster ----------------------------------------------------
+def run_steps(job, tokenizer, rows, steps):
+    """Losses of steps 1..steps (three generation steps, then matching, ...) from the same weights."""
+    model, runner = fresh(job, tokenizer)
+    prepare_for_training(model, job.train)
+    batch, images = collate(rows)
+    losses = [
+        next(v for k, v in runner.train_step(s, batch, images).items() if k.startswith("loss_"))
+        for s in range(1, steps + 1)
+    ]
+    return losses
+
+
+def test_padded_boxes_change_no_loss_and_no_weight(encoded):
+    from components.model.batches import pad_boxes, padded_box_count
+
+    rows, tokenizer, _ = encoded
+    batch, _ = collate(rows)
+    padded = pad_boxes(batch, 16)
+    assert padded_box_count(batch.num_boxes, 16) == padded.num_boxes and padded.num_boxes % 16 == 0
+    assert padded.num_boxes > batch.num_boxes and (padded.captions[batch.num_boxes :] == PAD).all()
+    assert pad_boxes(batch, 0) is batch
+    plain = run_steps(tiny_job(), tokenizer, rows, steps=6)
+    bucketed = run_steps(tiny_job(box_bucket=16), tokenizer, rows, steps=6)
+    assert bucketed == pytest.approx(plain, rel=1e-5)  # each step's loss reads the weights the last left
+
+
+def test_the_fast_path_learns_as_the_plain_path_on_cpu(encoded):
+    """Fused Adam and a channels-last backbone, then torch.compile with box buckets (generation
+    steps of a model without the image: the ResNet and a second graph would take a minute more to
+    compile on two cores; the buckets' matching steps are checked above), each from the
+    same weights as the plain path: the same losses within float noise. TF32 and pinned copies
+    apply on GPUs only."""
+    rows, tokenizer, _ = encoded
+    plain = run_steps(tiny_job(), tokenizer, rows, steps=4)
+    fused = run_steps(tiny_job(fused_adam="true", channels_last="true"), tokenizer, rows, steps=4)
+    assert fused == pytest.approx(plain, rel=1e-4)
+    imageless = ["model.use_image=false"]
+    plain = run_steps(load_job_config("tiny", imageless), tokenizer, rows, steps=3)  # generation: one graph
+    fast_job = load_job_config("tiny", [*imageless, "train.compile=true", "train.box_bucket=16"])
+    assert run_steps(fast_job, tokenizer, rows, steps=3) == pytest.approx(plain, rel=1e-3)
+    _, runner = fresh(fast_job, tokenizer)
+    assert runner.forward is not runner.model  # the compiled module
+    fused_runner = fresh(tiny_job(fused_adam="true"), tokenizer)[1]
+    assert fused_runner.optimizer.defaults["fused"] is True

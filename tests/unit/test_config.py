@@ -29,6 +29,7 @@ def test_config_round_trip_and_overrides():
         ("train.negatives=hardest", "train.negatives", "must be one of"),
         ("train.steps=many", "train.steps", "expected int"),
         ("colour=red", "colour", "unknown key"),
+        ("train.compile=true", "train.box_bucket", "train.compile needs static shapes"),
     ],
 )
 def test_bad_config_names_the_key(override, key, message):
@@ -189,3 +190,11 @@ def test_resuming_a_run_name_with_another_model_names_the_keys(tmp_path):
     assert "model.d_model: 64 in checkpoint_00000006, 128 now; model.n_layers: 2 in checkpoint_00000006, 3 now" in str(
         refused.value
     )
+
+
+def test_the_paper_preset_trains_the_papers_global_batch_on_one_fast_gpu():
+    train, ray = load_job_config("paper").train, load_job_config("paper").ray
+    assert ray.num_workers * train.images_per_batch == 80 and ray.use_gpu  # 8 GPUs x 10 images in the paper
+    assert train.compile and train.box_bucket > 0 and train.fused_adam and train.tf32 and train.pin_memory
+    plain = load_job_config("small").train
+    assert not (plain.compile or plain.box_bucket or plain.fused_adam or plain.channels_last)  # CPU: as before

@@ -91,7 +91,7 @@ def test_concurrency_is_what_the_cluster_holds():
     assert trial_resources(laptop) == {"CPU": 2.0, "GPU": 0.0}  # a worker + two half-CPU decoding actors
     assert concurrency(laptop, {"CPU": 4.0}) == 2
     assert concurrency(laptop, {"CPU": 1.0}) == 1  # never zero
-    gpus = load_job_config("paper")  # 8 GPU workers of 4 CPUs and 16 decoding actors per dataset
+    gpus = load_job_config("paper", ["ray.num_workers=8"])  # 8 GPU workers of 4 CPUs, 16 decoding actors
     assert concurrency(gpus, {"CPU": 128.0, "GPU": 16.0}) == 2
     assert concurrency(gpus, {"CPU": 64.0, "GPU": 64.0}) == 1  # CPUs bind first
     assert concurrency(load_job_config("small", ["tune.max_concurrent=3"]), {"CPU": 1.0}) == 3
