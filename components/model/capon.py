@@ -46,32 +46,26 @@ class ModelBatch:
     def num_boxes(self) -> int:
         return self.boxes.shape[0]
 
-    def to(self, device: torch.device | str, non_blocking: bool = False) -> ModelBatch:
-        move = lambda t: None if t is None else t.to(device, non_blocking=non_blocking)  # noqa: E731
+    def map_tensors(self, fn) -> ModelBatch:
+        """The batch with ``fn`` applied to every tensor (``captions`` may be None)."""
+        apply = lambda t: None if t is None else fn(t)  # noqa: E731
         return ModelBatch(
-            images=move(self.images),
-            info_ids=move(self.info_ids),
-            image_index=move(self.image_index),
-            boxes=move(self.boxes),
-            neighbour_boxes=move(self.neighbour_boxes),
-            neighbour_valid=move(self.neighbour_valid),
-            captions=move(self.captions),
-            extras={k: move(v) for k, v in self.extras.items()},
+            images=apply(self.images),
+            info_ids=apply(self.info_ids),
+            image_index=apply(self.image_index),
+            boxes=apply(self.boxes),
+            neighbour_boxes=apply(self.neighbour_boxes),
+            neighbour_valid=apply(self.neighbour_valid),
+            captions=apply(self.captions),
+            extras={k: apply(v) for k, v in self.extras.items()},
         )
+
+    def to(self, device: torch.device | str, non_blocking: bool = False) -> ModelBatch:
+        return self.map_tensors(lambda t: t.to(device, non_blocking=non_blocking))
 
     def pin_memory(self) -> ModelBatch:
         """The batch in page-locked memory, so that ``to(cuda, non_blocking=True)`` overlaps the copy."""
-        pin = lambda t: None if t is None else t.pin_memory()  # noqa: E731
-        return ModelBatch(
-            images=pin(self.images),
-            info_ids=pin(self.info_ids),
-            image_index=pin(self.image_index),
-            boxes=pin(self.boxes),
-            neighbour_boxes=pin(self.neighbour_boxes),
-            neighbour_valid=pin(self.neighbour_valid),
-            captions=pin(self.captions),
-            extras={k: pin(v) for k, v in self.extras.items()},
-        )
+        return self.map_tensors(torch.Tensor.pin_memory)
 
     def select_boxes(self, index: torch.Tensor) -> ModelBatch:
         """The same images with the boxes ``index`` (repeats allowed, e.g. for beams)."""
