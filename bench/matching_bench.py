@@ -21,48 +21,11 @@ import torch
 
 from components.config import load_job_config
 from components.data.encoding import EncodeSpec
-from components.data.index import read_index
-from components.data.pipeline import EncodeImages
 from components.data.prepare import load_vocabulary
 from components.model import build_model
 from components.model.batches import collate
 from components.training.runner import StepRunner
-from components.training.validation import VALIDATION_SEED, matching_counts
-
-VIEWS = ("positive", "level1", "level2", "level3")
-
-
-def encoded_rows(dataset: str, split: str, tokenizer, spec: EncodeSpec, limit: int | None) -> list[dict]:
-    """Every image of a split encoded as the pipeline's actors encode it, one dict per image."""
-    index = read_index(dataset, split, limit=limit)
-    encode = EncodeImages(dataset, None, tokenizer.word2int, tokenizer.mode, spec)
-    rows = []
-    for start in range(0, len(index), 64):
-        part = index[start : start + 64]
-        batch = encode(
-            {"image_id": np.array([r["image_id"] for r in part]), "record": np.array([r["record"] for r in part])}
-        )
-        rows += [{key: batch[key][i] for key in batch} for i in range(len(batch["n_boxes"]))]
-    return rows
-
-
-def stacked(rows: list[dict]) -> dict[str, np.ndarray]:
-    return {key: np.stack([row[key] for row in rows]) for key in rows[0]}
-
-
-@torch.no_grad()
-def matching_views(model, val_batches, probabilities, positive_rate, device) -> dict[str, float]:
-    model.eval()
-    rng = random.Random(VALIDATION_SEED)
-    totals: dict[str, list[float]] = {}
-    for batch, images in val_batches:
-        for name, (right, scored) in matching_counts(
-            model, batch.to(device), images, probabilities, positive_rate, rng
-        ).items():
-            total = totals.setdefault(name.removeprefix("val_matching_accuracy_"), [0.0, 0.0])
-            total[0], total[1] = total[0] + right, total[1] + scored
-    model.train()
-    return {name: right / scored for name, (right, scored) in totals.items() if name in VIEWS and scored}
+from components.training.study import LEVELS, encoded_rows, matching_by_level, stacked
 
 
 def main() -> None:
@@ -92,7 +55,7 @@ def main() -> None:
     runner = StepRunner(model, job.train, device)
     order, rng = list(range(len(train_rows))), random.Random(job.train.seed)
     print(f"matching bench: preset {args.preset}, {args.images} images/step, {args.steps} steps, device {args.device}")
-    print("step  seconds  loss_gen  loss_match  " + "  ".join(f"{v:>8}" for v in VIEWS))
+    print("step  seconds  loss_gen  loss_match  " + "  ".join(f"{v:>8}" for v in LEVELS))
     started, window = time.perf_counter(), {"loss_generation": [], "loss_matching": []}
     for step in range(1, args.steps + 1):
         start = (step - 1) * args.images % (len(order) - args.images + 1)
@@ -104,11 +67,11 @@ def main() -> None:
             if key in metrics:
                 window[key].append(metrics[key])
         if step % args.every == 0 or step == args.steps:
-            views = matching_views(model, val_batches, runner.probabilities(step), job.train.positive_rate, device)
+            views = matching_by_level(model, val_batches, runner.probabilities(step), job.train.positive_rate, device)
             losses = [np.mean(window[k]) if window[k] else float("nan") for k in window]
             print(
                 f"{step:>4}  {time.perf_counter() - started:7.0f}  {losses[0]:8.3f}  {losses[1]:10.3f}  "
-                + "  ".join(f"{views.get(v, float('nan')):8.3f}" for v in VIEWS),
+                + "  ".join(f"{views.get(v, float('nan')):8.3f}" for v in LEVELS),
                 flush=True,
             )
             window = {key: [] for key in window}

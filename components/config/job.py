@@ -71,6 +71,9 @@ class TrainSection(Section):
     # The curriculum reads global_step x this. 1 is the paper; a short run can traverse the paper's
     # whole 200k-step curriculum with curriculum_scale = 200000 / steps.
     curriculum_scale: PositiveNumber = 1.0
+    # Or: this run's matching steps, first to last, traverse the paper's steps 1..curriculum_span
+    # (200000: the whole curriculum, easy first, however few matching steps the run has).
+    curriculum_span: PositiveInt | None = None
     positive_rate: Probability = 0.4
     mixed_precision: Flag = True  # bfloat16 autocast on GPU; ignored on CPU
     # Speed switches (the GPU presets turn them on; off, a run is the plain eager path). Each keeps

@@ -23,7 +23,6 @@ from components.redaction import redact
 from components.tracking.runs import new_run_name
 from components.training.tracked import tracked_fit
 
-PAPER_STEPS = 200_000
 Results = dict[str, list[dict[str, float]]]
 
 
@@ -38,16 +37,13 @@ def train_variant(job: JobConfig, tokenizer: Tokenizer, name: str, weights: dict
 def train_and_evaluate(
     job: JobConfig, variant: Variant, seed: int, tokenizer: Tokenizer, finetune_steps: int, eval_images: int | None
 ) -> dict[str, float]:
-    """A variant trained (then fine-tuned, for the matching variants) and scored on val; its scores
-    go to the parent run as ``<variant>_s<seed>_<metric>``."""
-    scale = PAPER_STEPS / job.train.steps  # traverse the paper's whole curriculum in this run
-    job = job.with_overrides(model=variant.model, train=variant.train_overrides(seed, scale))
+    """A variant pre-trained, fine-tuned (every variant alike: the same budget) and scored on val;
+    its scores go to the parent run as ``<variant>_s<seed>_<metric>``."""
+    job = job.with_overrides(model=variant.model, train=variant.train_overrides(seed))
     weights = train_variant(job, tokenizer, f"{variant.name}-s{seed}")
-    if variant.finetune:
-        finetune = job.with_overrides(
-            task="finetune", init_from="ablation", train={"generation_per_matching": (1, 0), "steps": finetune_steps}
-        )
-        weights = train_variant(finetune, tokenizer, f"{variant.name}-s{seed}-finetune", weights)
+    finetune_train = Variant.finetune_overrides(finetune_steps)
+    finetune = job.with_overrides(task="finetune", init_from="ablation", train=finetune_train)
+    weights = train_variant(finetune, tokenizer, f"{variant.name}-s{seed}-finetune", weights)
     rows = predict_split(
         job.data.dataset,
         "val",
@@ -90,8 +86,9 @@ def setting_text(preset: str, job: JobConfig, finetune_steps: int, eval_images: 
     """The table's setting line: what was trained, how long, on how much."""
     return (
         f"Setting: preset `{preset}`, {job.train.steps} pre-training steps of "
-        f"{job.train.images_per_batch} images x {job.ray.num_workers} worker(s), {finetune_steps} "
-        f"fine-tuning steps for matching variants, greedy decoding on "
+        f"{job.train.images_per_batch} images x {job.ray.num_workers} worker(s) (matching variants: a "
+        f"quarter of them matching, the paper's curriculum spread over those), then {finetune_steps} "
+        f"generation fine-tuning steps for every variant, greedy decoding on "
         f"{'all' if eval_images is None else eval_images} val images."
     )
 

@@ -8,11 +8,17 @@ The paper's progressive curriculum (eq. 6 to 8; the released code never implemen
 
 renormalised when p1 + p3 > 1 (from about step 297k). The fixed ablation uses 30/40/30, and the
 paper's Table 3 rows use single levels or I+II.
+
+Where a run is on that curriculum (``curriculum_step``): the paper's own run reads its global step.
+A shorter run either scales its global step (``train.curriculum_scale``), or, with
+``train.curriculum_span = P``, spreads the paper's steps 1..P over its own matching steps, first to
+last: its first matching batch is the paper's first (Level I only), its last the paper's step P.
 """
 
 from __future__ import annotations
 
-from components.config import NEGATIVE_SCHEDULES
+from components.config import NEGATIVE_SCHEDULES, TrainSection
+from components.training.schedule import matching_steps_until
 
 SCHEDULES = NEGATIVE_SCHEDULES  # the names a job config accepts
 FIXED = (0.3, 0.4, 0.3)
@@ -40,3 +46,12 @@ def level_probabilities(schedule: str, step: int) -> tuple[float, float, float]:
     if schedule == "level12":
         return (0.5, 0.5, 0.0)
     raise ValueError(f"unknown negative schedule '{schedule}'; expected one of {', '.join(SCHEDULES)}")
+
+
+def curriculum_step(train: TrainSection, step: int) -> int:
+    """The paper step whose negative levels global ``step`` of a run trained by ``train`` uses."""
+    if train.curriculum_span is None:
+        return round(step * train.curriculum_scale)
+    total = matching_steps_until(train.steps, train.generation_per_matching)
+    done = max(1, matching_steps_until(step, train.generation_per_matching))  # this one included
+    return 1 + round((done - 1) * (train.curriculum_span - 1) / max(1, total - 1))

@@ -20,7 +20,7 @@ from components.config import TrainSection
 from components.data.tokenizer import PAD
 from components.model.batches import ImageCaptions, pad_boxes
 from components.model.capon import ModelBatch
-from components.training.curriculum import level_probabilities
+from components.training.curriculum import curriculum_step, level_probabilities
 from components.training.matching import matching_batch
 from components.training.schedule import task_for_step, warmup_inverse_sqrt
 
@@ -123,8 +123,8 @@ class StepRunner:
         self.pool.extend(tuple(c) for c in state["pool"])
 
     def probabilities(self, step: int) -> tuple[float, float, float]:
-        """(p1, p2, p3) of the negative levels at global ``step`` (scaled by ``curriculum_scale``)."""
-        return level_probabilities(self.train_config.negatives, round(step * self.train_config.curriculum_scale))
+        """(p1, p2, p3) of the negative levels at global ``step`` (see ``curriculum_step``)."""
+        return level_probabilities(self.train_config.negatives, curriculum_step(self.train_config, step))
 
     def to_device(self, batch: ModelBatch) -> ModelBatch:
         batch = batch.to(self.device, non_blocking=self.non_blocking)

@@ -28,3 +28,10 @@ def task_for_step(step: int, generation_per_matching: tuple[int, int] = (3, 1)) 
     if generation == 0:
         return "matching"
     return "generation" if step % (generation + matching) < generation else "matching"
+
+
+def matching_steps_until(step: int, generation_per_matching: tuple[int, int] = (3, 1)) -> int:
+    """How many of the global steps 1..``step`` train matching (``task_for_step`` counted)."""
+    generation, matching = generation_per_matching
+    cycle = generation + matching
+    return (step // cycle) * matching + max(0, step % cycle - generation)

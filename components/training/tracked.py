@@ -17,7 +17,7 @@ from mlflow.tracking import MlflowClient
 
 from components import storage
 from components.cluster import init_ray
-from components.config import JobConfig
+from components.config import JobConfig, TrainSection
 from components.data.index import dataset_version
 from components.data.tokenizer import Tokenizer
 from components.errors import ConfigError
@@ -34,7 +34,7 @@ from components.tracking.runs import (
     run_of_ray_run,
     start_run,
 )
-from components.training.curriculum import level_probabilities
+from components.training.curriculum import curriculum_step, level_probabilities
 from components.training.trainer import fit
 
 log = logging.getLogger(__name__)
@@ -170,22 +170,23 @@ def log_training(
         if log_model is not None:
             with result.checkpoint.as_directory() as folder:
                 model_uri = log_model(folder, job)
-    curriculum = curriculum_figure(job.train.negatives, job.train.steps, job.train.curriculum_scale)
+    curriculum = curriculum_figure(job.train)
     log_figure(curriculum, "plots/curriculum.png")
     log_figure(metric_history_figure(run_id, LOSSES, "loss", "training losses"), "plots/losses.png")
     log_skipped_records(skipped)
     return model_uri
 
 
-def curriculum_figure(schedule: str, steps: int, scale: float = 1.0):
-    """p1, p2, p3 against the global step."""
+def curriculum_figure(train: TrainSection):
+    """p1, p2, p3 against the global step, as the run's step runner draws them."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    xs = sorted({max(1, round(steps * i / 400)) for i in range(401)})
-    probabilities = [level_probabilities(schedule, round(x * scale)) for x in xs]
+    schedule = train.negatives
+    xs = sorted({max(1, round(train.steps * i / 400)) for i in range(401)})
+    probabilities = [level_probabilities(schedule, curriculum_step(train, x)) for x in xs]
     figure, axis = plt.subplots(figsize=(7, 4))
     for level, label in enumerate(("p1: another image", "p2: another box", "p3: a neighbour")):
         axis.plot(xs, [p[level] for p in probabilities], label=label)

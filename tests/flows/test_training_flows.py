@@ -215,7 +215,8 @@ def test_ablation_nests_variants_and_rebuilds_its_table(ray_cluster, place, tmp_
     table = (tmp_path / "ablation.md").read_text("utf-8")
     assert table.count("| full |") == 1 and table.count("| 5 I+II+III progressive |") == 1
     assert "| context |" not in table and "| 2 Level I |" not in table  # only the variant run
-    assert "4 pre-training steps" in table and "2 fine-tuning steps" in table and "on 4 val images" in table
+    assert "4 pre-training steps" in table and "then 2 generation fine-tuning steps for every variant" in table
+    assert "on 4 val images" in table
     client = MlflowClient(uri)
     parent = client.search_runs(
         [client.get_experiment_by_name("caponimage").experiment_id],

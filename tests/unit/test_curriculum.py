@@ -50,3 +50,22 @@ def test_named_schedules():
     assert level_probabilities("level1", 5) == (1.0, 0.0, 0.0)
     with pytest.raises(ValueError, match="unknown negative schedule 'hard'"):
         level_probabilities("hard", 5)
+
+
+def test_a_span_spreads_the_papers_curriculum_over_the_runs_matching_steps():
+    from components.config import load_job_config
+    from components.training.curriculum import curriculum_step
+    from components.training.schedule import matching_steps_until, task_for_step
+
+    assert [matching_steps_until(s) for s in range(1, 10)] == [0, 0, 0, 1, 1, 1, 1, 2, 2]
+    assert matching_steps_until(9, (1, 0)) == 0 and matching_steps_until(9, (0, 1)) == 9
+    for step in range(1, 30):  # the count agrees with the task of every step
+        assert matching_steps_until(step) == sum(task_for_step(s - 1) == "matching" for s in range(1, step + 1))
+    train = load_job_config("tiny", ["train.steps=400", "train.curriculum_span=200000"]).train
+    matching = [s for s in range(1, 401) if task_for_step(s - 1) == "matching"]  # 100 matching steps
+    read = [curriculum_step(train, s) for s in matching]
+    assert read[0] == 1 and read[-1] == 200_000  # easy first, the whole curriculum by the last one
+    assert read == sorted(read) and len(set(read)) == 100
+    assert progressive(read[0])[0] == pytest.approx(1.0, abs=1e-5)  # the first matching batch: Level I only
+    scaled = load_job_config("tiny", ["train.steps=400", "train.curriculum_scale=500"]).train
+    assert curriculum_step(scaled, matching[0]) == 2000  # the old way: the first matching step at 4 x 500
