@@ -140,9 +140,13 @@ def train_loop_per_worker(config: dict) -> None:
         log.info("rank %d resumed from step %d", rank, start)
 
     shard = ray.train.get_dataset_shard("train")
-    pin = train.pin_memory and device.type == "cuda"
     batches = endless_batches(
-        shard, train.images_per_batch, job.data.shuffle_buffer, train.seed + rank, job.data.prefetch_batches, pin
+        shard,
+        train.images_per_batch,
+        job.data.shuffle_buffer,
+        train.seed + rank,
+        job.data.prefetch_batches,
+        pin=runner.non_blocking,  # pinned where the runner copies without blocking
     )
     window = _Window()
     matching = train.generation_per_matching[1] > 0  # fine-tuning trains and scores generation only
