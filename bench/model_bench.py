@@ -16,10 +16,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import statistics
-import time
 
 import torch
+from timing import matmul_peak, timed, training_dtype  # bench/timing.py, beside this script
 from torch.utils.flop_counter import FlopCounterMode
 
 from components.data.masking import input_size
@@ -43,37 +42,6 @@ def random_batch(config, images: int, boxes_per_image: int, info_tokens: int, de
         neighbour_valid=torch.rand(n, 2, generator=g) > 0.2,
         captions=captions,
     ).to(device)
-
-
-def sync(device) -> None:
-    if torch.device(device).type == "cuda":
-        torch.cuda.synchronize()
-
-
-def timed(fn, device, repeats: int, warmup: int = 1) -> float:
-    """Median seconds of ``fn()`` over ``repeats`` runs after ``warmup``."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        sync(device)
-        start = time.perf_counter()
-        fn()
-        sync(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def training_dtype(device) -> torch.dtype:
-    return torch.bfloat16 if torch.device(device).type == "cuda" else torch.float32
-
-
-def matmul_peak(device, size: int, repeats: int) -> float:
-    """FLOP/s of a square matmul in the training dtype on this device (the denominator of MFU)."""
-    dtype = training_dtype(device)
-    a, b = (torch.randn(size, size, device=device, dtype=dtype) for _ in range(2))
-    seconds = timed(lambda: a @ b, device, repeats, warmup=2)
-    return 2 * size**3 / seconds
 
 
 def train_step_fn(model, optimizer, batch):

@@ -21,25 +21,25 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import resource
-import statistics
 import time
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+from timing import matmul_peak, sync, training_dtype  # bench/timing.py, beside this script
 from torch.utils.flop_counter import FlopCounterMode
 
 from components.config import load_job_config
 from components.data.encoding import EncodeSpec
-from components.data.index import read_index
-from components.data.pipeline import EncodeImages
 from components.data.prepare import load_vocabulary
 from components.model import build_model
 from components.model.batches import collate
 from components.training.matching import matching_batch
 from components.training.runner import StepRunner, generation_loss, prepare_for_training
 from components.training.schedule import task_for_step
+from components.training.study import encoded_rows, stacked
 
 PAPER_BOX_SAMPLES = 200_000 * 400  # the paper's pre-training: 200K steps of about 400 boxes
 PLAIN = {"compile": False, "box_bucket": 0, "fused_adam": False, "channels_last": False, "tf32": False}
@@ -58,47 +58,31 @@ class PathResult:
 def encoded_batches(dataset: str, job, tokenizer, count: int, per_batch: int, pin: bool):
     """``count`` collated batches of ``per_batch`` training images (fewer if the split is smaller)."""
     spec = EncodeSpec.for_model(job.model, max_boxes=job.data.max_boxes)
-    index = read_index(dataset, "train", limit=count * per_batch)
-    encode = EncodeImages(dataset, None, tokenizer.word2int, tokenizer.mode, spec)
+    rows = encoded_rows(dataset, "train", tokenizer, spec, count * per_batch)
     batches = []
-    for start in range(0, len(index) - per_batch + 1, per_batch):
-        part = index[start : start + per_batch]
-        ids, records = np.array([r["image_id"] for r in part]), np.array([r["record"] for r in part])
-        rows = encode({"image_id": ids, "record": records})
-        batch, images = collate(rows)
+    for start in range(0, len(rows) - per_batch + 1, per_batch):
+        batch, images = collate(stacked(rows[start : start + per_batch]))
         batches.append((batch.pin_memory() if pin else batch, images))
     if not batches:
         raise SystemExit(f"{dataset}: fewer than {per_batch} training images")
     return batches
 
 
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
-def matmul_peak(device: torch.device, size: int) -> tuple[float, str]:
-    """FLOP/s of a square matmul in the dtype training runs its matmuls in here, and that dtype."""
-    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
-    a, b = (torch.randn(size, size, device=device, dtype=dtype) for _ in range(2))
-    times = []
-    for _ in range(12):
-        sync(device)
-        started = time.perf_counter()
-        a @ b
-        sync(device)
-        times.append(time.perf_counter() - started)
-    return 2 * size**3 / statistics.median(times[2:]), str(dtype).removeprefix("torch.")
+def period(job, batches) -> int:
+    """Steps after which (batch, task) pairs repeat: step i trains batch i mod len(batches) on the
+    task of step i. A warm-up of one period compiles every graph the timed steps use."""
+    return math.lcm(len(batches), sum(job.train.generation_per_matching))
 
 
 def cycle_flops(job, tokenizer, batches, device) -> int:
     """Model FLOPs (forward and backward) of one pass over ``batches``, each with the task its step
-    has in the timed runs (step i uses batch i mod len(batches))."""
+    has in the timed runs, over one ``period``."""
     torch.manual_seed(0)
     model = build_model(job.model.with_overrides(vocab_size=len(tokenizer), dropout=0.0)).to(device)
     runner = StepRunner(model, job.train.with_overrides(**PLAIN), device)
     total = 0
-    for step, (batch, images) in enumerate(batches, start=1):
+    for step in range(1, period(job, batches) + 1):
+        batch, images = batches[(step - 1) % len(batches)]
         batch = batch.to(device)
         task = task_for_step(step - 1, job.train.generation_per_matching)
         with FlopCounterMode(display=False) as counter:
@@ -114,8 +98,8 @@ def cycle_flops(job, tokenizer, batches, device) -> int:
 
 
 def run_path(job, tokenizer, batches, device, switches: dict, steps: int, flops: int) -> PathResult:
-    """Train from the seed-0 weights: one warm-up pass over the batches (every task and box bucket
-    compiled), then ``steps`` timed steps (whole passes)."""
+    """Train from the seed-0 weights: one warm-up period (every task and box bucket
+    compiled), then ``steps`` timed steps (whole periods)."""
     train = job.train.with_overrides(**switches)
     torch.manual_seed(0)
     model = build_model(job.model.with_overrides(vocab_size=len(tokenizer), dropout=0.0))
@@ -125,8 +109,9 @@ def run_path(job, tokenizer, batches, device, switches: dict, steps: int, flops:
         torch.cuda.reset_peak_memory_stats()
     losses: list[float] = []
     started = time.perf_counter()
-    for step in range(1, len(batches) + steps + 1):
-        if step == len(batches) + 1:
+    warmup = period(job, batches)
+    for step in range(1, warmup + steps + 1):
+        if step == warmup + 1:
             sync(device)
             warmup_s, started = time.perf_counter() - started, time.perf_counter()
         batch, images = batches[(step - 1) % len(batches)]
@@ -135,13 +120,13 @@ def run_path(job, tokenizer, batches, device, switches: dict, steps: int, flops:
             losses.append(metrics["loss_generation"])
     sync(device)
     seconds = time.perf_counter() - started
-    boxes = sum(b.num_boxes for b, _ in batches) * steps // len(batches)
+    boxes = sum(batches[(s - 1) % len(batches)][0].num_boxes for s in range(warmup + 1, warmup + steps + 1))
     if device.type == "cuda":
         memory = torch.cuda.max_memory_allocated() / 2**30
     else:
         memory = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # the process's, so far
     last = float(np.mean(losses[-max(3, len(losses) // 4) :]))
-    return PathResult(boxes / seconds, flops * steps / len(batches) / seconds, warmup_s, memory, last)
+    return PathResult(boxes / seconds, flops * steps / warmup / seconds, warmup_s, memory, last)
 
 
 def main() -> None:
@@ -165,9 +150,10 @@ def main() -> None:
     tokenizer = load_vocabulary(args.dataset)
     per_batch = args.images or job.train.images_per_batch
     batches = encoded_batches(args.dataset, job, tokenizer, args.batches, per_batch, pin=device.type == "cuda")
-    steps = -(-args.steps // len(batches)) * len(batches)
+    steps = -(-args.steps // period(job, batches)) * period(job, batches)  # whole periods
     flops = cycle_flops(job, tokenizer, batches, device)
-    peak, peak_dtype = matmul_peak(device, args.matmul_size or (8192 if device.type == "cuda" else 1024))
+    peak = matmul_peak(device, args.matmul_size or (8192 if device.type == "cuda" else 1024), repeats=10)
+    peak_dtype = str(training_dtype(device)).removeprefix("torch.")
     fast = {**FAST, "box_bucket": args.bucket}
     if device.type != "cuda":
         fast = {**fast, "tf32": False, "pin_memory": False}
@@ -183,7 +169,7 @@ def report(args, preset, device, batches, steps, peak, peak_dtype, results: dict
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(
         f"train step bench: preset {preset}, {batches[0][0].images.shape[0]} images/step (~{boxes:.0f} boxes), "
-        f"{steps} timed steps after a pass over {len(batches)} batches, {name}, torch {torch.__version__}, "
+        f"{steps} timed steps after a warm-up period over {len(batches)} batches, {name}, torch {torch.__version__}, "
         f"{time.strftime('%Y-%m-%d')}"
     )
     print(f"  matmul peak ({peak_dtype}, same run): {peak / 1e12:.1f} TFLOP/s")
