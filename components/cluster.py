@@ -8,20 +8,22 @@ from components.cli import on_terminal
 from components.config import JobConfig
 
 
-def init_ray(job: JobConfig) -> None:
-    """Attach to ``ray.address`` or ``RAY_ADDRESS`` (ray job submit), else start a local cluster."""
+def init_ray(job: JobConfig | None = None) -> None:
+    """Attach to ``ray.address`` or ``RAY_ADDRESS`` (ray job submit), else start a local cluster
+    (without a job: ``RAY_ADDRESS`` or a local cluster of this machine's CPUs)."""
     import ray
 
     if ray.is_initialized():
         quiet_progress_bars()
         return
-    if job.ray.address:
+    if job is not None and job.ray.address:
         ray.init(address=job.ray.address)
     elif os.environ.get("RAY_ADDRESS"):
         ray.init()
     else:
         # Logical CPUs are over-declared on small machines: train workers and decode actors share cores.
-        ray.init(address="local", num_cpus=max(job.ray.local_num_cpus, os.cpu_count() or 1))
+        local_cpus = job.ray.local_num_cpus if job is not None else 0
+        ray.init(address="local", num_cpus=max(local_cpus, os.cpu_count() or 1))
     quiet_progress_bars()
 
 

@@ -1,9 +1,12 @@
 """Validate a release-format dataset folder (ours or a CapOnImage2M copy) and summarise it.
 
-    python flows/check_dataset.py data/synthetic [--strict]
+    python flows/check_dataset.py data/synthetic [--strict] [--workers N]
 
-Prints the Table 1 summary per split and the rejected records counted by reason. Exit status is
-non-zero only with --strict and a rejection (naming the image id and field), or when no record is usable.
+Checks every record and image in parallel through Ray Data (the cluster's under ``ray job submit``,
+else a local one), reading the splits from the dataset's Parquet index (built first if missing or
+stale). Prints the Table 1 summary per split and the rejected records counted by reason. Exit status
+is non-zero only with --strict and a rejection (naming the image id and field), or when no record is
+usable.
 """
 
 from __future__ import annotations
@@ -11,34 +14,35 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
 
 from components.cli import HelpFormatter, run
-from components.data.release import check_release
-from components.data.stats import dataset_vocabulary, format_rejections, format_summary, summarize_split
+from components.cluster import init_ray
+from components.data.checking import check_dataset
+from components.data.index import ensure_index
+from components.data.stats import format_rejections, format_summary
 from components.errors import NothingUsable
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
-    parser.add_argument("dataset", type=Path, help="a release-format folder (ref_captions.json, *_names.npy, images/)")
+    parser.add_argument("dataset", help="a release-format folder or URI (ref_captions.json, *_names.npy, images/)")
     parser.add_argument("--strict", action="store_true", help="stop at the first bad record with an error")
-    parser.add_argument("--images-root", type=Path, default=None, help="where <id>.png live (default DATASET/images)")
-    parser.add_argument("--workers", type=int, default=2 * (os.cpu_count() or 1), help="threads reading images")
+    parser.add_argument("--images-root", default=None, help="where <id>.png live (default DATASET/images)")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="Ray Data actors checking records")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    checked = check_release(args.dataset, args.images_root, strict=args.strict, workers=args.workers)  # 1. check
+    ensure_index(args.dataset)  # 1. the index (a missing dataset fails here, before Ray starts)
+    init_ray()  # 2. Ray
+    checked = check_dataset(args.dataset, args.images_root, strict=args.strict, workers=args.workers)  # 3. check
     if checked.unsplit:
         print(f"note: {checked.unsplit} records are in no split file")
-    results = checked.by_split
-    tokenizer = dataset_vocabulary(args.dataset, results)  # 2. summarise
-    summaries = [summarize_split(name, result.records, tokenizer) for name, result in results.items()]
-    print(format_summary(summaries, len(tokenizer), unit="chars" if tokenizer.mode == "char" else "words"))
-    print(format_rejections(results))  # 3. what was rejected, and why
-    if not any(result.records for result in results.values()):
+    unit = "chars" if checked.tokenizer.mode == "char" else "words"
+    print(format_summary(checked.summaries(), len(checked.tokenizer), unit=unit))  # 4. summarise
+    print(format_rejections(checked.rejections()))  # 5. what was rejected, and why
+    if not any(totals.images for totals in checked.splits.values()):
         raise NothingUsable(f"{args.dataset}: no usable record")
     return 0
 

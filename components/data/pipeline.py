@@ -1,6 +1,6 @@
 """Streaming a release-format dataset to the trainers with Ray Data (image-major).
 
-The driver reads only the index (``components.data.index``); an actor pool reads each image, checks
+The workers read the split's Parquet index (``components.data.index``); an actor pool reads each image, checks
 its record, masks the text boxes at the stored resolution, resizes to ``32k x 32k``, tokenises and
 pads to fixed shapes (``components.data.encoding``). One row per image: the backbone runs once per
 image downstream. A bad record or image is skipped and counted by reason in a ``RejectionTally``
@@ -14,14 +14,15 @@ import logging
 from typing import Any
 
 import numpy as np
+import pyarrow as pa
 from PIL import Image
 
 from components import storage
 from components.data.encoding import EncodeSpec, empty_rows, encode_record
 from components.data.images import open_image
-from components.data.index import read_index
+from components.data.index import SCHEMA, DatasetIndex, SplitIndex, ensure_index, read_index, read_rows
 from components.data.rejection import RecordRejected
-from components.data.release import CAPTIONS_FILE, IMAGES_DIR, ImageRecord, first_listings, parse_record_value
+from components.data.release import CAPTIONS_FILE, IMAGES_DIR, ImageRecord, parse_record_value
 from components.data.tokenizer import Tokenizer
 from components.errors import DatasetFormatError
 
@@ -111,28 +112,30 @@ def build_dataset(
     batch_size: int = 16,
     index: list[dict[str, str]] | None = None,
 ):
-    """The lazily executed Ray Dataset of encoded images of one split (``index``: the split's index
-    when the caller has already read it). ``shuffle`` randomises the block order at every execution
-    (epoch), from ``seed`` when given: the same seed, the same sequence of orders."""
+    """The lazily executed Ray Dataset of encoded images of one split. A whole split is read from the
+    dataset's Parquet index on the workers; the first ``limit`` images, or ``index`` (the split's rows
+    when the caller has already read them), go from the driver. ``shuffle`` randomises the block order
+    at every execution (epoch), from ``seed`` when given: the same seed, the same sequence of orders."""
     import ray
 
-    index = read_index(dataset, split, limit) if index is None else index
-    ids, repeated = first_listings([row["image_id"] for row in index])
-    if repeated:
-        first = {row["image_id"]: row for row in reversed(index)}
-        index = [first[image_id] for image_id in ids]
-        for image_id in repeated:
-            if tally is not None:
-                tally.add.remote("duplicate_id", f"{image_id}: listed again in the {split} split; the first is kept")
-        log.warning("%d ids listed twice in the %s split of %s: each is read once", len(repeated), split, dataset)
-    if not index:
+    dataset_index = ensure_index(dataset)
+    counted = dataset_index.split(split)
+    _tally_duplicates(counted, split, tally)
+    rows = index if index is not None else read_index(dataset, split, limit) if limit else None
+    images = len(rows) if rows is not None else counted.rows
+    if not images:
         raise DatasetFormatError(f"{dataset}: the '{split}' split is empty")
-    blocks = max(1, min(len(index) // batch_size, 200))
-    ds = ray.data.from_items(index, override_num_blocks=blocks)
+    blocks = max(1, min(images // batch_size, 200))
+    if rows is not None:
+        ds = ray.data.from_items(rows, override_num_blocks=blocks)
+    else:
+        ds = index_rows(dataset_index, split, blocks)
     if shuffle:
         # A new order every epoch, reproducible from the seed; rows are shuffled locally too.
         order = None if seed is None else ray.data.RandomSeedConfig(seed=seed, reseed_after_execution=True)
         ds = ds.randomize_block_order(seed=order)
+    if rows is None:
+        ds = ds.map_batches(read_ranges, batch_size=None, num_cpus=0.5)  # after the shuffle: ranges, not rows
     return ds.map_batches(
         EncodeImages,
         fn_constructor_kwargs=dict(
@@ -147,3 +150,31 @@ def build_dataset(
         compute=ray.data.ActorPoolStrategy(min_size=1, max_size=max(1, actors)),
         num_cpus=0.5,
     )
+
+
+def index_rows(dataset_index: DatasetIndex, split: str, blocks: int):
+    """A split's index as a Ray Dataset of row ranges, one per block (about ``blocks``), in split
+    order: the driver holds ``blocks`` small dicts whatever the split's size. Map it through
+    ``read_ranges`` (after any block shuffle) to get the rows ``{"image_id", "record"}``, read on the
+    workers."""
+    import ray
+
+    ranges = dataset_index.row_ranges(split, blocks)
+    return ray.data.from_items(ranges, override_num_blocks=len(ranges))
+
+
+def read_ranges(ranges: dict[str, np.ndarray]) -> pa.Table:
+    """``map_batches`` function: row ranges in, their index rows out (read where the task runs)."""
+    spans = zip(ranges["uri"], ranges["start"], ranges["stop"], strict=True)
+    parts = [read_rows(str(uri), int(start), int(stop)) for uri, start, stop in spans]
+    return pa.concat_tables(parts) if parts else SCHEMA.empty_table()
+
+
+def _tally_duplicates(split_index: SplitIndex, split: str, tally) -> None:
+    """Ids the split file lists again are read once (by the index); each is counted as skipped."""
+    if not split_index.duplicate_count:
+        return
+    for image_id in split_index.duplicates:
+        if tally is not None:
+            tally.add.remote("duplicate_id", f"{image_id}: listed again in the {split} split; the first is kept")
+    log.warning("%d ids listed twice in the %s split: each is read once", split_index.duplicate_count, split)

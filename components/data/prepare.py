@@ -9,7 +9,7 @@ import os
 
 from components import storage
 from components.config import JobConfig
-from components.data.index import read_index
+from components.data.index import ensure_index, iter_index_rows
 from components.data.release import CAPTIONS_FILE
 from components.data.synthetic.build import SyntheticSpec, build_release
 from components.data.tokenizer import VOCABULARY_FILE, Tokenizer, guess_mode
@@ -45,9 +45,14 @@ def load_vocabulary(dataset: str) -> Tokenizer:
     vocabulary = storage.join(dataset, VOCABULARY_FILE)
     if storage.exists(vocabulary):
         return Tokenizer.from_vocabulary(json.loads(storage.read_bytes(vocabulary).decode("utf-8")))
-    records = [json.loads(row["record"]) for row in read_index(dataset, "train") if row["record"]]
-    texts = [t for r in records for t in (*r.get("ocr_txts", []), r.get("info", "")) if isinstance(t, str)]
-    return Tokenizer.build(texts, mode=guess_mode(texts))
+    index = ensure_index(dataset)
+
+    def texts():  # streamed twice from the index (the mode, then the counts), never all in memory
+        for row in iter_index_rows(index, "train"):
+            record = json.loads(row["record"]) if row["record"] else {}
+            yield from (t for t in (*record.get("ocr_txts", []), record.get("info", "")) if isinstance(t, str))
+
+    return Tokenizer.build(texts(), mode=guess_mode(texts()))
 
 
 def with_vocabulary(job: JobConfig, tokenizer: Tokenizer) -> JobConfig:

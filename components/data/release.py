@@ -200,7 +200,7 @@ def parse_record_value(image_id: str, value: Any, image_size: tuple[int, int] | 
     )
 
 
-def parse_record(image_id: str, value: Any, images_root: Path | None) -> ImageRecord:
+def parse_record(image_id: str, value: Any, images_root: str | Path | None) -> ImageRecord:
     """Like ``parse_record_value``, first checking the image under ``images_root`` (exists, opens).
 
     Without ``images_root`` (no images to check) pixel boxes cannot be normalised and are rejected.

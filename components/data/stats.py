@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
-from components.data.release import ImageRecord, ReadResult
-from components.data.tokenizer import VOCABULARY_FILE, Tokenizer, guess_mode
+from components.data.rejection import Rejection
+from components.data.release import ImageRecord
+from components.data.tokenizer import Tokenizer
 
 EXAMPLES_PER_REASON = 3
 
@@ -61,18 +61,8 @@ def format_summary(summaries: Sequence[SplitSummary], vocabulary_size: int, unit
     return "\n".join(rows)
 
 
-def dataset_vocabulary(dataset: Path, results: Mapping[str, ReadResult]) -> Tokenizer:
-    """The folder's ``word2int.json``, or a vocabulary built from its checked training records."""
-    if (dataset / VOCABULARY_FILE).is_file():
-        return Tokenizer.load(dataset)
-    source = results.get("train") or next(iter(results.values()))
-    texts = [c for r in source.records for c in r.captions] + [r.info for r in source.records]
-    return Tokenizer.build(texts, mode=guess_mode(texts))
-
-
-def format_rejections(results: Mapping[str, ReadResult], examples: int = EXAMPLES_PER_REASON) -> str:
+def format_rejections(rejections: Sequence[Rejection], examples: int = EXAMPLES_PER_REASON) -> str:
     """The rejected records counted by reason, with a few examples each (naming image id and field)."""
-    rejections = [r for result in results.values() for r in result.rejections]
     counts = Counter(r.reason for r in rejections)
     lines = [f"rejected: {len(rejections)}"]
     for reason, count in sorted(counts.items()):

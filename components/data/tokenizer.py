@@ -65,7 +65,11 @@ class Tokenizer:
     def build(cls, texts: Iterable[str], mode: str = "char", min_count: int = 2) -> Tokenizer:
         """A vocabulary of every token seen at least ``min_count`` times, most frequent first."""
         split = split_chars if mode == "char" else split_words
-        counts = Counter(token for text in texts for token in split(text))
+        return cls.from_counts(Counter(token for text in texts for token in split(text)), mode, min_count)
+
+    @classmethod
+    def from_counts(cls, counts: Counter, mode: str = "char", min_count: int = 2) -> Tokenizer:
+        """The vocabulary ``build`` makes from these token counts."""
         kept = sorted(
             (t for t, c in counts.items() if c >= min_count and t not in SPECIALS), key=lambda t: (-counts[t], t)
         )

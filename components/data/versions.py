@@ -2,7 +2,9 @@
 
     DATASET/ref_captions.json, *_names.npy, word2int.json ...   the current version (what flows read)
     DATASET/images/<id>.png                                     every version's images (only ever added)
+    DATASET/index/                                              the current version's Parquet index
     DATASET/versions/<version>/                                 each version's index files + manifest.json
+                                                                 (and its Parquet index/)
     DATASET/ingest/ledger.json                                  partitions ingested: key, version, counts
     DATASET/ingest/image_digests.json                           image bytes' digests, for dedup
 
@@ -26,7 +28,7 @@ from typing import Any
 
 from components import storage
 from components.data.dedup import image_digest
-from components.data.index import content_version, read_split_ids
+from components.data.index import build_index, content_version, ensure_index, read_split_ids
 from components.data.release import CAPTIONS_FILE, IMAGES_DIR, SPLIT_FILES, ImageRecord, names_bytes
 from components.data.tokenizer import VOCABULARY_FILE
 from components.errors import DatasetFormatError
@@ -108,6 +110,7 @@ def write_version(dataset: str, state: DatasetState, manifest: dict[str, Any]) -
     version = state.version
     target = storage.join(dataset, VERSIONS_DIR, version)
     if storage.exists(storage.join(target, CAPTIONS_FILE)):
+        ensure_index(target)
         return version  # this content is a version already
     files = {MANIFEST_FILE: json.dumps({"version": version, **manifest}, indent=1).encode(), **state.files()}
     staging = target if storage.is_uri(dataset) else storage.join(dataset, VERSIONS_DIR, f".tmp-{uuid.uuid4().hex}")
@@ -116,6 +119,7 @@ def write_version(dataset: str, state: DatasetState, manifest: dict[str, Any]) -
     if staging != target:
         storage.delete(target)  # a half folder a crash left behind
         storage.move_folder(staging, target)
+    build_index(target)
     return version
 
 
@@ -132,6 +136,7 @@ def publish(dataset: str, state: DatasetState, manifest: dict[str, Any]) -> str:
     files = state.files()
     storage.write_bytes(storage.join(dataset, CAPTIONS_FILE), files[CAPTIONS_FILE])  # a superset first
     storage.write_bytes(storage.join(dataset, SPLIT_FILES["train"]), files[SPLIT_FILES["train"]])
+    build_index(dataset)  # a crash before this leaves the index stale: its next reader rebuilds it
     return version
 
 

@@ -71,6 +71,15 @@ def is_folder(location: str) -> bool:
     return filesystem.get_file_info(path).type == fs.FileType.Directory
 
 
+def stat(location: str) -> tuple[int, int] | None:
+    """(bytes, modification time in ns) of a file; None when there is none."""
+    filesystem, path = resolve(location)
+    info = filesystem.get_file_info(path)
+    if info.type != fs.FileType.File:
+        return None
+    return info.size or 0, info.mtime_ns or 0
+
+
 def read_bytes(location: str) -> bytes:
     filesystem, path = resolve(location)
     with filesystem.open_input_stream(path) as stream:

@@ -15,7 +15,7 @@ from PIL import Image
 from components import storage
 from components.config import load_job_config
 from components.data.crawl import PRODUCTS_FILE, SUCCESS_FILE, find_partitions
-from components.data.index import dataset_version
+from components.data.index import dataset_version, load_index
 from components.data.ingest import ocr_in_process, plan_ingest, run_ingest
 from components.data.prepare import prepare_data
 from components.data.release import check_release
@@ -66,6 +66,10 @@ def test_a_partition_becomes_the_next_version_and_val_test_stay(world):
     old_train = [str(i) for i in np.load(dataset / "trn_names.npy")]
     old = dataset_version(str(dataset))
     result = ingest(dataset, crawls, section)
+    # the ingest wrote the new version's Parquet index, at the top and in its version folder: fresh as read
+    assert load_index(str(dataset)).version == result.version
+    assert load_index(version_folder(str(dataset), result.version)).version == result.version
+    assert load_index(version_folder(str(dataset), old)).splits["train"].rows == len(old_train)
     assert result.previous_version == old and result.version == dataset_version(str(dataset)) != old
     assert result.stages["added"] == 8 and result.rejected["digits"] == 0  # the price is no caption ...
     assert result.texts["digits"] == 8  # ... it was on every image and is masked

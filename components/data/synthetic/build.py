@@ -21,6 +21,7 @@ from tqdm import tqdm
 from components.cli import on_terminal
 from components.data.crawl import PRODUCTS_FILE, SUCCESS_FILE
 from components.data.fonts import find_font
+from components.data.index import INDEX_DIR, build_index
 from components.data.release import (
     CAPTIONS_FILE,
     IMAGES_DIR,
@@ -136,7 +137,8 @@ def build_release(
     tokenizer.save(out)
     for split in SPLITS:
         write_names(out / SPLIT_FILES[split], [r.image_id for r in by_split[split]])
-    write_captions_file(out, [r for split in SPLITS for r in by_split[split]])  # last: marks completion
+    write_captions_file(out, [r for split in SPLITS for r in by_split[split]])  # marks completion
+    build_index(str(out))
     return by_split, tokenizer
 
 
@@ -167,5 +169,5 @@ def remove_release(path: str | Path) -> None:
     (path / CAPTIONS_FILE).unlink()  # first: the folder stops counting as complete
     for name in [*SPLIT_FILES.values(), "word2int.json", "int2word.json", "preview.png"]:
         (path / name).unlink(missing_ok=True)
-    for folder in (IMAGES_DIR, VERSIONS_DIR, INGEST_DIR):  # the versions and the ingest ledger go with it
+    for folder in (IMAGES_DIR, INDEX_DIR, VERSIONS_DIR, INGEST_DIR):  # the index, versions and ledger go too
         shutil.rmtree(path / folder, ignore_errors=True)
