@@ -34,9 +34,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    ensure_index(args.dataset)  # 1. the index (a missing dataset fails here, before Ray starts)
+    index = ensure_index(args.dataset)  # 1. the index (a missing dataset fails here, before Ray starts)
     init_ray()  # 2. Ray
-    checked = check_dataset(args.dataset, args.images_root, strict=args.strict, workers=args.workers)  # 3. check
+    checked = check_dataset(index, args.images_root, strict=args.strict, workers=args.workers)  # 3. check
     if checked.unsplit:
         print(f"note: {checked.unsplit} records are in no split file")
     unit = "chars" if checked.tokenizer.mode == "char" else "words"

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from components import storage
-from components.data.index import ALL_RECORDS, DatasetIndex, ensure_index
+from components.data.index import ALL_RECORDS, DatasetIndex
 from components.data.pipeline import index_rows, read_ranges
 from components.data.rejection import RecordRejected, Rejection
 from components.data.release import CAPTIONS_FILE, IMAGES_DIR, SPLIT_FILES, parse_record
@@ -168,11 +168,12 @@ def _checked_rows(index: DatasetIndex, split: str, images_root: str, with_texts:
 
 
 def check_dataset(
-    dataset: str, images_root: str | None = None, *, strict: bool = False, workers: int = 2
+    index: DatasetIndex, images_root: str | None = None, *, strict: bool = False, workers: int = 2
 ) -> DatasetCheck:
-    """Check every split that has a names file (every record as split ``all`` when none has), in the
-    order of the split files; with ``strict`` the first rejection raises ``DatasetError``. Ray must be up."""
-    index = ensure_index(dataset)
+    """Check every split of ``index``'s dataset that has a names file (every record as split ``all``
+    when none has), in the order of the split files; with ``strict`` the first rejection raises
+    ``DatasetError``. Ray must be up."""
+    dataset = index.dataset
     order = [s for s in SPLIT_FILES if s in index.splits] or [ALL_RECORDS]
     vocabulary, root = CheckedVocabulary.of(dataset, index, order), images_root or storage.join(dataset, IMAGES_DIR)
     splits = {}

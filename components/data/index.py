@@ -483,11 +483,16 @@ def read_index(dataset: str, split: str, limit: int | None = None) -> list[dict[
     """``[{"image_id", "record"}]`` of a split on the driver, the record as JSON text ("" for an id the
     captions file lacks). For the rows a caller keeps anyway (a validation subset, an evaluated split);
     training reads its split on the workers."""
+    return index_head(ensure_index(dataset), split, limit)
+
+
+def index_head(index: DatasetIndex, split: str, limit: int | None = None) -> list[dict[str, str]]:
+    """``read_index`` from an index already loaded."""
     try:
-        return list(iter_index_rows(ensure_index(dataset), split, limit))
+        return list(iter_index_rows(index, split, limit))
     except IndexProblem as problem:  # a garbled page behind an intact footer: found only on reading
         log.warning("%s", problem)
-        return list(iter_index_rows(build_index(dataset), split, limit))
+        return list(iter_index_rows(build_index(index.dataset), split, limit))
 
 
 def dataset_version(dataset: str) -> str:

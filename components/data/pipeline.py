@@ -20,7 +20,7 @@ from PIL import Image
 from components import storage
 from components.data.encoding import EncodeSpec, empty_rows, encode_record
 from components.data.images import open_image
-from components.data.index import SCHEMA, DatasetIndex, SplitIndex, ensure_index, read_index, read_rows
+from components.data.index import SCHEMA, DatasetIndex, SplitIndex, ensure_index, index_head, read_rows
 from components.data.rejection import RecordRejected
 from components.data.release import CAPTIONS_FILE, IMAGES_DIR, ImageRecord, parse_record_value
 from components.data.tokenizer import Tokenizer
@@ -121,7 +121,9 @@ def build_dataset(
     dataset_index = ensure_index(dataset)
     counted = dataset_index.split(split)
     _tally_duplicates(counted, split, tally)
-    rows = index if index is not None else read_index(dataset, split, limit) if limit else None
+    rows = index
+    if rows is None and limit:
+        rows = index_head(dataset_index, split, limit)
     images = len(rows) if rows is not None else counted.rows
     if not images:
         raise DatasetFormatError(f"{dataset}: the '{split}' split is empty")
