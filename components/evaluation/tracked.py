@@ -15,7 +15,7 @@ from PIL import Image
 from components import storage
 from components.config import JobConfig
 from components.data.boxes import Box
-from components.data.index import dataset_version, read_index
+from components.data.index import ensure_index, index_head
 from components.data.pipeline import load_record
 from components.data.release import IMAGES_DIR
 from components.evaluation.fitness import format_aspect_table, length_aspect_figure
@@ -52,8 +52,9 @@ def evaluate_and_log(
     tags = {"task": "evaluate", "split": split, **(tags or {})}  # not the task of the flow that asked for it
     run_id = start_run(evaluated, run_name, parent_run_id=parent_run_id, tags=tags)
     with finish_run(run_id):
-        log_dataset(job.data.dataset, dataset_version(job.data.dataset), "evaluation")
-        index = read_index(job.data.dataset, split, limit)
+        dataset_index = ensure_index(job.data.dataset)
+        log_dataset(job.data.dataset, dataset_index.version, "evaluation")
+        index = index_head(dataset_index, split, limit)
         report, rows = evaluate_checkpoint(job, checkpoint, split, index, beam_size=beam_size, meteor=meteor)
         lang = "zh" if checkpoint.tokenizer.mode == "char" else "en"
         log_evaluation(report, rows, split=split, lang=lang, title=f"{split} ({report.images} images)")

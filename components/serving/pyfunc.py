@@ -24,7 +24,7 @@ from mlflow.types.schema import Array, ColSpec, ParamSchema, ParamSpec, Schema
 
 from components import storage
 from components.config import JobConfig
-from components.data.index import ensure_index, read_index
+from components.data.index import ensure_index, index_head
 from components.data.release import IMAGES_DIR
 from components.model.checkpoint import CHECKPOINT_ARTIFACT, STATE_FILE
 from components.model.inference import Captioner
@@ -116,8 +116,8 @@ def example_request(image_bytes: bytes, info: str, boxes: list[str]) -> pd.DataF
 
 def dataset_example(job: JobConfig) -> pd.DataFrame:
     """The input example of a model trained on ``job``'s data: the first image of its val split."""
-    split = "val" if "val" in ensure_index(job.data.dataset).splits else "train"
-    first = read_index(job.data.dataset, split, limit=1)[0]
+    index = ensure_index(job.data.dataset)
+    first = index_head(index, "val" if "val" in index.splits else "train", limit=1)[0]
     images_root = job.data.images_root or storage.join(job.data.dataset, IMAGES_DIR)
     request = dataset_request(images_root, first["image_id"], first["record"])
     return example_request(request["image"], request["info"], request["boxes"])
