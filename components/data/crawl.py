@@ -24,6 +24,7 @@ SUCCESS_FILE = "_SUCCESS"  # written last: the partition is complete
 PARTITION_NAME = re.compile(r"^crawl_date=(\d{4}-\d{2}-\d{2})$")
 PRODUCT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")  # it becomes the image id: a safe file name
 REQUIRED = ("product_id", "title", "attributes", "image")
+INFO_SEPARATOR = "|"  # between the title and each attribute: a token of its own (the paper's separator token)
 
 
 @dataclass(frozen=True)
@@ -101,11 +102,11 @@ def _values(attributes: Any) -> list[str]:
 
 
 def product_info(title: str, attributes: Any, limit: int = 60) -> str:
-    """The product info: the title, then the attribute values it does not already contain, at most
-    ``limit`` characters."""
+    """The product info: the title, then the attribute values it does not already contain, each after
+    ``INFO_SEPARATOR``, at most ``limit`` characters."""
     parts = [" ".join(title.split())]
     for value in _values(attributes):
         value = " ".join(value.split())
         if value and value not in parts[0]:
             parts.append(value)
-    return " ".join(parts)[:limit].rstrip()
+    return INFO_SEPARATOR.join(parts)[:limit].rstrip()

@@ -367,7 +367,7 @@ def test_config_errors_name_the_key():
         ModelConfig.from_dict({"layers": 3})
     with pytest.raises(ConfigError, match="unknown preset 'huge'"):
         load_preset("huge")
-    assert load_preset("small").grid == 4 and load_preset("paper").d_model == 1024
+    assert load_preset("small").grid == 8 and load_preset("paper").d_model == 1024  # comparisons at the paper grid
 
 
 def test_backbone_weights_from_torchvision_cache(tmp_path):

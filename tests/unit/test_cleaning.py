@@ -9,6 +9,7 @@ from components.data.cleaning import clean_texts, core, normalise, text_rejectio
 from components.data.crawl import parse_product, product_info
 from components.data.ocr import OcrText
 from components.data.rejection import RecordRejected
+from components.data.tokenizer import split_chars
 
 
 @pytest.mark.parametrize(
@@ -106,8 +107,12 @@ def test_bad_product_lines_name_the_field(text, field, reason):
     assert (raised.value.rejection_field, raised.value.reason) == (field, reason)
 
 
-def test_info_is_the_title_and_the_attribute_values_it_lacks():
-    product = parse_product("crawl_date=2026-11-20", 1, line(attributes={"brand": "山野", "features": ["浓稠拉丝"]}))
+def test_info_is_the_title_and_the_attribute_values_it_lacks_each_after_a_separator():
+    product = parse_product(
+        "crawl_date=2026-11-20", 1, line(attributes={"brand": "山野", "features": ["浓稠拉丝", "天然"]})
+    )
     assert (product.line, product.image) == (1, "images/p-1.png")
-    assert product_info(product.title, product.attributes) == "山野蜂蜜 旗舰店 浓稠拉丝"
+    # the brand is in the title already; the separator is a token of its own (spaces are not)
+    assert product_info(product.title, product.attributes) == "山野蜂蜜 旗舰店|浓稠拉丝|天然"
+    assert split_chars(product_info(product.title, product.attributes)).count("|") == 2
     assert product_info("标题" * 40, ["很长"], limit=60) == "标题" * 30

@@ -102,6 +102,26 @@ def test_lower_floors_run_without_ray_or_mlflow(floor_name):
     assert not found, "\n".join(found)
 
 
+# What only evaluation may know: the synthetic crawl's truth (which input owns each caption part) and
+# the oracle built on it. Training and the model never read them, so no score comes from a leak.
+ANSWERS = ("components.data.synthetic.truth", "components.data.synthetic.checks", "components.evaluation.oracle")
+BLIND = ("components.model", "components.training", "components.serving", "components.data.pipeline")
+
+
+@pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(REPO)))
+def test_training_and_the_model_never_read_the_synthetic_truth(path):
+    if not module_name(path).startswith(BLIND):
+        return
+    leaks = [f"line {line}: {target}" for line, target, _ in imports(path) if target.startswith(ANSWERS)]
+    assert not leaks, f"{path.relative_to(REPO)} reads what only evaluation may:\n" + "\n".join(leaks)
+
+
+def test_the_truth_rule_sees_a_leak(tmp_path):
+    probe = tmp_path / "probe.py"
+    probe.write_text("from components.data.synthetic.truth import read_truth\n", "utf-8")
+    assert [t for _, t, _ in imports(probe) if t.startswith(ANSWERS)] == ["components.data.synthetic.truth"]
+
+
 def test_the_upward_check_sees_an_upward_import(tmp_path):
     """The walker itself: a lazy import of a higher floor inside a function is found and flagged."""
     probe = tmp_path / "probe.py"

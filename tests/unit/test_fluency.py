@@ -62,3 +62,24 @@ def test_fit_calibrated_sets_the_threshold_on_texts_the_model_never_saw(tmp_path
     loaded, loaded_threshold, loaded_report = load_ngram(str(tmp_path / "fluency.json"))
     assert loaded_threshold == threshold and loaded_report == report
     assert loaded.score("深层补水") == pytest.approx(model.score("深层补水"))
+
+
+def test_the_least_expected_character_gives_away_a_clipped_or_merged_caption():
+    captions = [f"{a}{b}推荐" for a in ("深层", "持久", "温和", "清爽") for b in ("补水", "保湿", "清洁", "修护")]
+    unseen, clipped, merged = "温和保湿推荐", "深层补水推", "深层补水推荐持久保湿推荐"
+    captions = [c for c in captions if c != unseen] * 3
+    surprise, mean = CharNgram.fit(captions), CharNgram.fit(captions, scoring="mean")
+    # an unseen combination of known parts is as fluent as a seen caption to the surprise score ...
+    assert surprise.score(unseen) > surprise.score(clipped) + 3 and surprise.score(unseen) > surprise.score(merged) + 3
+    # ... while the mean log probability dilutes the one unexpected character over the whole caption
+    assert abs(mean.score(merged) - mean.score(unseen)) < 1 and mean.score(unseen) - mean.score(clipped) < 2
+
+
+def test_a_model_saved_before_the_surprise_score_keeps_its_mean(tmp_path):
+    model = CharNgram.fit(PHRASES, scoring="mean")
+    values = model.to_json()
+    del values["scoring"]  # what fluency.json held before
+    old = CharNgram.from_json(values)
+    assert old.scoring == "mean" and old.score("深层补水") == pytest.approx(model.score("深层补水"))
+    with pytest.raises(ValueError, match="scoring must be one of surprise, mean"):
+        CharNgram(scoring="max")

@@ -13,13 +13,14 @@ import multiprocessing
 import random
 import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from tqdm import tqdm
 
 from components.cli import on_terminal
 from components.data.crawl import PRODUCTS_FILE, SUCCESS_FILE
+from components.data.dedup import DedupIndex
 from components.data.fonts import find_font
 from components.data.index import INDEX_DIR, build_index
 from components.data.release import (
@@ -31,13 +32,17 @@ from components.data.release import (
     write_captions_file,
     write_names,
 )
-from components.data.synthetic.generate import Item, generate_image
-from components.data.synthetic.lexicon import LEXICONS
+from components.data.synthetic.generate import Generated, generate_image
+from components.data.synthetic.grammar import Item
+from components.data.synthetic.lexicon import LEXICONS, Lexicon
+from components.data.synthetic.truth import TRUTH_FILE, ImageTruth, write_truth
 from components.data.tokenizer import Tokenizer
 from components.data.versions import INGEST_DIR, VERSIONS_DIR
 
 SPLITS = ("train", "val", "test")
 CRAWL_SCALES = (2.0, 2.5, 3.0)  # crawled images are larger than the release's short side 256
+NEAR_DUPLICATE_SHARE = 0.7  # the released pipeline's rule (SPEC 6), applied to val and test against train
+MAX_ATTEMPTS = 20
 
 
 @dataclass(frozen=True)
@@ -90,68 +95,137 @@ def crawl_scale(seed: int, index: int) -> float:
     return random.Random(f"crawl-scale:{seed}:{index}").choice(CRAWL_SCALES)
 
 
-def _render_one(job: tuple[str, int, int, str, bool, str, bool]) -> tuple[str, ImageRecord, dict]:
-    lang, seed, index, split, noisy, out, crawl = job
-    scale = crawl_scale(seed, index) if crawl else 1.0
-    item, record, image = generate_image(LEXICONS[lang], seed, index, image_id(seed, index), noisy, scale)
-    save_image(out, record.image_id, image)
-    return split, record, _crawl_line(item)
+def crawl_image(spec: SyntheticSpec, index: int, draw: bool = True) -> Generated:
+    """Image ``index`` of the crawl form of ``spec``: at its crawled size, with its labelled noise
+    drawn (``record.captions`` are the texts drawn on it; ``truth`` holds the clean ones)."""
+    lexicon, scale = LEXICONS[spec.lang], crawl_scale(spec.seed, index)
+    return generate_image(lexicon, spec.seed, index, image_id(spec.seed, index), False, scale, crawl=True, draw=draw)
 
 
-def _crawl_line(item: Item) -> dict:
-    return {
-        "product_id": item.image_id,
-        "title": item.title,
-        "attributes": item.attributes,
-        "image": f"{IMAGES_DIR}/{item.image_id}.png",
-    }
+@dataclass(frozen=True)
+class _Job:
+    lang: str
+    seed: int
+    index: int
+    split: str
+    out: str | None  # None: plan only, no pixels written
+    crawl: bool = False
+    attempt: int = 0
+
+    @property
+    def noisy(self) -> bool:
+        return self.split == "train" and not self.crawl
 
 
-def _render_all(
-    spec: SyntheticSpec, out: Path, workers: int, noisy_train: bool, crawl: bool = False
-) -> Iterator[tuple[str, ImageRecord, dict]]:
-    find_font(spec.lang)  # fail now, not in every worker, when the font is missing
-    splits = assign_splits(spec)
-    jobs = [
-        (spec.lang, spec.seed, i, splits[i], noisy_train and splits[i] == "train", str(out), crawl)
-        for i in range(spec.images)
-    ]
-    progress = dict(total=len(jobs), desc="rendering", unit="img", mininterval=2.0, disable=not on_terminal())
-    if workers <= 1:
-        yield from tqdm(map(_render_one, jobs), **progress)
+def _generate(job: _Job) -> tuple[_Job, Generated]:
+    scale = crawl_scale(job.seed, job.index) if job.crawl else 1.0
+    made = generate_image(
+        LEXICONS[job.lang], job.seed, job.index, image_id(job.seed, job.index), job.noisy, scale,
+        crawl=job.crawl, attempt=job.attempt, draw=job.out is not None,
+    )  # fmt: skip
+    if job.out is not None:
+        save_image(job.out, made.record.image_id, made.image)
+    return job, replace(made, image=None)
+
+
+def _run(jobs: list[_Job], workers: int, desc: str) -> Iterator[tuple[_Job, Generated]]:
+    progress = dict(total=len(jobs), desc=desc, unit="img", mininterval=2.0, disable=not on_terminal())
+    if workers <= 1 or len(jobs) < 2:
+        yield from tqdm(map(_generate, jobs), **progress)
         return
     with multiprocessing.get_context("fork").Pool(workers) as pool:
-        yield from tqdm(pool.imap(_render_one, jobs, chunksize=16), **progress)
+        yield from tqdm(pool.imap(_generate, jobs, chunksize=16), **progress)
+
+
+def plan_release(spec: SyntheticSpec, workers: int = 1) -> tuple[dict[str, list[Generated]], dict[int, int]]:
+    """Every image planned, without pixels: (the images by split in index order, the attempt of every
+    re-planned one). Val and test images that are near-duplicates of the training split by the released
+    rule (sharing at least 70% of their captions with one training image; SPEC 6) are re-planned, as the
+    real pipeline drops such images; one still a near-duplicate after ``MAX_ATTEMPTS`` stays."""
+    splits = assign_splits(spec)
+    jobs = [_Job(spec.lang, spec.seed, i, splits[i], None) for i in range(spec.images)]
+    planned = dict(_run(jobs, workers, "planning"))
+    train = DedupIndex(NEAR_DUPLICATE_SHARE)
+    for job, made in planned.items():
+        if job.split == "train":
+            train.add(made.record.image_id, made.record.captions)
+    held_out = {job.index: (job, made) for job, made in planned.items() if job.split != "train"}
+    for _ in range(MAX_ATTEMPTS):
+        again = [
+            job
+            for job, made in held_out.values()
+            if train.near_duplicate_of(made.record.image_id, made.record.captions)
+        ]
+        if not again:
+            break
+        held_out.update(
+            {
+                job.index: (job, made)
+                for job, made in _run([replace(j, attempt=j.attempt + 1) for j in again], workers, "re-planning")
+            }
+        )
+    final = {job.index: made for job, made in planned.items()} | {i: made for i, (_, made) in held_out.items()}
+    by_split: dict[str, list[Generated]] = {split: [] for split in SPLITS}
+    for index in range(spec.images):
+        by_split[splits[index]].append(final[index])
+    return by_split, {i: job.attempt for i, (job, _) in held_out.items() if job.attempt}
+
+
+def _generate_all(
+    spec: SyntheticSpec, out: Path, workers: int, crawl: bool = False
+) -> Iterator[tuple[_Job, Generated]]:
+    find_font(spec.lang)  # fail now, not in every worker, when the font is missing
+    splits = assign_splits(spec)
+    attempts = {} if crawl else plan_release(spec, workers)[1]
+    jobs = [_Job(spec.lang, spec.seed, i, splits[i], str(out), crawl, attempts.get(i, 0)) for i in range(spec.images)]
+    yield from _run(jobs, workers, "rendering")
+
+
+def _crawl_line(item: Item, lexicon: Lexicon) -> dict:
+    return {
+        "product_id": item.image_id,
+        "title": item.title(lexicon),
+        "attributes": item.crawl_attributes(lexicon),
+        "image": f"{IMAGES_DIR}/{item.image_id}.png",
+    }
 
 
 def build_release(
     spec: SyntheticSpec, out: str | Path, workers: int = 2
 ) -> tuple[dict[str, list[ImageRecord]], Tokenizer]:
-    """Render ``spec.images`` images into a release-format folder; the records by split and the vocabulary."""
+    """Render ``spec.images`` images into a release-format folder with its index and its truth
+    sidecar; the records by split and the vocabulary."""
     out = Path(out)
     by_split: dict[str, list[ImageRecord]] = {split: [] for split in SPLITS}
-    for split, record, _ in _render_all(spec, out, workers, noisy_train=True):
-        by_split[split].append(record)
+    truths: dict[str, list[ImageTruth]] = {split: [] for split in SPLITS}
+    for job, made in _generate_all(spec, out, workers):
+        by_split[job.split].append(made.record)
+        truths[job.split].append(made.truth)
     train_texts = [c for r in by_split["train"] for c in r.captions] + [r.info for r in by_split["train"]]
     tokenizer = Tokenizer.build(train_texts, mode="char" if spec.lang == "zh" else "word", min_count=spec.min_count)
     tokenizer.save(out)
     for split in SPLITS:
         write_names(out / SPLIT_FILES[split], [r.image_id for r in by_split[split]])
     write_captions_file(out, [r for split in SPLITS for r in by_split[split]])  # marks completion
-    build_index(str(out))
+    version = build_index(str(out)).version
+    header = {"lang": spec.lang, "seed": spec.seed, "images": spec.images, "dataset_version": version}
+    write_truth(str(out), header, [t for split in SPLITS for t in truths[split]])
     return by_split, tokenizer
 
 
 def build_crawl(spec: SyntheticSpec, out: str | Path, crawl_date: str, workers: int = 2) -> Path:
     """Render the crawl form: ``out/crawl_date=DATE/products.jsonl`` plus its unmasked images at their
-    crawled size, then ``_SUCCESS``. ``products.jsonl`` appears whole (written under a temporary name,
-    then renamed) and ``_SUCCESS`` last, so a reader never takes a half-written partition."""
+    crawled size, with labelled OCR-like noise drawn into some caption texts (``truth.jsonl`` says
+    which), then ``_SUCCESS``. ``products.jsonl`` appears whole (written under a temporary name, then
+    renamed) and ``_SUCCESS`` last, so a reader never takes a half-written partition."""
     partition = Path(out) / f"crawl_date={crawl_date}"
-    lines = [line for _, _, line in _render_all(spec, partition, workers, noisy_train=False, crawl=True)]
+    lexicon = LEXICONS[spec.lang]
+    made = [made for _, made in _generate_all(spec, partition, workers, crawl=True)]
+    write_truth(str(partition), {"lang": spec.lang, "seed": spec.seed, "images": spec.images}, [m.truth for m in made])
     staged = partition / f".{PRODUCTS_FILE}.tmp"
     with open(staged, "w", encoding="utf-8") as handle:
-        for line in lines:
-            handle.write(json.dumps(line, ensure_ascii=False) + "\n")
+        for m in made:
+            handle.write(json.dumps(_crawl_line(m.item, lexicon), ensure_ascii=False) + "\n")
     staged.replace(partition / PRODUCTS_FILE)
     (partition / SUCCESS_FILE).write_text("", "utf-8")
     return partition
@@ -167,7 +241,7 @@ def remove_release(path: str | Path) -> None:
     if not is_release_folder(path):
         raise ValueError(f"{path} is not a release-format folder")
     (path / CAPTIONS_FILE).unlink()  # first: the folder stops counting as complete
-    for name in [*SPLIT_FILES.values(), "word2int.json", "int2word.json", "preview.png"]:
+    for name in [*SPLIT_FILES.values(), "word2int.json", "int2word.json", "preview.png", TRUTH_FILE]:
         (path / name).unlink(missing_ok=True)
     for folder in (IMAGES_DIR, INDEX_DIR, VERSIONS_DIR, INGEST_DIR):  # the index, versions and ledger go too
         shutil.rmtree(path / folder, ignore_errors=True)
