@@ -13,9 +13,12 @@ disk or behind a URI (``CausalLmScorer``; never a hub download).
 
 The threshold is calibrated on phrasing the scorer never saw, so that real but new phrasing passes
 (a filter that drops it starves retraining): the training captions' distinct texts are split
-80 / 10 / 10 into texts to fit on, texts to set the threshold on (95% of them pass) and texts to
+80 / 10 / 10 into texts to fit on, texts to set the threshold on (90% of them pass) and texts to
 report on, with the same texts scrambled (characters shuffled) to show what the filter still drops.
-The model kept is then fitted on every training caption, with that threshold.
+Training captions carry OCR noise of their own (a few percent): a threshold that let 95% of them
+through would sit among the noise (measured on the synthetic crawl, whose noise is labelled: at 90%,
+99% of clean unseen captions pass and 85-93% of scrambles are dropped; at 95%, 80-89%). The model
+kept is then fitted on every training caption, with that threshold.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from components.errors import ConfigError, DependencyError
 
 START, END = "\x02", "\x03"
 SCORINGS = ("surprise", "mean")  # the least expected character (default); the mean log2 probability
-PASS_TARGET = 0.95  # the share of held-out fluent captions the calibrated threshold lets through
+PASS_TARGET = 0.9  # the share of held-out training captions the calibrated threshold lets through
 
 
 class Scorer(Protocol):

@@ -41,7 +41,7 @@ from components.data.versions import INGEST_DIR, VERSIONS_DIR
 
 SPLITS = ("train", "val", "test")
 CRAWL_SCALES = (2.0, 2.5, 3.0)  # crawled images are larger than the release's short side 256
-NEAR_DUPLICATE_SHARE = 0.7  # the released pipeline's rule (SPEC 6), applied to val and test against train
+NEAR_DUPLICATE_SHARE = 0.7  # the released pipeline's rule (SPEC 6), applied as the crawl is drawn
 MAX_ATTEMPTS = 20
 
 
@@ -139,36 +139,34 @@ def _run(jobs: list[_Job], workers: int, desc: str) -> Iterator[tuple[_Job, Gene
 
 def plan_release(spec: SyntheticSpec, workers: int = 1) -> tuple[dict[str, list[Generated]], dict[int, int]]:
     """Every image planned, without pixels: (the images by split in index order, the attempt of every
-    re-planned one). Val and test images that are near-duplicates of the training split by the released
-    rule (sharing at least 70% of their captions with one training image; SPEC 6) are re-planned, as the
-    real pipeline drops such images; one still a near-duplicate after ``MAX_ATTEMPTS`` stays."""
+    re-planned one). An image that is a near-duplicate of an earlier one by the released rule (sharing
+    ``round(0.7 x`` its caption count``)`` captions with it; SPEC 6) is re-planned, as the real
+    pipeline drops such images, the first seen kept; one still a near-duplicate after ``MAX_ATTEMPTS``
+    stays. All splits alike, so that val and test are drawn like train."""
     splits = assign_splits(spec)
     jobs = [_Job(spec.lang, spec.seed, i, splits[i], None) for i in range(spec.images)]
-    planned = dict(_run(jobs, workers, "planning"))
-    train = DedupIndex(NEAR_DUPLICATE_SHARE)
-    for job, made in planned.items():
-        if job.split == "train":
-            train.add(made.record.image_id, made.record.captions)
-    held_out = {job.index: (job, made) for job, made in planned.items() if job.split != "train"}
+    current = {job.index: (job, made) for job, made in _run(jobs, workers, "planning")}
     for _ in range(MAX_ATTEMPTS):
-        again = [
-            job
-            for job, made in held_out.values()
-            if train.near_duplicate_of(made.record.image_id, made.record.captions)
-        ]
+        again = _near_duplicates([current[i] for i in range(spec.images)])
         if not again:
             break
-        held_out.update(
-            {
-                job.index: (job, made)
-                for job, made in _run([replace(j, attempt=j.attempt + 1) for j in again], workers, "re-planning")
-            }
-        )
-    final = {job.index: made for job, made in planned.items()} | {i: made for i, (_, made) in held_out.items()}
+        retried = [replace(current[i][0], attempt=current[i][0].attempt + 1) for i in again]
+        current.update({job.index: (job, made) for job, made in _run(retried, workers, "re-planning")})
     by_split: dict[str, list[Generated]] = {split: [] for split in SPLITS}
     for index in range(spec.images):
-        by_split[splits[index]].append(final[index])
-    return by_split, {i: job.attempt for i, (job, _) in held_out.items() if job.attempt}
+        by_split[splits[index]].append(current[index][1])
+    return by_split, {i: job.attempt for i, (job, _) in current.items() if job.attempt}
+
+
+def _near_duplicates(planned: list[tuple[_Job, Generated]]) -> list[int]:
+    """The indices of images that are near-duplicates of an earlier image (index order)."""
+    seen, again = DedupIndex(NEAR_DUPLICATE_SHARE), []
+    for job, made in planned:
+        if seen.near_duplicate_of(made.record.image_id, made.record.captions):
+            again.append(job.index)
+        else:
+            seen.add(made.record.image_id, made.record.captions)
+    return again
 
 
 def _generate_all(

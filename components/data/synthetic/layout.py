@@ -32,7 +32,7 @@ DECOY_RGB = (220, 30, 30)
 
 # How often each slot appears, and its length classes (see grammar.py).
 P_BRAND = 0.55
-P_COLUMN = 0.6
+P_COLUMN = 0.45
 P_COLOUR = 0.38
 P_MARKER = 0.65  # each of the item's markers
 P_SPEC = 0.3
