@@ -27,7 +27,14 @@ from components.data.synthetic.build import SyntheticSpec, plan_release
 from components.data.synthetic.lexicon import LEXICONS
 from components.data.synthetic.truth import read_truth
 from components.evaluation.ablation import PAPER_CIDER
-from components.evaluation.oracle import VARIANTS, Example, ceilings, info_only_predictions, references
+from components.evaluation.oracle import (
+    VARIANTS,
+    Example,
+    ceilings,
+    examples_from,
+    info_only_predictions,
+    references,
+)
 from components.evaluation.scores import caption_scores
 
 ORDER = (  # C2: (smaller, larger, the larger's share of C(full) that bounds the smaller from above)
@@ -54,9 +61,7 @@ def from_dataset(folder: str) -> tuple[dict[str, list[Example]], dict, list, dic
     examples, captions = {}, {}
     for split in ("train", "val", "test"):
         records = read_release(folder, split).records
-        examples[split] = [
-            Example(truth.images[r.image_id], r.caption_boxes) for r in records if r.image_id in truth.images
-        ]
+        examples[split] = examples_from(truth.images, records)
         captions[split] = [c for r in records for c in r.captions]
     return examples, {}, list(truth.images.values()), captions
 

@@ -15,10 +15,11 @@ What each input lets the oracle see:
   rank r the most common r-th attribute for that shape.
 - IMAGE: the colour, finish, marker glyph beside a box and the column glyph (its modifier); and the
   column's rows, decoys included: the row index and row count of a column box.
-- neighbours (CTX): the chain's neighbour boxes, each either outside the box's column or a column
-  row at a known offset. A column row's rank and whether the rows next to it are prices are the most common
-  training values for what the variant sees (rows and row index from the image, else the box's own
-  y cell; plus the neighbours).
+- neighbours (CTX): the chain's neighbour boxes; those in the box's column are caption rows, and the
+  rows between two that follow each other in the chain are prices. A column row's rank and whether
+  the rows next to it are prices are inferred exactly under the generator's column law from the
+  image's rows and what the neighbours say (``components.data.synthetic.columns``); without the
+  image, they are the most common training values for the box's own height.
 - NOISE (the banner's theme, a slogan) is never seen: always the most common value.
 """
 

@@ -1,22 +1,23 @@
 """The caption grammar of the factorised crawl: a caption is a concatenation of parts, and each part
 is owned by exactly one input channel.
 
-| slot      | length class 0 | 1                   | 2                           |
-|-----------|----------------|---------------------|-----------------------------|
-| brand     | brand          | brand + suffix1     | brand + suffix2             |
-| column    | head_r         | mod + head_r        | mod + head_r + tail         |
-| colour    | colour         | finish + colour     | finish + colour + noun      |
-| marker    | phrase         | phrase + head_1     |                             |
-| spec      | spec + "装"    |                     |                             |
-| banner    | stem + theme   |                     |                             |
-| slogan    | slogan         |                     |                             |
+| slot      | length class 0 | 1                      | 2                             |
+|-----------|----------------|------------------------|-------------------------------|
+| brand     | brand          | brand + suffix1        | brand + suffix2               |
+| column    | head_r + join  | head_r + tail + join   | mod + head_r + tail + join    |
+| colour    | colour         | finish + colour        | finish + colour + noun        |
+| marker    | phrase         | phrase + head_1        |                               |
+| spec      | spec + "装"    |                        |                               |
+| banner    | stem + theme   |                        |                               |
+| slogan    | slogan         |                        |                               |
 
 Owners: brand, head_r (the info's r-th attribute), tail and noun (the category), spec and stem (the
 category's group) are INFO; mod (the column glyph), colour, finish and phrase (the marker glyph) are
 IMAGE; the suffixes and the spec's "装" follow from the box's slot and length class, LOC; theme and
-slogan are NOISE (uniform, never drawn, never written). The rank r of a column row among the
-column's caption rows is CTX: the image shows decoy rows in the column too, so only the chain of
-caption boxes tells it; it has no text of its own but picks which attribute the head copies.
+slogan are NOISE (uniform, never drawn, never written). A column row's place is CTX: the image shows
+the column's price rows black like its captions, so only the chain of caption boxes tells the row's
+rank r among the captions (which attribute its head copies) and whether the rows right above and
+below it are prices (its join word).
 
 Everything here is pure: sampling takes a ``random.Random``, composing takes plain values, so the
 oracle (``components.evaluation.oracle``) composes the captions of guessed plans with the same code.
