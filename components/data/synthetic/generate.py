@@ -104,7 +104,7 @@ def with_crawl_noise(layout: Layout, lexicon: Lexicon, rng: random.Random) -> tu
     boxes = chained(layout)
     position = {id(b): i for i, b in enumerate(layout.captions)}
     captions, kinds = list(layout.captions), {}
-    occupied = [r for r in layout.occupied if r not in {b.rect for b in layout.captions}]
+    occupied = [r for r in layout.occupied if r not in {b.rect for b in layout.captions} | {layout.column_area}]
     for box, (text, kind) in zip(boxes, noisy_texts(boxes, lexicon, rng, CRAWL_NOISE), strict=True):
         if kind is None:
             continue

@@ -74,6 +74,7 @@ class Layout:
     others: list[TextBox] = field(default_factory=list)  # decoys and stray prices: masked, not captions
     markers: list[tuple[str, Rect, tuple[int, int, int]]] = field(default_factory=list)
     column_glyph: tuple[str, Rect, tuple[int, int, int]] | None = None
+    column_area: Rect | None = None  # kept free of other texts around the column
     banner_band: Rect | None = None
     occupied: list[Rect] = field(default_factory=list)
 
@@ -252,7 +253,8 @@ class _Planner:
             self.layout.add(text_box(self.lang, "column", text, font, top_left, ink, plan=plan, parts=parts, **extra))
         # Nothing else goes beside the column: its caption chain runs row to row.
         right = max(r[2] for r in self.layout.occupied[-n_rows:])
-        self.layout.take((x0 - 2 * MARGIN, glyph[1], right + 3 * MARGIN, y0 + n_rows * pitch + pitch))
+        self.layout.column_area = (x0 - 2 * MARGIN, glyph[1], right + 3 * MARGIN, y0 + n_rows * pitch + pitch)
+        self.layout.take(self.layout.column_area)
 
     def _decoy_text(self) -> str:
         rng = self.rng
