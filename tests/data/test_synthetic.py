@@ -99,19 +99,20 @@ def test_a_column_lists_the_info_attributes_by_rank_and_its_join_says_where_the_
     assert columns > 40 and decoys > 10  # the image shows more black rows than captions
 
 
-def test_parts_of_different_roles_never_share_a_text():
+@pytest.mark.parametrize("lexicon", [ZH, EN], ids=["zh", "en"])
+def test_parts_of_different_roles_never_share_a_text(lexicon):
     texts: dict[str, set[str]] = {
-        "head": {h for c in ZH.categories for h in c.heads},
-        "mod": set(ZH.modifiers),
-        "tail": {c.tail for c in ZH.categories},
-        "colour": {c for c, _ in ZH.colours},
-        "finish": set(ZH.finishes),
-        "phrase": {m.phrase for m in ZH.markers},
-        "join": set(ZH.joins),
-        "slogan": set(ZH.slogans),
-        "theme": set(ZH.themes),
-        "stem": set(ZH.stems.values()),
-        "noun": {c.noun for c in ZH.categories},
+        "head": {h for c in lexicon.categories for h in c.heads},
+        "mod": set(lexicon.modifiers),
+        "tail": {c.tail for c in lexicon.categories},
+        "colour": {c for c, _ in lexicon.colours},
+        "finish": set(lexicon.finishes),
+        "phrase": {m.phrase for m in lexicon.markers},
+        "join": set(lexicon.joins),
+        "slogan": set(lexicon.slogans),
+        "theme": set(lexicon.themes),
+        "stem": set(lexicon.stems.values()),
+        "noun": {c.noun for c in lexicon.categories},
     }
     roles = list(texts)
     for i, a in enumerate(roles):

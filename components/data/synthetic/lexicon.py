@@ -228,7 +228,7 @@ _HEADS_EN = (
     "germfree mitefree silky hot cold leakproof sealed portable light washable absorbent soft fluffy airy "
     "skinfriendly antibacterial tidy sorted dry thick odourless hygienic fresh strong",
 )
-# Per group, its tails (a category takes one); 20 in all.
+# Per group, its tails (a category takes one); 19 distinct.
 _TAILS_ZH = (
     ("配方", "呵护", "精华"),
     ("妆感", "之选", "色调"),
@@ -344,7 +344,7 @@ _UNWANTED = set("死尸屎尿粪癌毒病丧葬坟墓奸淫妓嫖赌杀屠凶恶
 
 
 def _joins(lang: str) -> tuple[str, str, str, str]:
-    return ("推荐", "特价", "再享", "超值") if lang == "zh" else ("pick", "deal", "plus", "value")
+    return ("推荐", "特价", "再享", "超值") if lang == "zh" else ("recommended", "deal", "plus", "value")
 
 
 def gb2312_level1() -> tuple[str, ...]:

@@ -23,6 +23,12 @@ def _lighter(rgb: RGB, amount: float = 0.45) -> RGB:
     return tuple(int(c + (255 - c) * amount) for c in rgb)  # type: ignore[return-value]
 
 
+def _at(rect: Rect, fx: float, fy: float) -> tuple[int, int]:
+    """A point at fractions of ``rect``."""
+    x0, y0, x1, y1 = rect
+    return int(x0 + fx * (x1 - x0)), int(y0 + fy * (y1 - y0))
+
+
 def _frac(rect: Rect, fx0: float, fy0: float, fx1: float, fy1: float) -> Rect:
     """A sub-rectangle at fractions of ``rect``."""
     x0, y0, x1, y1 = rect
@@ -149,10 +155,10 @@ def _bottle(d: ImageDraw.ImageDraw, r: Rect, c: RGB) -> None:
     d.rounded_rectangle(_frac(r, 0.25, 0.3, 0.75, 1.0), radius=10, fill=c, outline=_darker(c), width=2)
     d.polygon(
         [
-            _frac(r, 0.25, 0.3, 0, 0)[:2],
-            _frac(r, 0.4, 0.15, 0, 0)[:2],
-            _frac(r, 0.6, 0.15, 0, 0)[:2],
-            _frac(r, 0.75, 0.3, 0, 0)[:2],
+            _at(r, 0.25, 0.3),
+            _at(r, 0.4, 0.15),
+            _at(r, 0.6, 0.15),
+            _at(r, 0.75, 0.3),
         ],
         fill=c,
     )
@@ -171,10 +177,10 @@ def _box(d: ImageDraw.ImageDraw, r: Rect, c: RGB) -> None:
     d.rectangle(_frac(r, 0.05, 0.3, 0.95, 1.0), fill=c, outline=_darker(c), width=2)
     d.polygon(
         [
-            _frac(r, 0.05, 0.3, 0, 0)[:2],
-            _frac(r, 0.2, 0.12, 0, 0)[:2],
-            _frac(r, 1.0, 0.12, 0, 0)[:2],
-            _frac(r, 0.95, 0.3, 0, 0)[:2],
+            _at(r, 0.05, 0.3),
+            _at(r, 0.2, 0.12),
+            _at(r, 1.0, 0.12),
+            _at(r, 0.95, 0.3),
         ],
         fill=_lighter(c, 0.25),
         outline=_darker(c),
@@ -212,8 +218,8 @@ def _watch(d: ImageDraw.ImageDraw, r: Rect, c: RGB) -> None:
     d.ellipse(_frac(r, 0.15, 0.25, 0.85, 0.75), fill=c, outline=_darker(c), width=3)
     d.ellipse(_frac(r, 0.25, 0.33, 0.75, 0.67), fill=(245, 245, 245))
     cx, cy, _, _ = _frac(r, 0.5, 0.5, 0.5, 0.5)
-    d.line([(cx, cy), _frac(r, 0.5, 0.38, 0, 0)[:2]], fill=(30, 30, 30), width=2)
-    d.line([(cx, cy), _frac(r, 0.62, 0.5, 0, 0)[:2]], fill=(30, 30, 30), width=2)
+    d.line([(cx, cy), _at(r, 0.5, 0.38)], fill=(30, 30, 30), width=2)
+    d.line([(cx, cy), _at(r, 0.62, 0.5)], fill=(30, 30, 30), width=2)
 
 
 def _fan(d: ImageDraw.ImageDraw, r: Rect, c: RGB) -> None:
@@ -239,10 +245,10 @@ def _cap(d: ImageDraw.ImageDraw, r: Rect, c: RGB) -> None:
     d.chord(_frac(r, 0.1, 0.2, 0.8, 0.9), start=180, end=360, fill=c, outline=_darker(c), width=2)
     d.polygon(
         [
-            _frac(r, 0.1, 0.55, 0, 0)[:2],
-            _frac(r, 1.0, 0.55, 0, 0)[:2],
-            _frac(r, 0.95, 0.68, 0, 0)[:2],
-            _frac(r, 0.1, 0.62, 0, 0)[:2],
+            _at(r, 0.1, 0.55),
+            _at(r, 1.0, 0.55),
+            _at(r, 0.95, 0.68),
+            _at(r, 0.1, 0.62),
         ],
         fill=_darker(c, 0.8),
     )
@@ -251,7 +257,7 @@ def _cap(d: ImageDraw.ImageDraw, r: Rect, c: RGB) -> None:
 
 def _pillow(d: ImageDraw.ImageDraw, r: Rect, c: RGB) -> None:
     d.rounded_rectangle(_frac(r, 0.05, 0.3, 0.95, 0.85), radius=22, fill=c, outline=_darker(c), width=2)
-    d.line([_frac(r, 0.2, 0.57, 0, 0)[:2], _frac(r, 0.8, 0.57, 0, 0)[:2]], fill=_lighter(c), width=3)
+    d.line([_at(r, 0.2, 0.57), _at(r, 0.8, 0.57)], fill=_lighter(c), width=3)
 
 
 PRODUCT_SHAPES = {
