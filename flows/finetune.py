@@ -29,6 +29,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     job = parse_job(args, task="finetune", init_from=args.init_from)  # 1. config, validated
     # torch, Ray and MLflow load from here on: --help and a bad config answer at once
+    from components.evaluation.oracle import validation_field_sheet
     from components.model.checkpoint import load_checkpoint
     from components.serving.pyfunc import log_checkpoint_model
     from components.serving.registry import evaluate_and_register
@@ -48,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         tags={"init_from": source.text, "pretrain_run_id": source.run_id or ""},
         init_weights=pretrained.model_state,
         log_model=log_checkpoint_model,
+        fields=validation_field_sheet(job.data.dataset, job.data.val_images),  # a synthetic crawl's
     )
     report, registration = evaluate_and_register(  # 5. scored on the gate split, 6. behind the champion gate
         job,

@@ -23,11 +23,13 @@ def main(argv: list[str] | None = None) -> int:
     tokenizer = load_vocabulary(job.data.dataset)
     job = with_vocabulary(job, tokenizer)
     # torch, Ray and MLflow load from here on: --help, a bad config or a missing dataset answer at once
+    from components.evaluation.oracle import validation_field_sheet
     from components.serving.pyfunc import log_checkpoint_model
     from components.training.tracked import default_run_name, tracked_fit
 
-    # 3. MLflow run, Ray, train; the final checkpoint logged as the run's pyfunc model
-    tracked_fit(job, tokenizer, default_run_name(job), log_model=log_checkpoint_model)
+    fields = validation_field_sheet(job.data.dataset, job.data.val_images)  # 3. field accuracy, on a synthetic crawl
+    # 4. MLflow run, Ray, train; the final checkpoint logged as the run's pyfunc model
+    tracked_fit(job, tokenizer, default_run_name(job), log_model=log_checkpoint_model, fields=fields)
     return 0
 
 

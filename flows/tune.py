@@ -28,6 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     job = parse_job(args, task="pretrain")  # 1. config, search space included, validated
     check_space(job)
     # torch, Ray and MLflow load from here on: --help and a bad config answer at once
+    from components.evaluation.oracle import validation_field_sheet
     from components.serving.pyfunc import log_checkpoint_model
     from components.serving.registry import evaluate_and_register
     from components.tracking.runs import finish_run, new_run_name, start_run
@@ -40,7 +41,8 @@ def main(argv: list[str] | None = None) -> int:
     parent = start_run(job, sweep_name, tags={"task": "tune", "ray_run_name": sweep_name})  # 3. tracking
     with finish_run(parent):
         init_ray(job)  # 4. cluster
-        results = tune_trials(job, tokenizer, sweep_name, parent, log_model=log_checkpoint_model)  # 5. the sweep
+        fields = validation_field_sheet(job.data.dataset, job.data.val_images)  # a synthetic crawl's
+        results = tune_trials(job, tokenizer, sweep_name, parent, log_checkpoint_model, fields)  # 5. the sweep
         winner = log_sweep(job, results, parent)  # 6. table and plot, the best trial
         split = job.tracking.gate_split
         report, registration = evaluate_and_register(  # 7. the winner, evaluated, 8. behind the champion gate

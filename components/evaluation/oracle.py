@@ -25,18 +25,23 @@ What each input lets the oracle see:
 
 from __future__ import annotations
 
+import json
 import random
 import statistics
 from collections import Counter, defaultdict
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from components.data.boxes import Box, grid_index
+from components.data.index import DatasetIndex, ensure_index, index_head
 from components.data.neighbours import NO_NEIGHBOUR, neighbours
+from components.data.rejection import RecordRejected
+from components.data.release import ImageRecord, parse_record_value
 from components.data.synthetic.columns import row_posterior
-from components.data.synthetic.grammar import IMAGE, INFO, LOC, BoxPlan, Item, caption_text, compose
-from components.data.synthetic.lexicon import Lexicon
-from components.data.synthetic.truth import ImageTruth
+from components.data.synthetic.grammar import CTX, IMAGE, INFO, LOC, BoxPlan, Item, caption_text, compose
+from components.data.synthetic.lexicon import LEXICONS, Lexicon
+from components.data.synthetic.truth import ImageTruth, read_truth
+from components.evaluation.fields import BoxFields, FieldSheet
 from components.evaluation.scores import caption_scores
 
 LOCATION_GRID = 8  # the paper's grid: what a box's own place tells, without the image
@@ -62,6 +67,8 @@ VARIANTS = (
     OracleVariant("top2", frozenset(), "top2", "Table A5 top-2"),
 )
 BY_NAME = {v.name: v for v in VARIANTS}
+# The oracle denied one input, for that input's diagnostic boxes V_X (CTX: no neighbours).
+DENYING = {INFO: "no-info", IMAGE: "no-image", LOC: "no-locations", CTX: "baseline"}
 
 
 @dataclass(frozen=True)
@@ -295,3 +302,50 @@ def ceilings(
 def examples_from(truths: Mapping[str, ImageTruth], records: Iterable) -> list[Example]:
     """Examples of the records that have a truth (ingested images have none)."""
     return [Example(truths[r.image_id], tuple(r.caption_boxes)) for r in records if r.image_id in truths]
+
+
+def field_sheet(lexicon: Lexicon, train: Sequence[Example], evaluated: Sequence[Example]) -> FieldSheet:
+    """The parts of every evaluated box, its diagnostic channels (X: the oracle denied X is wrong, the
+    full oracle right) and the full oracle's caption (``components.evaluation.fields``)."""
+    oracle, refs = Oracle(lexicon, train), references(evaluated)
+    full = oracle.predict(evaluated, BY_NAME["full"])
+    denied = {channel: oracle.predict(evaluated, BY_NAME[name]) for channel, name in DENYING.items()}
+    boxes = {}
+    for example in evaluated:
+        for b, box in enumerate(example.truth.boxes):
+            key = example.key(b)
+            needed = full[key] == refs[key]
+            diagnostic = frozenset(c for c, guessed in denied.items() if needed and guessed[key] != refs[key])
+            boxes[key] = BoxFields(tuple((p.text, p.channel, p.role) for p in box.parts), diagnostic)
+    return FieldSheet(lexicon.lang, boxes, full)
+
+
+def dataset_field_sheet(dataset_index: DatasetIndex, split: str) -> FieldSheet | None:
+    """The field sheet of a split of an indexed dataset, the oracle learnt from its train split; None
+    for a dataset without a truth sidecar (CapOnImage2M)."""
+    truth = read_truth(dataset_index.dataset)
+    if truth is None:
+        return None
+    train, evaluated = (_indexed_records(index_head(dataset_index, s)) for s in ("train", split))
+    lexicon = LEXICONS[truth.lang]
+    return field_sheet(lexicon, examples_from(truth.images, train), examples_from(truth.images, evaluated))
+
+
+def validation_field_sheet(dataset: str, val_images: int | None) -> FieldSheet | None:
+    """The field sheet of the validation subset a fit scores: the first ``val_images`` of val."""
+    dataset_index = ensure_index(dataset)
+    sheet = dataset_field_sheet(dataset_index, "val")
+    if sheet is None:
+        return None
+    scored = {row["image_id"] for row in index_head(dataset_index, "val", val_images)}
+    return sheet.covering(k for k in sheet.boxes if k.rpartition("#")[0] in scored)
+
+
+def _indexed_records(rows: Iterable[Mapping[str, str]]) -> Iterator[ImageRecord]:
+    """The records of index rows whose boxes read without the image (a synthetic crawl's are
+    fractions); others have no truth to read anyway."""
+    for row in rows:
+        try:
+            yield parse_record_value(row["image_id"], json.loads(row["record"]), None)
+        except (ValueError, RecordRejected):
+            continue

@@ -12,6 +12,7 @@ from components.config import JobConfig, ModelConfig
 from components.data.encoding import EncodeSpec, row_references
 from components.data.pipeline import build_dataset
 from components.data.tokenizer import Tokenizer
+from components.evaluation.fields import FieldSheet
 from components.evaluation.report import EvaluationReport, evaluate_rows
 from components.model.checkpoint import LoadedCheckpoint
 from components.model.inference import Captioner
@@ -113,9 +114,10 @@ def evaluate_checkpoint(
     *,
     beam_size: int = 1,
     meteor: bool = True,
+    fields: FieldSheet | None = None,
 ) -> tuple[EvaluationReport, list[dict[str, Any]]]:
     """A checkpoint's predictions on the indexed images of a split of ``job.data.dataset`` and their
-    scores (Ray must be up)."""
+    scores (Ray must be up); ``fields``: the split's field sheet, where the dataset has a truth."""
     import ray
 
     rows = predict_split(
@@ -131,4 +133,4 @@ def evaluate_checkpoint(
         seed=int(checkpoint.job.get("train", {}).get("seed", 0)),
         index=index,
     )
-    return evaluate_rows(rows, checkpoint.tokenizer.mode, meteor=meteor), rows
+    return evaluate_rows(rows, checkpoint.tokenizer.mode, meteor=meteor, fields=fields), rows

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -12,6 +12,7 @@ import numpy as np
 from components.data.boxes import Box, aspect_ratio
 from components.data.tokenizer import split_chars, split_words
 from components.evaluation.diversity import diversity
+from components.evaluation.fields import SCORED_CHANNELS, FieldSheet, diagnostic_sizes, field_accuracy
 from components.evaluation.fitness import (
     AspectBin,
     CaptionTypes,
@@ -35,6 +36,9 @@ class EvaluationReport:
     types: CaptionTypes
     reference_types: np.ndarray
     generated_types: np.ndarray
+    fields: dict[str, float] = field(default_factory=dict)  # field metrics (a synthetic crawl only)
+    ceiling: dict[str, float] = field(default_factory=dict)  # the full oracle's scores on these boxes
+    diagnostic_boxes: dict[str, int] = field(default_factory=dict)  # |V_X| per channel
 
     @property
     def type_agreement(self) -> float:
@@ -51,6 +55,8 @@ class EvaluationReport:
             "type_agreement": self.type_agreement,
             "boxes": float(self.boxes),
             "images": float(self.images),
+            **self.fields,
+            **{f"oracle_{k}": v for k, v in self.ceiling.items()},
         }
         return {k.replace("@", "-"): v for k, v in values.items()}
 
@@ -69,6 +75,24 @@ class EvaluationReport:
             + " | ".join("-" for _ in keys)
             + f" | {self.human_diversity['Div@1']:.2f} | {self.human_diversity['Div@2']:.2f} |"
         )
+        if self.ceiling:
+            ceiling = " | ".join(f"{self.ceiling.get(k, float('nan')):.2f}" for k in keys)
+            lines.append(f"| oracle (ceiling) | {ceiling} | - | - |")
+        if self.fields:
+            lines += ["", self.fields_table()]
+        return "\n".join(lines)
+
+    def fields_table(self) -> str:
+        """Field accuracy per input channel, over every box and over its diagnostic boxes V_X."""
+        lines = ["| input | field accuracy | on V_X | boxes in V_X |", "| --- | ---: | ---: | ---: |"]
+        for channel in SCORED_CHANNELS:
+            every = self.fields.get(f"field_accuracy_{channel}", float("nan"))
+            diagnostic = self.fields.get(f"field_accuracy_{channel}_diag", float("nan"))
+            size = self.diagnostic_boxes.get(channel, 0)
+            lines.append(f"| {channel} | {every:.3f} | {diagnostic:.3f} | {size} |")
+        roles = sorted(k.removeprefix("role_accuracy_") for k in self.fields if k.startswith("role_accuracy_"))
+        lines += ["", "| part | accuracy |", "| --- | ---: |"]
+        lines += [f"| {role} | {self.fields[f'role_accuracy_{role}']:.3f} |" for role in roles]
         return "\n".join(lines)
 
 
@@ -77,9 +101,15 @@ def _length(text: str, mode: str) -> int:
 
 
 def evaluate_rows(
-    rows: Sequence[dict[str, Any]], mode: str = "char", meteor: bool = True, clusters: int = 4, seed: int = 0
+    rows: Sequence[dict[str, Any]],
+    mode: str = "char",
+    meteor: bool = True,
+    clusters: int = 4,
+    seed: int = 0,
+    fields: FieldSheet | None = None,
 ) -> EvaluationReport:
-    """``rows``: one per box with image_id, box, prediction, reference, x1..y2, width, height."""
+    """``rows``: one per box with image_id, box, prediction, reference, x1..y2, width, height.
+    ``fields``: the split's field sheet (a synthetic crawl's), for field accuracy and the ceiling."""
     keys = [f"{r['image_id']}#{r['box']}" for r in rows]
     references = {k: str(r["reference"]) for k, r in zip(keys, rows, strict=True)}
     predictions = {k: str(r["prediction"]) for k, r in zip(keys, rows, strict=True)}
@@ -106,4 +136,20 @@ def evaluate_rows(
         types=types,
         reference_types=types.assign(reference_texts),
         generated_types=types.assign([str(r["prediction"]) for r in rows]),
+        **(_field_figures(fields, references, predictions, mode, meteor) if fields is not None else {}),
     )
+
+
+def _field_figures(
+    sheet: FieldSheet, references: dict[str, str], predictions: dict[str, str], mode: str, meteor: bool
+) -> dict[str, Any]:
+    """Field accuracy, and the full oracle scored on the same boxes as the model (its ceiling)."""
+    covered = sheet.covering(predictions)
+    if not covered.boxes:
+        return {}
+    ceiling = caption_scores({k: references[k] for k in covered.ceiling}, covered.ceiling, mode, meteor=meteor)
+    return {
+        "fields": field_accuracy(covered, predictions),
+        "ceiling": ceiling,
+        "diagnostic_boxes": diagnostic_sizes(covered),
+    }

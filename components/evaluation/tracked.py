@@ -19,6 +19,7 @@ from components.data.index import ensure_index, index_head
 from components.data.pipeline import load_record
 from components.data.release import IMAGES_DIR
 from components.evaluation.fitness import format_aspect_table, length_aspect_figure
+from components.evaluation.oracle import dataset_field_sheet
 from components.evaluation.predict import evaluate_checkpoint
 from components.evaluation.rendering import qualitative_sheet, type_map
 from components.evaluation.report import EvaluationReport
@@ -55,7 +56,10 @@ def evaluate_and_log(
         dataset_index = ensure_index(job.data.dataset)
         log_dataset(job.data.dataset, dataset_index.version, "evaluation")
         index = index_head(dataset_index, split, limit)
-        report, rows = evaluate_checkpoint(job, checkpoint, split, index, beam_size=beam_size, meteor=meteor)
+        fields = dataset_field_sheet(dataset_index, split)  # None without a truth sidecar
+        report, rows = evaluate_checkpoint(
+            job, checkpoint, split, index, beam_size=beam_size, meteor=meteor, fields=fields
+        )
         lang = "zh" if checkpoint.tokenizer.mode == "char" else "en"
         log_evaluation(report, rows, split=split, lang=lang, title=f"{split} ({report.images} images)")
         root = job.data.images_root or storage.join(job.data.dataset, IMAGES_DIR)

@@ -32,6 +32,7 @@ from components.data.ingest import IngestResult, Plan, commit_ingest, plan_inges
 from components.data.prepare import load_vocabulary, with_vocabulary
 from components.data.versions import images_folder, timestamp, write_version
 from components.errors import DataGateFailed, RetrainError
+from components.evaluation.oracle import validation_field_sheet
 from components.evaluation.tracked import Evaluated, evaluate_and_log, metric_value
 from components.model.checkpoint import load_checkpoint
 from components.redaction import redact
@@ -273,6 +274,7 @@ class Retrain:
             tags={RUN_KEY_TAG: key, "init_from": source.text},
             init_weights=start.model_state,
             log_model=log_checkpoint_model,
+            fields=validation_field_sheet(self.dataset, job.data.val_images),  # the view's val is the dataset's
         )
         self.pending.candidate_run_id = fitted.run_id
         self.advance("trained")
@@ -288,6 +290,7 @@ class Retrain:
                 f"retrain-{self.pending.run_key}-pretrain",
                 tags={RUN_KEY_TAG: self.pending.run_key},
                 log_model=log_checkpoint_model,
+                fields=validation_field_sheet(job.data.dataset, job.data.val_images),
             )
             self.pending.pretrain_run_id = fitted.run_id
             self.advance("pretrained")
@@ -352,7 +355,7 @@ class Retrain:
             source.checkpoint_folder(self.job.tracking.tracking_uri), with_training_state=False
         )
         self.scoring_mode = checkpoint.tokenizer.mode  # characters or words, as the evaluation scored them
-        return evaluate_and_log(
+        evaluated = evaluate_and_log(
             self.job,
             checkpoint,
             "test",
@@ -361,6 +364,10 @@ class Retrain:
             limit=self.job.retrain.test_images,
             sheets=4,
         )
+        # Side by side in the retrain run: which input the candidate reads better or worse than the champion.
+        side = role.partition("-")[0]  # candidate, champion
+        mlflow.log_metrics({f"{side}_{k}": v for k, v in evaluated.report.fields.items()})
+        return evaluated
 
     def register(self, candidate: Evaluated, decision: Decision) -> str:
         """The candidate as a version of the registered model, once per run key; the decision as tags."""

@@ -17,6 +17,7 @@ from components.config import JobConfig
 from components.data.tokenizer import Tokenizer
 from components.errors import ConfigError
 from components.evaluation.ablation import Variant, markdown, results_from_metrics, run_metric_key
+from components.evaluation.fields import FieldSheet
 from components.evaluation.predict import predict_split
 from components.evaluation.report import evaluate_rows
 from components.redaction import redact
@@ -26,24 +27,34 @@ from components.training.tracked import tracked_fit
 Results = dict[str, list[dict[str, float]]]
 
 
-def train_variant(job: JobConfig, tokenizer: Tokenizer, name: str, weights: dict | None = None) -> dict:
+def train_variant(
+    job: JobConfig, tokenizer: Tokenizer, name: str, weights: dict | None = None, fields: FieldSheet | None = None
+) -> dict:
     """One nested MLflow run around one training job; the final checkpoint's weights."""
+    tags = {"ablation_variant": name}
     fitted = tracked_fit(
-        job, tokenizer, name, ray_run_name=new_run_name(name), tags={"ablation_variant": name}, init_weights=weights
+        job, tokenizer, name, ray_run_name=new_run_name(name), tags=tags, init_weights=weights, fields=fields
     )
     return fitted.final_weights()
 
 
 def train_and_evaluate(
-    job: JobConfig, variant: Variant, seed: int, tokenizer: Tokenizer, finetune_steps: int, eval_images: int | None
+    job: JobConfig,
+    variant: Variant,
+    seed: int,
+    tokenizer: Tokenizer,
+    finetune_steps: int,
+    eval_images: int | None,
+    fields: FieldSheet | None = None,
 ) -> dict[str, float]:
     """A variant pre-trained, fine-tuned (every variant alike: the same budget) and scored on val;
-    its scores go to the parent run as ``<variant>_s<seed>_<metric>``."""
+    its scores go to the parent run as ``<variant>_s<seed>_<metric>`` (``fields``: val's field sheet,
+    for field accuracy in validation and in the scores)."""
     job = job.with_overrides(model=variant.model, train=variant.train_overrides(seed))
-    weights = train_variant(job, tokenizer, f"{variant.name}-s{seed}")
+    weights = train_variant(job, tokenizer, f"{variant.name}-s{seed}", fields=fields)
     finetune_train = Variant.finetune_overrides(finetune_steps)
     finetune = job.with_overrides(task="finetune", init_from="ablation", train=finetune_train)
-    weights = train_variant(finetune, tokenizer, f"{variant.name}-s{seed}-finetune", weights)
+    weights = train_variant(finetune, tokenizer, f"{variant.name}-s{seed}-finetune", weights, fields)
     rows = predict_split(
         job.data.dataset,
         "val",
@@ -54,13 +65,13 @@ def train_and_evaluate(
         decode_actors=job.data.decode_actors,
         seed=seed,
     )
-    report = evaluate_rows(rows, tokenizer.mode)
+    report = evaluate_rows(rows, tokenizer.mode, fields=fields)
     mlflow.log_metrics({run_metric_key(variant.name, seed, k): v for k, v in report.metrics().items()})
     print(
         f"{variant.name} seed {seed}: "
         + ", ".join(f"{k} {v:.1f}" for k, v in report.metrics().items() if k in ("CIDEr", "BLEU-4", "Div-2"))
     )
-    return {**report.scores, **report.generated_diversity, "human": report.human_diversity}
+    return {**report.scores, **report.generated_diversity, **report.fields, "human": report.human_diversity}
 
 
 def run_ablation(
@@ -70,13 +81,14 @@ def run_ablation(
     seeds: Sequence[int],
     finetune_steps: int,
     eval_images: int | None,
+    fields: FieldSheet | None = None,
 ) -> tuple[Results, dict[str, float]]:
     """Every variant for every seed, inside the active (parent) run: (scores per variant, human row)."""
     results: Results = {}
     human: dict[str, float] = {}
     for seed in seeds:
         for variant in variants:
-            metrics = train_and_evaluate(job, variant, seed, tokenizer, finetune_steps, eval_images)
+            metrics = train_and_evaluate(job, variant, seed, tokenizer, finetune_steps, eval_images, fields)
             human = metrics.pop("human")
             results.setdefault(variant.name, []).append(metrics)
     return results, human

@@ -173,7 +173,11 @@ def train_loop_per_worker(config: dict) -> None:
                 batch_size=train.images_per_batch, batch_format="numpy"
             )
             limit = job.model.max_caption_tokens
-            metrics.update(validate(model, val_rows, tokenizer, probabilities, train.positive_rate, device, limit))
+            metrics.update(
+                validate(
+                    model, val_rows, tokenizer, probabilities, train.positive_rate, device, limit, config.get("fields")
+                )
+            )
         if rank == 0:
             log.info(
                 "step %d/%d %s", step, train.steps, " ".join(f"{k}={v:.4g}" for k, v in metrics.items() if k != "step")

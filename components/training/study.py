@@ -197,3 +197,48 @@ def curve_markdown(runs: list[VariantRun]) -> str:
             ]
             lines.append(f"| {variant} | {step} | " + " | ".join(f"{m:.2f}" for m in means) + " |")
     return "\n".join(lines) + "\n"
+
+
+# -- the image probe -----------------------------------------------------------------------------------
+PROBE_MODEL = {"use_info": False, "neighbours": "none"}  # the image and the box's own place, nothing else
+
+
+@torch.no_grad()
+def exact_match(model, val_rows: Rows, tokenizer: Tokenizer, device, max_tokens: int) -> float:
+    """The share of val boxes whose greedy caption is exactly the reference."""
+    model.eval()
+    right = total = 0
+    for start in range(0, len(val_rows), 16):
+        rows = stacked(val_rows[start : start + 16])
+        batch, _ = collate(rows)
+        predicted = greedy_decode(model, batch.to(device), max_tokens=max_tokens).cpu().tolist()
+        pairs = scoring_pairs(rows, predicted, tokenizer)
+        right, total = right + sum(p == r for _, p, r in pairs), total + len(pairs)
+    model.train()
+    return right / max(total, 1)
+
+
+def probe_curve(
+    job: JobConfig,
+    splits: EncodedSplits,
+    device: torch.device,
+    every: int,
+    report: Callable[[str], None] = print,
+) -> list[tuple[int, float]]:
+    """Train ``job`` without its info or neighbours, generation only, for ``job.train.steps`` steps on
+    an image probe (``components.data.synthetic.probe``); exact match on val every ``every`` steps."""
+    job = job.with_overrides(model=PROBE_MODEL, train={"generation_per_matching": (1, 0)})
+    train_rows, val_rows = splits.rows(job)
+    torch.manual_seed(job.train.seed)
+    model = build_model(job.model.with_overrides(vocab_size=len(splits.tokenizer))).to(device)
+    prepare_for_training(model, job.train)
+    runner = StepRunner(model, job.train, device)
+    batches = image_batches(train_rows, job.train.images_per_batch, job.train.seed)
+    curve, started = [], time.perf_counter()
+    for step in range(1, job.train.steps + 1):
+        runner.train_step(step, *next(batches))
+        if step % every == 0 or step == job.train.steps:
+            exact = exact_match(model, val_rows, splits.tokenizer, device, job.model.max_caption_tokens)
+            curve.append((step, exact))
+            report(f"probe step {step}: exact {exact:.3f} ({time.perf_counter() - started:.0f} s)")
+    return curve

@@ -21,6 +21,7 @@ from components.config import JobConfig, TrainSection
 from components.data.index import dataset_version
 from components.data.tokenizer import Tokenizer
 from components.errors import ConfigError
+from components.evaluation.fields import FieldSheet
 from components.model.backbone import resolve_norm
 from components.model.checkpoint import CONFIG_FILE, load_checkpoint
 from components.tracking.runs import (
@@ -70,6 +71,7 @@ def tracked_fit(
     init_weights: dict | None = None,
     extra_callbacks: Callable[[str], Sequence[Any]] | None = None,
     log_model: ModelLogger | None = None,
+    fields: FieldSheet | None = None,
 ) -> FitOutcome:
     """Train ``job`` in its own MLflow run ``run_name`` (nested under ``parent_run_id`` or the active run).
 
@@ -77,6 +79,8 @@ def tracked_fit(
     ``init_weights``: a state dict to warm-start from (fine-tuning), sent to the workers through the
     object store. ``extra_callbacks(run_id)``: more Ray Train callbacks beside the MLflow one (Tune's).
     ``log_model``: the final checkpoint is logged as the run's model (else as loose files).
+    ``fields``: the validation subset's field sheet (``evaluation.oracle.validation_field_sheet``, built
+    where the truth may be read); validation then reports field accuracy per input.
     """
     ray_run_name = ray_run_name or run_name
     job = with_resolved_backbone(job)
@@ -89,7 +93,7 @@ def tracked_fit(
         init_ray(job)
         weights = ray.put(init_weights) if init_weights is not None else None  # reaches workers on any node
         callbacks = tuple(extra_callbacks(run_id)) if extra_callbacks else ()
-        result, skipped = fit(job, tokenizer, ray_run_name, run_id, weights, callbacks)
+        result, skipped = fit(job, tokenizer, ray_run_name, run_id, weights, callbacks, fields)
         model_uri = log_training(job, result, skipped, run_id, log_model)
         outcome.update(result=result)
     return FitOutcome(run_id, result, skipped, model_uri)

@@ -16,6 +16,7 @@ from components.data.encoding import EncodeSpec
 from components.data.pipeline import build_dataset, make_tally
 from components.data.tokenizer import Tokenizer
 from components.errors import TrainingDiverged
+from components.evaluation.fields import FieldSheet
 from components.tracking.callback import MlflowReportCallback
 from components.training.loop import train_loop_per_worker
 from components.training.runner import NonFiniteLoss
@@ -28,11 +29,13 @@ def fit(
     run_id: str | None = None,
     init_weights: ray.ObjectRef | None = None,
     extra_callbacks: tuple = (),
+    fields: FieldSheet | None = None,
 ) -> tuple[ray.train.Result, dict[str, Any]]:
     """Build the datasets and the TorchTrainer, train, and return (result, skipped-record counts).
 
     ``init_weights``: a state dict in the object store to warm-start from (fine-tuning).
     ``extra_callbacks``: more Ray Train ``UserCallback``s beside the MLflow one (Tune's, in a sweep).
+    ``fields``: the val subset's field sheet; validation then reports field accuracy.
     """
     spec = EncodeSpec.for_model(job.model, job.data.max_boxes, seed=job.train.seed)
     tally = make_tally(f"rejections-{run_name}")
@@ -51,6 +54,7 @@ def fit(
             "word2int": tokenizer.word2int,
             "mode": tokenizer.mode,
             "init_weights": init_weights,
+            "fields": fields,
         },
         scaling_config=ScalingConfig(
             num_workers=job.ray.num_workers,

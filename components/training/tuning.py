@@ -24,6 +24,7 @@ from components.config import JobConfig
 from components.config.sweep import trial_job
 from components.data.tokenizer import Tokenizer
 from components.errors import SweepFailed
+from components.evaluation.fields import FieldSheet
 from components.tracking.runs import log_figure, new_run_name
 from components.training.tracked import ModelLogger, tracked_fit
 
@@ -97,6 +98,7 @@ def run_trial(
     mode: str,
     parent_run_id: str,
     log_model: ModelLogger | None = None,
+    fields: FieldSheet | None = None,
 ) -> None:
     """One trial: the sampled job trained by the shared loop, in an MLflow run nested under the sweep."""
     trial = trial_job(JobConfig.from_dict(job), sampled)
@@ -110,6 +112,7 @@ def run_trial(
         tags={"tune_trial": trial_name, **{f"tuned.{k}": str(v) for k, v in sampled.items()}},
         extra_callbacks=lambda run_id: (ValidationReport(trial.tune.metric, run_id, trial.train.steps),),
         log_model=log_model,
+        fields=fields,
     )
     final = {k: v for k, v in (fitted.result.metrics or {}).items() if isinstance(v, int | float)}
     tune.report({**final, "mlflow_run_id": fitted.run_id, "checkpoint_path": fitted.result.checkpoint.path})
@@ -156,10 +159,16 @@ def sweep_figure(rows: list[dict[str, Any]], keys: list[str], metric: str):
 
 # -- the sweep (driver side) -------------------------------------------------------------------------
 def tune_trials(
-    job: JobConfig, tokenizer: Tokenizer, sweep_name: str, parent_run_id: str, log_model: ModelLogger | None = None
+    job: JobConfig,
+    tokenizer: Tokenizer,
+    sweep_name: str,
+    parent_run_id: str,
+    log_model: ModelLogger | None = None,
+    fields: FieldSheet | None = None,
 ):
     """Run the sweep: one ``run_trial`` per sampled configuration, ASHA on the validation metric;
-    ``log_model`` logs each trial's final checkpoint as its model."""
+    ``log_model`` logs each trial's final checkpoint as its model; with ``fields`` (the val subset's
+    field sheet) every trial reports field accuracy."""
     trainable = tune.with_parameters(
         run_trial,
         job=job.as_dict(),
@@ -167,6 +176,7 @@ def tune_trials(
         mode=tokenizer.mode,
         parent_run_id=parent_run_id,
         log_model=log_model,
+        fields=fields,
     )
     # The trial function only drives its TorchTrainer, whose controller and workers hold the resources.
     trainable = tune.with_resources(trainable, {"cpu": 0.01})  # Tune refuses an empty request

@@ -19,6 +19,7 @@ import torch.distributed as dist
 
 from components.data.encoding import row_references
 from components.data.tokenizer import Tokenizer
+from components.evaluation.fields import FieldSheet, field_accuracy
 from components.evaluation.scores import cider
 from components.model.batches import collate
 from components.model.decoding import greedy_decode
@@ -98,8 +99,10 @@ def validate(
     positive_rate: float,
     device: torch.device,
     max_tokens: int = 10,
+    fields: FieldSheet | None = None,
 ) -> dict[str, float]:
-    """``probabilities`` None skips caption matching (a generation-only model)."""
+    """``probabilities`` None skips caption matching (a generation-only model); ``fields``: the val
+    subset's field sheet (a synthetic crawl's), for ``val_field_accuracy_<input>`` and the rest."""
     inner = unwrap(model)
     was_training = inner.training
     inner.eval()
@@ -130,6 +133,8 @@ def validate(
         "val_cider": cider({k: r for k, _, r in pairs}, {k: p for k, p, _ in pairs}, tokenizer.mode),
         "val_boxes": float(len(pairs)),
     }
+    if fields is not None:
+        metrics.update({f"val_{k}": v for k, v in field_accuracy(fields, {k: p for k, p, _ in pairs}).items()})
     if probabilities is not None:
         for i, name in enumerate(matching):
             right, scored = sums[2 * i], sums[2 * i + 1]

@@ -9,7 +9,17 @@ from components.data.boxes import box_grid
 from components.data.synthetic import checks
 from components.data.synthetic.build import SyntheticSpec, plan_release
 from components.data.synthetic.lexicon import ZH
-from components.evaluation.oracle import Example, ceilings, info_only_predictions, references
+from components.evaluation.fields import SCORED_CHANNELS, diagnostic_sizes, field_accuracy
+from components.evaluation.oracle import (
+    BY_NAME,
+    DENYING,
+    Example,
+    Oracle,
+    ceilings,
+    field_sheet,
+    info_only_predictions,
+    references,
+)
 from components.evaluation.scores import caption_scores
 
 
@@ -70,6 +80,24 @@ def test_c3_captions_right_on_their_info_parts_only_earn_partial_credit(examples
     scores = caption_scores(references(held_out), info_only_predictions(ZH, held_out), meteor=False)
     assert scores["BLEU@1"] - scores["BLEU@4"] >= 10
     assert 0 < scores["CIDEr"] < 1000
+
+
+def test_field_accuracy_of_the_oracles_is_lost_on_exactly_the_input_each_is_denied(examples):
+    train, held_out = examples
+    sheet = field_sheet(ZH, train, held_out)
+    sizes = diagnostic_sizes(sheet)
+    assert min(sizes.values()) >= 0.1 * len(sheet.boxes)  # each V_X is big enough to measure on
+    oracle = Oracle(ZH, train)
+    full = field_accuracy(sheet, sheet.ceiling)
+    assert all(full[f"field_accuracy_{c}_diag"] == 1.0 for c in SCORED_CHANNELS)  # right on V_X by definition
+    for channel, variant in DENYING.items():
+        denied = field_accuracy(sheet, oracle.predict(held_out, BY_NAME[variant]))
+        assert denied[f"field_accuracy_{channel}_diag"] <= 0.2, variant  # what V_X means
+        if channel != "loc":  # without places every box of an image looks alike: every part suffers
+            others = [c for c in SCORED_CHANNELS if c != channel]
+            assert all(denied[f"field_accuracy_{c}"] >= 0.7 for c in others), (variant, denied)
+    info_only = field_accuracy(sheet, info_only_predictions(ZH, held_out))
+    assert info_only["field_accuracy_info"] == 1.0 and info_only["field_accuracy_image"] == 0.0
 
 
 def test_c4_matching_negatives_are_easy_to_hard_by_construction(sample):

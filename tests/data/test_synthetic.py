@@ -31,6 +31,7 @@ from components.data.synthetic.grammar import (
     drawn_words,
 )
 from components.data.synthetic.lexicon import EN, ZH, build_lexicon
+from components.data.synthetic.probe import PROBE_SLOTS, write_image_probe
 from components.data.synthetic.truth import TRUTH_FILE, find_truth, read_truth
 from components.data.tokenizer import split_chars
 
@@ -238,6 +239,28 @@ def test_the_truth_is_found_from_a_version_folder_and_absent_elsewhere(tmp_path,
     (tmp_path / TRUTH_FILE).write_text('{"format": "something else"}\n', "utf-8")
     with pytest.raises(ValueError, match="not a version-2 synthetic truth file"):
         read_truth(str(tmp_path))
+
+
+def test_the_image_probe_keeps_the_call_outs_captioned_with_what_only_the_image_shows(tmp_path, tiny_dataset):
+    root, by_split, _ = tiny_dataset
+    kept = write_image_probe(str(root), tmp_path / "probe")
+    truth = read_truth(str(root))
+    probe = read_release(tmp_path / "probe", "train")
+    assert not probe.rejections and len(probe.records) == kept["train"]
+    with_callouts = [r for r in by_split["train"] if any(b.slot in PROBE_SLOTS for b in truth.images[r.image_id].boxes)]
+    assert kept["train"] == len(with_callouts) > 0
+    source = {r.image_id: r for r in by_split["train"]}
+    callouts = 0
+    for record in probe.records:
+        boxes = [b for b in truth.images[record.image_id].boxes if b.slot in PROBE_SLOTS]
+        original = source[record.image_id]
+        expected = ["".join(p.text for p in b.parts if p.channel == IMAGE) for b in boxes]
+        assert list(record.captions) == expected and all(expected)
+        assert set(record.caption_boxes) < set(original.caption_boxes) or len(boxes) == len(original.captions)
+        assert record.all_boxes == original.all_boxes and record.info == original.info  # the same pixels, masked
+        callouts += len(boxes)
+    assert callouts >= kept["train"]
+    assert (tmp_path / "probe" / "images").resolve() == (root / "images").resolve()
 
 
 def test_near_duplicates_of_earlier_images_are_re_planned():

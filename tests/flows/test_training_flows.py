@@ -61,6 +61,10 @@ def test_pretraining_learns_and_tracks_everything(pretrained, place):
     assert losses[-1][1] < losses[0][1]
     assert history(uri, run.info.run_id, "loss_matching")  # 3:1 mix: matching steps happened
     assert [s for s, _ in history(uri, run.info.run_id, "val_cider")] == [6, 12]
+    # The synthetic crawl has a truth: validation scores each input's caption parts apart.
+    for channel in ("info", "image", "loc"):
+        assert [s for s, _ in history(uri, run.info.run_id, f"val_field_accuracy_{channel}")] == [6, 12]
+    assert 0 <= run.data.metrics["val_role_accuracy_brand"] <= 1
     assert [s for s, _ in history(uri, run.info.run_id, "p3")][-1] == 12
     checkpoint = Path(run.data.tags["checkpoint_uri"])
     assert checkpoint.name == "checkpoint_00000012" and (checkpoint / "model.pt").is_file()
@@ -107,6 +111,10 @@ def test_the_main_job_ends_in_a_champion_that_captions(pretrained, place, tiny_d
         [finetuned.info.experiment_id], f"tags.mlflow.parentRunId = '{finetuned.info.run_id}' and tags.split = 'val'"
     )
     assert len(evaluation) == 1 and "val_CIDEr" in evaluation[0].data.metrics
+    scored = evaluation[0].data.metrics  # field accuracy and the oracle's ceiling beside the scores
+    assert 0 <= scored["val_field_accuracy_info"] <= 1 and scored["val_oracle_CIDEr"] > scored["val_CIDEr"]
+    table = client.download_artifacts(evaluation[0].info.run_id, "table.md", str(tmp_path))
+    assert "| oracle (ceiling) |" in Path(table).read_text("utf-8")
     dataset, _, _ = tiny_dataset
     image_id = next(iter(json.loads((dataset / "ref_captions.json").read_text("utf-8"))))
     boxes = tmp_path / "boxes.json"

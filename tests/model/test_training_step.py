@@ -10,9 +10,10 @@ from PIL import Image
 
 from components.config import JobConfig, load_job_config
 from components.data.encoding import EncodeSpec
-from components.data.index import read_index
+from components.data.index import ensure_index, read_index
 from components.data.pipeline import EncodeImages
 from components.data.tokenizer import EOS, PAD, SOS
+from components.evaluation.oracle import dataset_field_sheet
 from components.model import build_model
 from components.model.batches import caption_tokens, collate
 from components.model.checkpoint import load_checkpoint, save_checkpoint
@@ -115,6 +116,19 @@ def test_validate_scores_generation_and_matching(encoded):
     assert metrics["val_boxes"] == rows["n_boxes"].sum() and 0 <= metrics["val_matching_accuracy"] <= 1
     assert metrics["val_loss_generation"] == pytest.approx(np.log(len(tokenizer)), rel=0.2)  # untrained
     assert "val_matching_accuracy" not in validate(model, [rows], tokenizer, None, 0.4, torch.device("cpu"))
+
+
+def test_validate_reports_field_accuracy_per_input_given_a_field_sheet(encoded):
+    rows, tokenizer, root = encoded
+    sheet = dataset_field_sheet(ensure_index(str(root)), "train")  # the encoded rows are train images
+    model, _ = fresh(tiny_job(), tokenizer)
+    metrics = validate(model, [rows], tokenizer, None, 0.4, torch.device("cpu"), fields=sheet)
+    fields = {k for k in metrics if k.startswith(("val_field_", "val_role_"))}
+    assert {"val_field_accuracy_info", "val_field_accuracy_image", "val_role_accuracy_brand"} <= fields
+    assert all(0 <= metrics[k] <= 1 for k in fields)
+    assert metrics["val_role_accuracy_brand"] == 0.0  # an untrained model copies no brand
+    without = validate(model, [rows], tokenizer, None, 0.4, torch.device("cpu"))
+    assert not any(k.startswith("val_field_") for k in without)
 
 
 def test_curriculum_scale_stretches_the_paper_schedule_over_a_short_run(encoded):
