@@ -34,8 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     job = parse_job(args, task="pretrain")  # 1. config, validated
     # torch, Ray and MLflow load from here on: --help and a bad config answer at once
-    from components.data.index import ensure_index
-    from components.evaluation.oracle import dataset_field_sheet
+    from components.evaluation.oracle import validation_field_sheet
     from components.tracking.runs import finish_run, new_run_name, start_run
     from components.training.ablation import log_table, run_ablation, setting_text, table_from_run
 
@@ -49,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     with finish_run(parent):
         init_ray(job)  # 4. every variant, every seed
         variants = [VARIANTS[name] for name in args.variants]
-        fields = dataset_field_sheet(ensure_index(job.data.dataset), "val")  # a synthetic crawl's
+        scored = None if None in (args.eval_images, job.data.val_images) else max(args.eval_images, job.data.val_images)
+        fields = validation_field_sheet(job.data.dataset, scored)  # validation's and the evaluation's val images
         results, human = run_ablation(job, tokenizer, variants, args.seeds, finetune_steps, args.eval_images, fields)
         command = "python flows/ablate.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
         setting = setting_text(args.preset, job, finetune_steps, args.eval_images)

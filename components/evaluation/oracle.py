@@ -320,25 +320,24 @@ def field_sheet(lexicon: Lexicon, train: Sequence[Example], evaluated: Sequence[
     return FieldSheet(lexicon.lang, boxes, full)
 
 
-def dataset_field_sheet(dataset_index: DatasetIndex, split: str) -> FieldSheet | None:
-    """The field sheet of a split of an indexed dataset, the oracle learnt from its train split; None
-    for a dataset without a truth sidecar (CapOnImage2M)."""
+def dataset_field_sheet(dataset_index: DatasetIndex, evaluated: Iterable[Mapping[str, str]]) -> FieldSheet | None:
+    """The field sheet of the ``evaluated`` index rows of an indexed dataset (the rows the caller
+    scores, read once), the oracle learnt from its train split; None for a dataset without a truth
+    sidecar (CapOnImage2M)."""
     truth = read_truth(dataset_index.dataset)
     if truth is None:
         return None
-    train, evaluated = (_indexed_records(index_head(dataset_index, s)) for s in ("train", split))
+    train = _indexed_records(index_head(dataset_index, "train"))
     lexicon = LEXICONS[truth.lang]
-    return field_sheet(lexicon, examples_from(truth.images, train), examples_from(truth.images, evaluated))
+    return field_sheet(
+        lexicon, examples_from(truth.images, train), examples_from(truth.images, _indexed_records(evaluated))
+    )
 
 
 def validation_field_sheet(dataset: str, val_images: int | None) -> FieldSheet | None:
     """The field sheet of the validation subset a fit scores: the first ``val_images`` of val."""
     dataset_index = ensure_index(dataset)
-    sheet = dataset_field_sheet(dataset_index, "val")
-    if sheet is None:
-        return None
-    scored = {row["image_id"] for row in index_head(dataset_index, "val", val_images)}
-    return sheet.covering(k for k in sheet.boxes if k.rpartition("#")[0] in scored)
+    return dataset_field_sheet(dataset_index, index_head(dataset_index, "val", val_images))
 
 
 def _indexed_records(rows: Iterable[Mapping[str, str]]) -> Iterator[ImageRecord]:

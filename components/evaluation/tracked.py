@@ -56,7 +56,7 @@ def evaluate_and_log(
         dataset_index = ensure_index(job.data.dataset)
         log_dataset(job.data.dataset, dataset_index.version, "evaluation")
         index = index_head(dataset_index, split, limit)
-        fields = dataset_field_sheet(dataset_index, split)  # None without a truth sidecar
+        fields = dataset_field_sheet(dataset_index, index)  # None without a truth sidecar
         report, rows = evaluate_checkpoint(
             job, checkpoint, split, index, beam_size=beam_size, meteor=meteor, fields=fields
         )

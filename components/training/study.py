@@ -81,9 +81,8 @@ def matching_by_level(model, val_batches, probabilities, positive_rate: float, d
 
 
 @torch.no_grad()
-def caption_metrics(model, val_rows: Rows, tokenizer: Tokenizer, device, max_tokens: int) -> dict[str, float]:
-    """BLEU@1..4, METEOR (when Java is here), CIDEr and Div@1/2 of greedy captions of ``val_rows``,
-    plus the references' own diversity as ``human_Div@1/2``."""
+def greedy_pairs(model, val_rows: Rows, tokenizer: Tokenizer, device, max_tokens: int) -> list[tuple[str, str, str]]:
+    """``(image#box, greedy caption, reference)`` for every box of ``val_rows``, 16 images at a time."""
     model.eval()
     pairs = []
     for start in range(0, len(val_rows), 16):
@@ -92,6 +91,13 @@ def caption_metrics(model, val_rows: Rows, tokenizer: Tokenizer, device, max_tok
         predicted = greedy_decode(model, batch.to(device), max_tokens=max_tokens).cpu().tolist()
         pairs += scoring_pairs(rows, predicted, tokenizer)
     model.train()
+    return pairs
+
+
+def caption_metrics(model, val_rows: Rows, tokenizer: Tokenizer, device, max_tokens: int) -> dict[str, float]:
+    """BLEU@1..4, METEOR (when Java is here), CIDEr and Div@1/2 of greedy captions of ``val_rows``,
+    plus the references' own diversity as ``human_Div@1/2``."""
+    pairs = greedy_pairs(model, val_rows, tokenizer, device, max_tokens)
     generated: dict[str, list[str]] = {}
     human: dict[str, list[str]] = {}
     for key, prediction, reference in pairs:
@@ -203,19 +209,10 @@ def curve_markdown(runs: list[VariantRun]) -> str:
 PROBE_MODEL = {"use_info": False, "neighbours": "none"}  # the image and the box's own place, nothing else
 
 
-@torch.no_grad()
 def exact_match(model, val_rows: Rows, tokenizer: Tokenizer, device, max_tokens: int) -> float:
     """The share of val boxes whose greedy caption is exactly the reference."""
-    model.eval()
-    right = total = 0
-    for start in range(0, len(val_rows), 16):
-        rows = stacked(val_rows[start : start + 16])
-        batch, _ = collate(rows)
-        predicted = greedy_decode(model, batch.to(device), max_tokens=max_tokens).cpu().tolist()
-        pairs = scoring_pairs(rows, predicted, tokenizer)
-        right, total = right + sum(p == r for _, p, r in pairs), total + len(pairs)
-    model.train()
-    return right / max(total, 1)
+    pairs = greedy_pairs(model, val_rows, tokenizer, device, max_tokens)
+    return sum(p == r for _, p, r in pairs) / max(len(pairs), 1)
 
 
 def probe_curve(

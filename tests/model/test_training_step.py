@@ -10,7 +10,7 @@ from PIL import Image
 
 from components.config import JobConfig, load_job_config
 from components.data.encoding import EncodeSpec
-from components.data.index import ensure_index, read_index
+from components.data.index import ensure_index, index_head, read_index
 from components.data.pipeline import EncodeImages
 from components.data.tokenizer import EOS, PAD, SOS
 from components.evaluation.oracle import dataset_field_sheet
@@ -120,7 +120,8 @@ def test_validate_scores_generation_and_matching(encoded):
 
 def test_validate_reports_field_accuracy_per_input_given_a_field_sheet(encoded):
     rows, tokenizer, root = encoded
-    sheet = dataset_field_sheet(ensure_index(str(root)), "train")  # the encoded rows are train images
+    index = ensure_index(str(root))
+    sheet = dataset_field_sheet(index, index_head(index, "train"))  # the encoded rows are train images
     model, _ = fresh(tiny_job(), tokenizer)
     metrics = validate(model, [rows], tokenizer, None, 0.4, torch.device("cpu"), fields=sheet)
     fields = {k for k in metrics if k.startswith(("val_field_", "val_role_"))}
