@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from components.config import JobConfig
 from components.data.encoding import EncodeSpec
@@ -209,6 +210,21 @@ def curve_markdown(runs: list[VariantRun]) -> str:
 PROBE_MODEL = {"use_info": False, "neighbours": "none"}  # the image and the box's own place, nothing else
 
 
+class PixelCells(torch.nn.Module):
+    """``(B, 3, 32k, 32k)`` uint8 to each cell's ``sub x sub`` average pixels in [-1, 1]: ``(B, k*k,
+    3*sub*sub)``, cells row-major as the trunk's. The probe's control for the trunk: nothing to learn."""
+
+    def __init__(self, grid: int, sub: int = 4):
+        super().__init__()
+        self.grid, self.sub, self.channels = grid, sub, 3 * sub * sub
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = F.adaptive_avg_pool2d(images.float() / 127.5 - 1.0, self.grid * self.sub)  # (B, 3, k*sub, k*sub)
+        b, k, sub = x.shape[0], self.grid, self.sub
+        x = x.view(b, 3, k, sub, k, sub).permute(0, 2, 4, 1, 3, 5)  # (B, k, k, 3, sub, sub)
+        return x.reshape(b, k * k, self.channels)  # (B, k*k, 3*sub*sub), cells row-major
+
+
 def exact_match(model, val_rows: Rows, tokenizer: Tokenizer, device, max_tokens: int) -> float:
     """The share of val boxes whose greedy caption is exactly the reference."""
     pairs = greedy_pairs(model, val_rows, tokenizer, device, max_tokens)
@@ -221,21 +237,36 @@ def probe_curve(
     device: torch.device,
     every: int,
     report: Callable[[str], None] = print,
-) -> list[tuple[int, float]]:
+    image_cells: torch.nn.Module | None = None,
+) -> list[tuple[int, float, float]]:
     """Train ``job`` without its info or neighbours, generation only, for ``job.train.steps`` steps on
-    an image probe (``components.data.synthetic.probe``); exact match on val every ``every`` steps."""
+    an image probe (``components.data.synthetic.probe``); ``(step, val exact, train exact)`` every
+    ``every`` steps, train exact on as many train images as val has (underfitting or not generalising).
+
+    ``image_cells`` (``(B, 3, 32k, 32k)`` uint8 to ``(B, k*k, C)``, with ``C`` in an attribute
+    ``channels``) stands in for the ResNet trunk: the probe can so tell a trunk that learns too slowly
+    from a transformer that does not read the image tokens it is given."""
     job = job.with_overrides(model=PROBE_MODEL, train={"generation_per_matching": (1, 0)})
     train_rows, val_rows = splits.rows(job)
     torch.manual_seed(job.train.seed)
-    model = build_model(job.model.with_overrides(vocab_size=len(splits.tokenizer))).to(device)
+    model = build_model(job.model.with_overrides(vocab_size=len(splits.tokenizer)))
+    if image_cells is not None:
+        model.backbone = image_cells
+        model.image_projection = torch.nn.Linear(image_cells.channels, job.model.d_model)
+        torch.nn.init.normal_(model.image_projection.weight, std=0.02)  # as the model initialises its own
+        torch.nn.init.zeros_(model.image_projection.bias)
+    model = model.to(device)
     prepare_for_training(model, job.train)
     runner = StepRunner(model, job.train, device)
     batches = image_batches(train_rows, job.train.images_per_batch, job.train.seed)
+    seen = train_rows[: len(val_rows)]
     curve, started = [], time.perf_counter()
     for step in range(1, job.train.steps + 1):
         runner.train_step(step, *next(batches))
         if step % every == 0 or step == job.train.steps:
-            exact = exact_match(model, val_rows, splits.tokenizer, device, job.model.max_caption_tokens)
-            curve.append((step, exact))
-            report(f"probe step {step}: exact {exact:.3f} ({time.perf_counter() - started:.0f} s)")
+            tokens = job.model.max_caption_tokens
+            val, train = (exact_match(model, rows, splits.tokenizer, device, tokens) for rows in (val_rows, seen))
+            curve.append((step, val, train))
+            seconds = time.perf_counter() - started
+            report(f"probe step {step}: exact {val:.3f} on val, {train:.3f} on train ({seconds:.0f} s)")
     return curve
