@@ -10,9 +10,10 @@ from components.model.backbone import CHANNELS, GridBackbone
 from components.model.capon import CapOnImage
 
 
-def build_model(config: ModelConfig) -> CapOnImage:
-    backbone = None
-    if config.use_image:
+def build_model(config: ModelConfig, backbone: nn.Module | None = None) -> CapOnImage:
+    """The model of ``config``; ``backbone`` (with its width in ``channels``) replaces the ResNet trunk
+    the config names, as the image probe's pixel control does."""
+    if config.use_image and backbone is None:
         backbone = GridBackbone(
             config.backbone, config.grid, config.backbone_weights, config.train_backbone, config.backbone_norm
         )
@@ -24,7 +25,7 @@ def build_model(config: ModelConfig) -> CapOnImage:
         ffn_mult=config.ffn_mult,
         grid=config.grid,
         backbone=backbone,
-        backbone_channels=CHANNELS[config.backbone],
+        backbone_channels=backbone.channels if backbone is not None else CHANNELS[config.backbone],
         dropout=config.dropout,
         max_positions=max(config.max_info_tokens, config.caption_length),
         neighbour_slots=neighbour_slots(config.neighbours),

@@ -249,22 +249,15 @@ def probe_curve(
     job = job.with_overrides(model=PROBE_MODEL, train={"generation_per_matching": (1, 0)})
     train_rows, val_rows = splits.rows(job)
     torch.manual_seed(job.train.seed)
-    model = build_model(job.model.with_overrides(vocab_size=len(splits.tokenizer)))
-    if image_cells is not None:
-        model.backbone = image_cells
-        model.image_projection = torch.nn.Linear(image_cells.channels, job.model.d_model)
-        torch.nn.init.normal_(model.image_projection.weight, std=0.02)  # as the model initialises its own
-        torch.nn.init.zeros_(model.image_projection.bias)
-    model = model.to(device)
+    model = build_model(job.model.with_overrides(vocab_size=len(splits.tokenizer)), image_cells).to(device)
     prepare_for_training(model, job.train)
     runner = StepRunner(model, job.train, device)
     batches = image_batches(train_rows, job.train.images_per_batch, job.train.seed)
-    seen = train_rows[: len(val_rows)]
+    seen, tokens = train_rows[: len(val_rows)], job.model.max_caption_tokens
     curve, started = [], time.perf_counter()
     for step in range(1, job.train.steps + 1):
         runner.train_step(step, *next(batches))
         if step % every == 0 or step == job.train.steps:
-            tokens = job.model.max_caption_tokens
             val, train = (exact_match(model, rows, splits.tokenizer, device, tokens) for rows in (val_rows, seen))
             curve.append((step, val, train))
             seconds = time.perf_counter() - started

@@ -4,6 +4,10 @@ import json
 import runpy
 from pathlib import Path
 
+import torch
+
+from components.training.study import PixelCells
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -27,10 +31,6 @@ def test_the_ablation_bench_runs_every_variant_and_seed_with_equal_budgets(tiny_
 
 
 def test_pixel_cells_are_each_cells_average_pixels_in_row_major_order():
-    import torch
-
-    from components.training.study import PixelCells
-
     grid, sub = 2, 2
     images = torch.zeros(1, 3, 64, 64, dtype=torch.uint8)
     images[0, 0, :32, 32:] = 255  # the top-right cell red
