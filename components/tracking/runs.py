@@ -115,14 +115,17 @@ def local_artifact_root(tracking_uri: str, experiment: str) -> str | None:
 
 @contextlib.contextmanager
 def finish_run(run_id: str) -> Iterator[dict[str, Any]]:
-    """End the active MLflow run as FINISHED, or FAILED if the body raises; print where to look.
+    """End the active MLflow run as FINISHED, or FAILED if the body raises (the error, redacted, in
+    its tag ``error``, for the UI's run page); print where to look.
 
     The body may put its Ray Train ``result`` into the yielded dict to have its last checkpoint named.
     """
     outcome: dict[str, Any] = {}
     try:
         yield outcome
-    except BaseException:
+    except BaseException as error:
+        with contextlib.suppress(Exception):  # the run's own error is the one to raise
+            mlflow.set_tag("error", redact(f"{type(error).__name__}: {error}")[:5000])
         mlflow.end_run(status="FAILED")
         raise
     result = outcome.get("result")
@@ -177,8 +180,29 @@ def log_dataset(location: str, version: str, context: str) -> None:
         warnings.simplefilter("ignore", UserWarning)
         source = resolve_dataset_source(redact(location))
     name = location.rstrip("/").rsplit("/", 1)[-1]
-    mlflow.log_input(MetaDataset(source, name=name, digest=version), context=context)
+    dataset = MetaDataset(source, name=name, digest=version)
+    for attempt in range(1, DATASET_ATTEMPTS + 1):
+        try:
+            mlflow.log_input(dataset, context=context)
+            break
+        except MlflowException as error:
+            if attempt == DATASET_ATTEMPTS or not lost_insert_race(error):
+                raise
+            log.info("dataset %s@%s was logged by another run at the same moment; logging it again", name, version)
     mlflow.set_tag("data_version", version)
+
+
+# MLflow checks whether a dataset (experiment, name, digest) exists, then inserts it: two runs that
+# log a new version at once (the trials of a sweep) both insert, and the second breaks the unique key.
+# The failed insert rolls back whole, so logging again finds the first run's row and succeeds.
+DATASET_ATTEMPTS = 3
+UNIQUE_VIOLATION = re.compile(r"unique constraint|duplicate key|IntegrityError|UniqueViolation", re.IGNORECASE)
+
+
+def lost_insert_race(error: MlflowException) -> bool:
+    """Whether the tracking store refused an insert for a key another writer had just inserted
+    (sqlite's, PostgreSQL's and MySQL's wording, directly or through a tracking server)."""
+    return bool(UNIQUE_VIOLATION.search(str(error.message)))
 
 
 def log_files(paths: Iterable[Path], artifact_path: str) -> None:

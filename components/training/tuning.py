@@ -130,10 +130,17 @@ def sweep_rows(results, keys: list[str], metric: str) -> list[dict[str, Any]]:
                 metric: metrics.get(metric, float("nan")),
                 "step": metrics.get("step", 0),
                 "mlflow_run_id": metrics.get("mlflow_run_id", ""),
-                "error": "" if result.error is None else type(result.error).__name__,
+                "error": "" if result.error is None else error_line(result.error),
             }
         )
     return rows
+
+
+def error_line(error: BaseException) -> str:
+    """A trial's error in one line: its type and the first line of its message (Ray Train's errors
+    carry the worker's whole traceback; the trial's MLflow run has the rest in its tag ``error``)."""
+    first = next((line for line in str(error).splitlines() if line.strip()), "")
+    return f"{type(error).__name__}: {first.strip()}"[:300] if first else type(error).__name__
 
 
 def sweep_figure(rows: list[dict[str, Any]], keys: list[str], metric: str):
@@ -236,16 +243,18 @@ def close_stopped_runs(tracking_uri: str, parent_run_id: str, results, steps: in
 
 
 def log_sweep(job: JobConfig, results, parent_run_id: str) -> str:
-    """Into the sweep's run: stopped trials closed, the trials' table, the metric against each swept
-    parameter; printed too. The MLflow run id of the best trial."""
+    """Into the sweep's run: stopped trials closed, how many failed, the trials' table, the metric
+    against each swept parameter; printed too. The MLflow run id of the best trial. (A failed
+    trial's own run has its error in the tag ``error``.)"""
     stopped = close_stopped_runs(job.tracking.tracking_uri, parent_run_id, results, job.train.steps)
     mlflow.log_metric("trials_stopped_early", stopped)
     keys = list(job.tune.space)
     rows = sweep_rows(results, keys, job.tune.metric)
+    mlflow.log_metric("trials_failed", sum(bool(r["error"]) for r in rows))
     mlflow.log_text("\n".join(json.dumps(r, default=str) for r in rows) + "\n", "sweep/trials.jsonl")
     log_figure(sweep_figure(rows, keys, job.tune.metric), "sweep/metric_vs_parameters.png")
     for row in rows:
-        print(" ".join(f"{k}={row[k]}" for k in (*keys, job.tune.metric, "step")))
+        print(" ".join(f"{k}={row[k]}" for k in (*keys, job.tune.metric, "step", "error") if row[k] != ""))
     winner = best_trial_run(job, results)
     mlflow.set_tag("best_trial_run", winner)
     return winner

@@ -105,11 +105,12 @@ def test_sweep_table_and_plot():
     results = [
         _result({"model.n_layers": 2, "train.lr": 1e-3}, {"val_cider": 40.0, "step": 300, "mlflow_run_id": "a"}),
         _result({"model.n_layers": 3, "train.lr": 3e-4}, {"val_cider": 25.0, "step": 150, "mlflow_run_id": "b"}),
-        _result({"model.n_layers": 3, "train.lr": 2e-3}, {}, error=RuntimeError("boom")),
+        _result({"model.n_layers": 3, "train.lr": 2e-3}, {}, error=RuntimeError("\nboom\nTraceback (most recent)")),
     ]
     rows = sweep_rows(results, ["model.n_layers", "train.lr"], "val_cider")
     assert [r["step"] for r in rows] == [300, 150, 0]
-    assert rows[0]["mlflow_run_id"] == "a" and math.isnan(rows[2]["val_cider"]) and rows[2]["error"] == "RuntimeError"
+    assert rows[0]["mlflow_run_id"] == "a" and math.isnan(rows[2]["val_cider"])
+    assert rows[2]["error"] == "RuntimeError: boom"  # the message's first line, not the traceback
     figure = sweep_figure(rows, ["model.n_layers", "train.lr"], "val_cider")
     panels = figure.axes
     assert len(panels) == 2 and panels[1].get_xscale() == "log"
