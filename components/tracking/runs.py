@@ -172,6 +172,19 @@ def latest_run_id(tracking_uri: str, experiment: str, task: str = "pretrain", ke
     return runs[0].info.run_id
 
 
+# MLflow checks whether a dataset (experiment, name, digest) exists, then inserts it: two runs that
+# log a new version at once (the trials of a sweep) both insert, and the second breaks the unique key.
+# The failed insert rolls back whole, so logging again finds the first run's row and succeeds.
+DATASET_ATTEMPTS = 3
+UNIQUE_VIOLATION = re.compile(r"unique constraint|duplicate key|IntegrityError|UniqueViolation", re.IGNORECASE)
+
+
+def lost_insert_race(error: MlflowException) -> bool:
+    """Whether the tracking store refused an insert for a key another writer had just inserted
+    (sqlite's, PostgreSQL's and MySQL's wording, directly or through a tracking server)."""
+    return bool(UNIQUE_VIOLATION.search(str(error.message)))
+
+
 def log_dataset(location: str, version: str, context: str) -> None:
     """A dataset version as an input of the active run: an MLflow dataset whose source is the
     dataset's location and whose digest is its version (``components.data.index.dataset_version``),
@@ -190,19 +203,6 @@ def log_dataset(location: str, version: str, context: str) -> None:
                 raise
             log.info("dataset %s@%s was logged by another run at the same moment; logging it again", name, version)
     mlflow.set_tag("data_version", version)
-
-
-# MLflow checks whether a dataset (experiment, name, digest) exists, then inserts it: two runs that
-# log a new version at once (the trials of a sweep) both insert, and the second breaks the unique key.
-# The failed insert rolls back whole, so logging again finds the first run's row and succeeds.
-DATASET_ATTEMPTS = 3
-UNIQUE_VIOLATION = re.compile(r"unique constraint|duplicate key|IntegrityError|UniqueViolation", re.IGNORECASE)
-
-
-def lost_insert_race(error: MlflowException) -> bool:
-    """Whether the tracking store refused an insert for a key another writer had just inserted
-    (sqlite's, PostgreSQL's and MySQL's wording, directly or through a tracking server)."""
-    return bool(UNIQUE_VIOLATION.search(str(error.message)))
 
 
 def log_files(paths: Iterable[Path], artifact_path: str) -> None:
