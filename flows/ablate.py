@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     job = parse_job(args, task="pretrain")  # 1. config, validated
     # torch, Ray and MLflow load from here on: --help and a bad config answer at once
-    from components.evaluation.oracle import validation_field_sheet
+    from components.evaluation.oracle import split_examples, validation_field_sheet, variant_ceilings
     from components.tracking.runs import finish_run, new_run_name, start_run
     from components.training.ablation import log_table, run_ablation, setting_text, table_from_run
 
@@ -53,7 +53,9 @@ def main(argv: list[str] | None = None) -> int:
         results, human = run_ablation(job, tokenizer, variants, args.seeds, finetune_steps, args.eval_images, fields)
         command = "python flows/ablate.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
         setting = setting_text(args.preset, job, finetune_steps, args.eval_images)
-        table = log_table(results, human, args.seeds, command, setting)  # 5. the table
+        oracles = {v.name: v.oracle for v in variants}  # each variant's ceiling on the scored val images
+        ceilings = variant_ceilings(split_examples(job.data.dataset, "val", args.eval_images), oracles)
+        table = log_table(results, human, args.seeds, command, setting, ceilings)  # 5. the table
     return write_table(args.out, table)
 
 

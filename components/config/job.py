@@ -74,6 +74,10 @@ class TrainSection(Section):
     # Or: this run's matching steps, first to last, traverse the paper's steps 1..curriculum_span
     # (200000: the whole curriculum, easy first, however few matching steps the run has).
     curriculum_span: PositiveInt | None = None
+    # With a span: the first share of the matching steps stay at the paper's step 1 (Level I alone),
+    # the span spread over the rest. The paper's easy phase is 32 of its 200k steps, so a short run
+    # spreading the span sees it for a handful of batches; 0 keeps the paper's schedule.
+    curriculum_level1_share: Probability = 0.0
     positive_rate: Probability = 0.4
     mixed_precision: Flag = True  # bfloat16 autocast on GPU; ignored on CPU
     # Speed switches (the GPU presets turn them on; off, a run is the plain eager path). Each keeps
@@ -112,6 +116,15 @@ class TrainSection(Section):
                 "train.box_bucket",
                 "train.compile needs static shapes: set train.box_bucket > 0 (e.g. 32), else every batch's "
                 "number of boxes compiles a new graph",
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _level1_share_needs_a_span(self) -> TrainSection:
+        if self.curriculum_level1_share > 0 and self.curriculum_span is None:
+            raise ConfigError(
+                "train.curriculum_level1_share",
+                "stretches the Level-I phase of a spread curriculum: set train.curriculum_span too (e.g. 200000)",
             )
         return self
 

@@ -11,6 +11,8 @@ field accuracy scores each channel's parts apart:
 - ``field_accuracy_<channel>_diag``: the same over V_X, the boxes where the input is *necessary*:
   the oracle denied it writes the caption wrong and the full oracle writes it right. Effects of an
   input are decided there: over the whole split they are diluted by boxes that need no such input;
+- ``field_accuracy_all``: every scored part, whoever owns it: the share of what the inputs carry
+  that a model writes (against the same figure of an oracle: the share of its ceiling it reaches);
 - ``role_accuracy_<role>``: one role's parts (``brand``, ``head``, ``colour``, ...), e.g. whether the
   brand badge copies the brand of the info.
 
@@ -81,7 +83,7 @@ def field_counts(sheet: FieldSheet, predictions: Mapping[str, str]) -> Counter:
         for (_, channel, role), right in zip(box.parts, written_parts(box.parts, prediction, sheet.lang), strict=True):
             if channel not in SCORED_CHANNELS:
                 continue
-            names = [f"field_accuracy_{channel}", f"role_accuracy_{role}"]
+            names = ["field_accuracy_all", f"field_accuracy_{channel}", f"role_accuracy_{role}"]
             if channel in box.diagnostic:
                 names.append(f"field_accuracy_{channel}_diag")
             for name in names:

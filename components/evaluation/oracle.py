@@ -41,7 +41,7 @@ from components.data.synthetic.columns import row_posterior
 from components.data.synthetic.grammar import CTX, IMAGE, INFO, LOC, BoxPlan, Item, caption_text, compose
 from components.data.synthetic.lexicon import LEXICONS, Lexicon
 from components.data.synthetic.truth import ImageTruth, read_truth
-from components.evaluation.fields import BoxFields, FieldSheet
+from components.evaluation.fields import BoxFields, FieldSheet, field_accuracy
 from components.evaluation.scores import caption_scores
 
 LOCATION_GRID = 8  # the paper's grid: what a box's own place tells, without the image
@@ -320,24 +320,65 @@ def field_sheet(lexicon: Lexicon, train: Sequence[Example], evaluated: Sequence[
     return FieldSheet(lexicon.lang, boxes, full)
 
 
-def dataset_field_sheet(dataset_index: DatasetIndex, evaluated: Iterable[Mapping[str, str]]) -> FieldSheet | None:
-    """The field sheet of the ``evaluated`` index rows of an indexed dataset (the rows the caller
-    scores, read once), the oracle learnt from its train split; None for a dataset without a truth
-    sidecar (CapOnImage2M)."""
+def field_ceilings(
+    lexicon: Lexicon, train: Sequence[Example], evaluated: Sequence[Example], variants: Sequence[OracleVariant]
+) -> dict[str, float]:
+    """Each variant's oracle's ``field_accuracy_all`` on ``evaluated``: the share of every scored part
+    it writes right, the ceiling a model denied the same inputs is read against."""
+    oracle, sheet = Oracle(lexicon, train), field_sheet(lexicon, train, evaluated)
+    return {
+        v.name: statistics.fmean(
+            field_accuracy(sheet, oracle.predict(evaluated, v, d)).get("field_accuracy_all", 0.0) for d in draws(v)
+        )
+        for v in variants
+    }
+
+
+SplitExamples = tuple[Lexicon, list[Example], list[Example]]
+
+
+def variant_ceilings(examples: SplitExamples | None, oracles: Mapping[str, str]) -> dict[str, float]:
+    """``field_ceilings`` keyed by the caller's names (``oracles``: name to its oracle variant's
+    name), each oracle run once; empty for a dataset without a truth."""
+    if examples is None:
+        return {}
+    named = field_ceilings(*examples, [BY_NAME[o] for o in sorted(set(oracles.values()))])
+    return {name: named[oracle] for name, oracle in oracles.items()}
+
+
+def dataset_examples(dataset_index: DatasetIndex, evaluated: Iterable[Mapping[str, str]]) -> SplitExamples | None:
+    """(lexicon, train examples, examples of the ``evaluated`` index rows) of an indexed dataset; None
+    for a dataset without a truth sidecar (CapOnImage2M)."""
     truth = read_truth(dataset_index.dataset)
     if truth is None:
         return None
     train = _indexed_records(index_head(dataset_index, "train"))
     lexicon = LEXICONS[truth.lang]
-    return field_sheet(
-        lexicon, examples_from(truth.images, train), examples_from(truth.images, _indexed_records(evaluated))
-    )
+    return lexicon, examples_from(truth.images, train), examples_from(truth.images, _indexed_records(evaluated))
+
+
+def dataset_field_sheet(dataset_index: DatasetIndex, evaluated: Iterable[Mapping[str, str]]) -> FieldSheet | None:
+    """The field sheet of the ``evaluated`` index rows of an indexed dataset (the rows the caller
+    scores, read once), the oracle learnt from its train split; None without a truth sidecar."""
+    examples = dataset_examples(dataset_index, evaluated)
+    return None if examples is None else field_sheet(*examples)
+
+
+def split_examples(dataset: str, split: str, images: int | None) -> SplitExamples | None:
+    """``dataset_examples`` of the first ``images`` of a split (all: None), as a study encodes them."""
+    dataset_index = ensure_index(dataset)
+    return dataset_examples(dataset_index, index_head(dataset_index, split, images))
+
+
+def split_field_sheet(dataset: str, split: str, images: int | None) -> FieldSheet | None:
+    """The field sheet of the first ``images`` of a split; None without a truth sidecar."""
+    examples = split_examples(dataset, split, images)
+    return None if examples is None else field_sheet(*examples)
 
 
 def validation_field_sheet(dataset: str, val_images: int | None) -> FieldSheet | None:
     """The field sheet of the validation subset a fit scores: the first ``val_images`` of val."""
-    dataset_index = ensure_index(dataset)
-    return dataset_field_sheet(dataset_index, index_head(dataset_index, "val", val_images))
+    return split_field_sheet(dataset, "val", val_images)
 
 
 def _indexed_records(rows: Iterable[Mapping[str, str]]) -> Iterator[ImageRecord]:

@@ -16,7 +16,14 @@ from mlflow.exceptions import MlflowException
 from components.config import JobConfig
 from components.data.tokenizer import Tokenizer
 from components.errors import ConfigError
-from components.evaluation.ablation import Variant, markdown, results_from_metrics, run_metric_key
+from components.evaluation.ablation import (
+    Variant,
+    ceiling_metric_key,
+    ceilings_from_metrics,
+    markdown,
+    results_from_metrics,
+    run_metric_key,
+)
 from components.evaluation.fields import FieldSheet
 from components.evaluation.predict import predict_split
 from components.evaluation.report import evaluate_rows
@@ -105,10 +112,19 @@ def setting_text(preset: str, job: JobConfig, finetune_steps: int, eval_images: 
     )
 
 
-def log_table(results: Results, human: dict[str, float], seeds: Sequence[int], command: str, setting: str) -> str:
-    """The markdown table into the active (parent) run, with the tags that rebuild it (``table_from_run``)."""
+def log_table(
+    results: Results,
+    human: dict[str, float],
+    seeds: Sequence[int],
+    command: str,
+    setting: str,
+    ceilings: dict[str, float] | None = None,
+) -> str:
+    """The markdown table into the active (parent) run, with the tags and the ceilings' metrics that
+    rebuild it (``table_from_run``)."""
     mlflow.set_tags({"ablation.command": command, "ablation.setting": setting})
-    table = markdown(results, human, seeds, command, setting)
+    mlflow.log_metrics({ceiling_metric_key(name): value for name, value in (ceilings or {}).items()})
+    table = markdown(results, human, seeds, command, setting, ceilings)
     mlflow.log_text(table, "ablation.md")
     return table
 
@@ -124,4 +140,5 @@ def table_from_run(run_id: str, tracking_uri: str) -> str:
         raise ConfigError("from_run", f"run {run_id} is not an ablation's parent run (no tag ablation=parent)")
     results, human, seeds = results_from_metrics(run.data.metrics)
     command = tags.get("ablation.command", "python flows/ablate.py")
-    return markdown(results, human, seeds, command, tags.get("ablation.setting", "Setting: not recorded."))
+    setting = tags.get("ablation.setting", "Setting: not recorded.")
+    return markdown(results, human, seeds, command, setting, ceilings_from_metrics(run.data.metrics))

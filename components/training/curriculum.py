@@ -13,6 +13,8 @@ Where a run is on that curriculum (``curriculum_step``): the paper's own run rea
 A shorter run either scales its global step (``train.curriculum_scale``), or, with
 ``train.curriculum_span = P``, spreads the paper's steps 1..P over its own matching steps, first to
 last: its first matching batch is the paper's first (Level I only), its last the paper's step P.
+``train.curriculum_level1_share = f`` holds the first share f of those matching steps at the paper's
+step 1 (Level I alone) and spreads 1..P over the rest: a short run's easy phase, stretched.
 """
 
 from __future__ import annotations
@@ -54,4 +56,7 @@ def curriculum_step(train: TrainSection, step: int) -> int:
         return round(step * train.curriculum_scale)
     total = matching_steps_until(train.steps, train.generation_per_matching)
     done = max(1, matching_steps_until(step, train.generation_per_matching))  # this one included
-    return 1 + round((done - 1) * (train.curriculum_span - 1) / max(1, total - 1))
+    easy = round(train.curriculum_level1_share * total)  # matching steps held at the paper's step 1
+    if done <= easy:
+        return 1
+    return 1 + round((done - easy - 1) * (train.curriculum_span - 1) / max(1, total - easy - 1))

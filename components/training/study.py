@@ -13,7 +13,7 @@ import random
 import shutil
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
@@ -23,9 +23,10 @@ from components.config import JobConfig
 from components.data.encoding import EncodeSpec
 from components.data.index import read_index
 from components.data.pipeline import EncodeImages
-from components.data.tokenizer import Tokenizer
+from components.data.tokenizer import PAD, Tokenizer
 from components.evaluation.ablation import Variant
 from components.evaluation.diversity import diversity
+from components.evaluation.fields import FieldSheet, field_accuracy
 from components.evaluation.scores import caption_scores
 from components.model import build_model
 from components.model.batches import ImageCaptions, collate
@@ -82,22 +83,33 @@ def matching_by_level(model, val_batches, probabilities, positive_rate: float, d
 
 
 @torch.no_grad()
-def greedy_pairs(model, val_rows: Rows, tokenizer: Tokenizer, device, max_tokens: int) -> list[tuple[str, str, str]]:
-    """``(image#box, greedy caption, reference)`` for every box of ``val_rows``, 16 images at a time."""
+def greedy_pairs(
+    model,
+    val_rows: Rows,
+    tokenizer: Tokenizer,
+    device,
+    max_tokens: int,
+    control: Callable[[ModelBatch], ModelBatch] | None = None,
+) -> list[tuple[str, str, str]]:
+    """``(image#box, greedy caption, reference)`` for every box of ``val_rows``, 16 images at a time
+    (``control``: what each batch goes through first, e.g. one input removed)."""
     model.eval()
     pairs = []
     for start in range(0, len(val_rows), 16):
         rows = stacked(val_rows[start : start + 16])
         batch, _ = collate(rows)
+        batch = control(batch) if control is not None else batch
         predicted = greedy_decode(model, batch.to(device), max_tokens=max_tokens).cpu().tolist()
         pairs += scoring_pairs(rows, predicted, tokenizer)
     model.train()
     return pairs
 
 
-def caption_metrics(model, val_rows: Rows, tokenizer: Tokenizer, device, max_tokens: int) -> dict[str, float]:
+def caption_metrics(
+    model, val_rows: Rows, tokenizer: Tokenizer, device, max_tokens: int, fields: FieldSheet | None = None
+) -> dict[str, float]:
     """BLEU@1..4, METEOR (when Java is here), CIDEr and Div@1/2 of greedy captions of ``val_rows``,
-    plus the references' own diversity as ``human_Div@1/2``."""
+    plus the references' own diversity as ``human_Div@1/2``, and field accuracy given a ``fields`` sheet."""
     pairs = greedy_pairs(model, val_rows, tokenizer, device, max_tokens)
     generated: dict[str, list[str]] = {}
     human: dict[str, list[str]] = {}
@@ -109,16 +121,28 @@ def caption_metrics(model, val_rows: Rows, tokenizer: Tokenizer, device, max_tok
     predictions = {key: prediction for key, prediction, _ in pairs}
     scores = caption_scores(references, predictions, tokenizer.mode, meteor=shutil.which("java") is not None)
     people = {f"human_{k}": v for k, v in diversity(human, tokenizer.mode).items()}
-    return {**scores, **diversity(generated, tokenizer.mode), **people}
+    parts = field_accuracy(fields, predictions) if fields is not None else {}
+    return {**scores, **diversity(generated, tokenizer.mode), **people, **parts}
 
 
 class EncodedSplits:
-    """The train split and the first ``val_images`` val images, encoded once per encoding (variants
-    differ in their neighbours, so in what an image encodes to)."""
+    """The train split (its first ``train_images``) and the first ``val_images`` val images, encoded
+    once per encoding (variants differ in their neighbours, so in what an image encodes to), with the
+    field sheets of those images where the caller has them (a synthetic crawl's, built by evaluation:
+    training never reads the truth)."""
 
-    def __init__(self, dataset: str, tokenizer: Tokenizer, val_images: int, train_images: int | None = None):
+    def __init__(
+        self,
+        dataset: str,
+        tokenizer: Tokenizer,
+        val_images: int,
+        train_images: int | None = None,
+        fields: FieldSheet | None = None,
+        train_fields: FieldSheet | None = None,
+    ):
         self.dataset, self.tokenizer = dataset, tokenizer
         self.val_images, self.train_images = val_images, train_images
+        self.fields, self.train_fields = fields, train_fields
         self._cache: dict[EncodeSpec, tuple[Rows, Rows]] = {}
 
     def rows(self, job: JobConfig) -> tuple[Rows, Rows]:
@@ -140,6 +164,7 @@ class VariantRun:
     curve: list[tuple[int, dict[str, float]]] = field(default_factory=list)
     scores: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
+    controls: dict[str, tuple[float, float]] = field(default_factory=dict)  # input: V_X accuracy as built, without
 
 
 def train_variant(
@@ -151,10 +176,12 @@ def train_variant(
     every: int,
     device: torch.device,
     report: Callable[[str], None] = print,
+    controls: str | None = None,
 ) -> VariantRun:
     """Pre-train ``job.train.steps`` steps with the variant's tasks and negatives (the paper's
     curriculum spread over its matching steps), fine-tune ``finetune_steps`` generation steps as
-    every variant does, then score on val."""
+    every variant does (0: none), then score on val. ``controls`` (``"val"`` or ``"train"``): also
+    the negative controls on that split's images, where the dataset has a truth."""
     started = time.perf_counter()
     run = VariantRun(variant.name, seed)
     job = job.with_overrides(model=variant.model, train=variant.train_overrides(seed))
@@ -163,8 +190,10 @@ def train_variant(
     model = build_model(job.model.with_overrides(vocab_size=len(splits.tokenizer))).to(device)
     val_batches = [collate(stacked(val_rows[i : i + 16])) for i in range(0, len(val_rows), 16)]
     batches = image_batches(train_rows, job.train.images_per_batch, seed)
-    finetune = job.train.with_overrides(**variant.finetune_overrides(finetune_steps))
-    for train in (job.train, finetune):
+    stages = [job.train]
+    if finetune_steps:
+        stages.append(job.train.with_overrides(**variant.finetune_overrides(finetune_steps)))
+    for train in stages:
         prepare_for_training(model, train)
         runner = StepRunner(model, train, device)  # fine-tuning: optimiser and schedule afresh
         matching = train.generation_per_matching[1] > 0
@@ -174,10 +203,20 @@ def train_variant(
                 levels = matching_by_level(model, val_batches, runner.probabilities(step), train.positive_rate, device)
                 run.curve.append((step, levels))
                 report(f"{variant.name} s{seed} step {step}: " + " ".join(f"{k} {v:.2f}" for k, v in levels.items()))
-    run.scores = caption_metrics(model, val_rows, splits.tokenizer, device, job.model.max_caption_tokens)
+    tokens = job.model.max_caption_tokens
+    run.scores = caption_metrics(model, val_rows, splits.tokenizer, device, tokens, splits.fields)
+    sheet, rows = (splits.fields, val_rows) if controls == "val" else (splits.train_fields, train_rows)
+    if controls and sheet is not None:
+        run.controls = negative_controls(model, rows, splits.tokenizer, sheet, device, tokens)
+        report(f"{variant.name} s{seed} controls on {controls}: " + control_text(run.controls))
     run.seconds = time.perf_counter() - started
     cider, div2 = run.scores["CIDEr"], run.scores["Div@2"]
-    report(f"{variant.name} s{seed}: CIDEr {cider:.1f}, Div@2 {div2:.1f} ({run.seconds:.0f} s)")
+    parts = "".join(
+        f", {name.removeprefix('field_accuracy_')} {100 * run.scores[name]:.0f}"
+        for name in ("field_accuracy_info_diag", "field_accuracy_image_diag", "field_accuracy_all")
+        if name in run.scores
+    )
+    report(f"{variant.name} s{seed}: CIDEr {cider:.1f}, Div@2 {div2:.1f}{parts} ({run.seconds:.0f} s)")
     return run
 
 
@@ -203,7 +242,25 @@ def curve_markdown(runs: list[VariantRun]) -> str:
                 for k in LEVELS
             ]
             lines.append(f"| {variant} | {step} | " + " | ".join(f"{m:.2f}" for m in means) + " |")
-    return "\n".join(lines) + "\n"
+    return "\n".join([*lines, "", level_ordering(runs)]) + "\n"
+
+
+def level_ordering(runs: list[VariantRun]) -> str:
+    """The paper's claim that harder negatives are harder (Level I >= II >= III), judged on the readings
+    (each variant's, seed's and step's) where the head accepts more than half the true captions: below
+    that, a head that mostly answers no scores high on every level and orders nothing."""
+    readings = [levels for run in runs for _, levels in run.curve if all(k in levels for k in LEVELS)]
+    telling = [r for r in readings if r["positive"] > 0.5]
+    ordered = sum(r["level1"] >= r["level2"] >= r["level3"] for r in telling)
+    if not telling:
+        return (
+            f"Level I >= II >= III: not judged: positives exceed 0.5 in none of the {len(readings)} readings "
+            "with every level (the head rejects most true captions)."
+        )
+    return (
+        f"Level I >= II >= III: holds in {ordered} of the {len(telling)} readings where positives exceed 0.5 "
+        f"(of {len(readings)} with every level)."
+    )
 
 
 # -- the image probe -----------------------------------------------------------------------------------
@@ -263,3 +320,53 @@ def probe_curve(
             seconds = time.perf_counter() - started
             report(f"probe step {step}: exact {val:.3f} on val, {train:.3f} on train ({seconds:.0f} s)")
     return curve
+
+
+# -- negative controls ---------------------------------------------------------------------------------
+def info_as_padding(batch: ModelBatch) -> ModelBatch:
+    """The batch with every info token padding: the product info silently gone."""
+    return replace(batch, info_ids=torch.full_like(batch.info_ids, PAD))
+
+
+def blank_images(batch: ModelBatch) -> ModelBatch:
+    """The batch with every image black: the pixels silently gone (the boxes' places stay)."""
+    return replace(batch, images=torch.zeros_like(batch.images))
+
+
+def shuffled_neighbours(batch: ModelBatch) -> ModelBatch:
+    """The batch with every box given another box's neighbours (a fixed derangement when it has two
+    boxes or more): the neighbours are there, but not this box's."""
+    n = batch.num_boxes
+    if n < 2:
+        return batch
+    cycle = torch.randperm(n, generator=torch.Generator().manual_seed(VALIDATION_SEED))  # one n-cycle
+    order = torch.empty_like(cycle)
+    order[cycle] = torch.roll(cycle, -1)  # box cycle[i] takes the neighbours of box cycle[i + 1]
+    return replace(batch, neighbour_boxes=batch.neighbour_boxes[order], neighbour_valid=batch.neighbour_valid[order])
+
+
+CONTROLS = {"info": info_as_padding, "image": blank_images, "ctx": shuffled_neighbours}  # by the input removed
+
+
+def negative_controls(
+    model, val_rows: Rows, tokenizer: Tokenizer, fields: FieldSheet, device, max_tokens: int
+) -> dict[str, tuple[float, float]]:
+    """For each input X of ``CONTROLS``: (field accuracy on V_X as built, the same with X removed from
+    every batch). A model that reads X loses there; one that does not, loses nothing."""
+
+    def on_diag(control=None) -> dict[str, float]:
+        pairs = greedy_pairs(model, val_rows, tokenizer, device, max_tokens, control)
+        return field_accuracy(fields, {key: prediction for key, prediction, _ in pairs})
+
+    built = on_diag()
+    out = {}
+    for channel, control in CONTROLS.items():
+        name = f"field_accuracy_{channel}_diag"
+        if name in built:
+            out[channel] = (built[name], on_diag(control).get(name, 0.0))
+    return out
+
+
+def control_text(controls: dict[str, tuple[float, float]]) -> str:
+    """``info 62 -> 3, ...``: V_X field accuracy in points, as built and with X removed."""
+    return ", ".join(f"{x} {100 * a:.0f} -> {100 * b:.0f}" for x, (a, b) in controls.items())

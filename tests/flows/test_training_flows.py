@@ -221,7 +221,9 @@ def test_ablation_nests_variants_and_rebuilds_its_table(ray_cluster, place, tmp_
     ablate = load_flow("ablate")
     assert ablate.main([*common, *small, *flags, "--out", str(tmp_path / "ablation.md")]) == 0
     table = (tmp_path / "ablation.md").read_text("utf-8")
-    assert table.count("| full |") == 1 and table.count("| 5 I+II+III progressive |") == 1
+    # Table 2's row and the field-accuracy row, read against the full oracle's ceiling
+    assert table.count("| full |") == 2 and table.count("| 5 I+II+III progressive |") == 1
+    assert "## Field accuracy" in table and "underpowered" in table  # 4 steps reach no 70% of the ceiling
     assert "| context |" not in table and "| 2 Level I |" not in table  # only the variant run
     assert "4 pre-training steps" in table and "then 2 generation fine-tuning steps for every variant" in table
     assert "on 4 val images" in table
@@ -234,6 +236,7 @@ def test_ablation_nests_variants_and_rebuilds_its_table(ray_cluster, place, tmp_
     children = client.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
     assert sorted(c.data.tags["ablation_variant"] for c in children) == ["full-s0", "full-s0-finetune"]
     assert {"full_s0_CIDEr", "full_s0_Div-2", "full_s0_human_Div-2"} <= set(parent.data.metrics)
+    assert {"full_s0_field_accuracy_ctx_diag", "ceiling_full_field_accuracy_all"} <= set(parent.data.metrics)
     rebuilt = tmp_path / "rebuilt.md"
     assert ablate.main([*common, "--from-run", parent.info.run_id, "--out", str(rebuilt)]) == 0
     assert rebuilt.read_text("utf-8") == table

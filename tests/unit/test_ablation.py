@@ -2,6 +2,9 @@ import pytest
 
 from components.evaluation.ablation import (
     VARIANTS,
+    ceiling_metric_key,
+    ceiling_shares,
+    ceilings_from_metrics,
     check_orderings,
     markdown,
     results_from_metrics,
@@ -98,3 +101,32 @@ def test_rebuilding_from_a_run_that_is_not_an_ablation_names_the_option(tmp_path
         table_from_run(run_id, uri)
     with pytest.raises(ConfigError, match="'from_run': no run 0123 in sqlite"):
         table_from_run("0123", uri)
+
+
+def test_a_variant_short_of_its_ceiling_is_reported_underpowered_and_not_ranked():
+    def run(info_diag: float, everything: float) -> dict[str, float]:
+        return {"CIDEr": 50.0, "field_accuracy_info_diag": info_diag, "field_accuracy_all": everything}
+
+    results = {"no-info": [run(0.1, 0.5), run(0.2, 0.5)], "baseline": [run(0.9, 0.8), run(0.7, 0.6)]}
+    ceilings = {"no-info": 0.6, "baseline": 0.8}
+    assert ceiling_shares(results, ceilings) == pytest.approx({"no-info": 0.5 / 0.6, "baseline": 0.7 / 0.8})
+    checks = dict(check_orderings(results, ceiling_shares(results, ceilings)))
+    assert checks["no-info < baseline on field_accuracy_info_diag: 15.0 vs 80.0 (in 2 of 2 seeds)"] == "holds"
+    weak = dict(check_orderings(results, {"no-info": 0.5, "baseline": 0.9}))
+    key = (
+        "no-info < baseline on field_accuracy_info_diag: 15.0 vs 80.0 (in 2 of 2 seeds); no-info at 50% of its ceiling"
+    )
+    assert weak[key] == "not ranked (underpowered)"
+    text = markdown(results, {}, [0, 1], "cmd", "setting", {"no-info": 1.0, "baseline": 0.8})
+    assert "| no-info | 15.0 ± 7.1 | - | - | - | - | - | - | - | 50.0 ± 0.0 | 50% underpowered |" in text
+    assert "| baseline | 80.0 ± 14.1 | - | - | - | - | - | - | - | 70.0 ± 14.1 | 87% |" in text
+    assert "- not ranked (underpowered): no-info < baseline on field_accuracy_info_diag" in text
+    assert "Field accuracy" not in markdown({"baseline": [{"CIDEr": 1.0}]}, {}, [0], "cmd", "setting")
+
+
+def test_ceilings_are_logged_on_the_parent_run_and_read_back():
+    assert ceiling_metric_key("no-info") == "ceiling_no-info_field_accuracy_all"
+    metrics = {"ceiling_no-info_field_accuracy_all": 0.61, "ceiling_unknown_field_accuracy_all": 1.0, "x": 2.0}
+    assert ceilings_from_metrics(metrics) == {"no-info": 0.61}
+    results, _, _ = results_from_metrics({"full_s0_field_accuracy_ctx_diag": 0.4, "full_s0_role_accuracy_brand": 1.0})
+    assert results == {"full": [{"field_accuracy_ctx_diag": 0.4}]}

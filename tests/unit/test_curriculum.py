@@ -69,3 +69,20 @@ def test_a_span_spreads_the_papers_curriculum_over_the_runs_matching_steps():
     assert progressive(read[0])[0] == pytest.approx(1.0, abs=1e-5)  # the first matching batch: Level I only
     scaled = load_job_config("tiny", ["train.steps=400", "train.curriculum_scale=500"]).train
     assert curriculum_step(scaled, matching[0]) == 2000  # the old way: the first matching step at 4 x 500
+
+
+def test_a_level1_share_holds_the_first_matching_steps_at_level1_then_spreads_the_span():
+    from components.config import load_job_config
+    from components.errors import ConfigError
+    from components.training.curriculum import curriculum_step
+    from components.training.schedule import task_for_step
+
+    overrides = ["train.steps=400", "train.curriculum_span=200000", "train.curriculum_level1_share=0.25"]
+    train = load_job_config("tiny", overrides).train
+    matching = [s for s in range(1, 401) if task_for_step(s - 1) == "matching"]  # 100 matching steps
+    read = [curriculum_step(train, s) for s in matching]
+    assert read[:25] == [1] * 25 and read[25] == 1 and read[26] > 1  # 25 held, then the span from its step 1
+    assert read[-1] == 200_000 and read == sorted(read)
+    assert [progressive(r)[0] for r in read[:26]] == pytest.approx([1.0] * 26, abs=1e-5)
+    with pytest.raises(ConfigError, match="train.curriculum_level1_share"):
+        load_job_config("tiny", ["train.curriculum_level1_share=0.25"])  # no span to stretch

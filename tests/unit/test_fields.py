@@ -45,6 +45,7 @@ def test_field_accuracy_per_input_over_every_box_and_over_its_diagnostic_boxes()
     assert scores["field_accuracy_info_diag"] == 0.0  # the brand's box is V_INFO's only one
     assert scores["field_accuracy_image"] == scores["field_accuracy_image_diag"] == 1.0
     assert scores["field_accuracy_loc"] == scores["field_accuracy_ctx"] == 1.0
+    assert scores["field_accuracy_all"] == pytest.approx(5 / 6)  # six scored parts (noise is not): the brand wrong
     assert scores["role_accuracy_brand"] == 0.0 and scores["role_accuracy_colour"] == 1.0
     assert "field_accuracy_loc_diag" not in scores  # no box needs its place here
     assert not any("noise" in k or "theme" in k for k in scores)  # never written, never scored
@@ -54,6 +55,7 @@ def test_boxes_without_a_truth_are_left_out_and_none_gives_no_metric():
     assert field_accuracy(sheet(), {"ingested#0": "森语"}) == {}
     only = field_accuracy(sheet(), {"a#0": "森语旗舰", "ingested#0": "x"})
     assert only["field_accuracy_info"] == 1.0 and set(only) == {
+        "field_accuracy_all",
         "field_accuracy_info",
         "field_accuracy_info_diag",
         "field_accuracy_loc",
