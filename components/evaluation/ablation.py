@@ -245,7 +245,8 @@ def check_orderings(
 def field_rows(summary: Mapping[str, Mapping[str, tuple[float, float]]], shares: Mapping[str, float]) -> list[str]:
     """The field-accuracy table: every variant's accuracy on each V_X and over every box (points,
     mean ± sd over seeds) and the share of its own ceiling reached; empty without field metrics."""
-    names = [name for name, _ in (*TABLE2, *TABLE3[1:]) if "field_accuracy_all" in summary.get(name, {})]
+    ordered = dict.fromkeys(name for name, _ in (*TABLE2, *TABLE3))  # full sits in both tables: one row
+    names = [name for name in ordered if "field_accuracy_all" in summary.get(name, {})]
     if not names:
         return []
     head = ["V_INFO", "V_IMAGE", "V_LOC", "V_CTX", "info", "image", "loc", "ctx", "all parts"]

@@ -124,6 +124,14 @@ def test_a_variant_short_of_its_ceiling_is_reported_underpowered_and_not_ranked(
     assert "Field accuracy" not in markdown({"baseline": [{"CIDEr": 1.0}]}, {}, [0], "cmd", "setting")
 
 
+def test_full_sits_in_both_tables_but_has_one_field_accuracy_row():
+    results = {"full": [{"CIDEr": 50.0, "field_accuracy_all": 0.5}], "level1": [{"CIDEr": 40.0}]}
+    text = markdown(results, {}, [0], "cmd", "setting", {"full": 1.0})
+    fields = text.split("## Field accuracy")[1].split("\n## ")[0]
+    assert fields.count("| full |") == 1 and "| level1 |" not in fields  # level1 has no field metrics
+    assert text.count("| 5 I+II+III progressive |") == 1
+
+
 def test_ceilings_are_logged_on_the_parent_run_and_read_back():
     assert ceiling_metric_key("no-info") == "ceiling_no-info_field_accuracy_all"
     metrics = {"ceiling_no-info_field_accuracy_all": 0.61, "ceiling_unknown_field_accuracy_all": 1.0, "x": 2.0}
