@@ -49,6 +49,9 @@ class ModelConfig(Section):
     use_image: Flag = True
     use_info: Flag = True
     use_locations: Flag = True
+    # Not in the paper: a pointer that copies info words into the caption (components.model.capon);
+    # without info (the no-info ablation) there is nothing to copy and no pointer.
+    copy_from_info: Flag = False
 
     @field_validator("vocab_size")
     @classmethod

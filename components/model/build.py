@@ -32,6 +32,7 @@ def build_model(config: ModelConfig, backbone: nn.Module | None = None) -> CapOn
         use_image=config.use_image,
         use_info=config.use_info,
         use_locations=config.use_locations,
+        copy_from_info=config.copy_from_info,
     )
 
 

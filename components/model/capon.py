@@ -5,7 +5,9 @@ One transformer stack over ``[k*k image cells | 1 location | info | caption]``:
 - caption generation (CG) is a prefix LM: prefix tokens see the whole (valid) prefix, caption tokens
   see the prefix and earlier caption tokens; the output projection is tied to the word embedding;
 - caption matching (CM) attends bidirectionally over everything and scores the match from the
-  hidden state of the caption's ``<sos>``.
+  hidden state of the caption's ``<sos>``;
+- optionally (``copy_from_info``, not in the paper) a pointer over the info mixes copying into the
+  generated distribution: a brand is copied from the info, not learnt as an output word.
 
 Batches are image-major: ``images`` and ``info_ids`` have one row per image, every per-box tensor
 has one row per box and ``image_index`` says whose image each box is. The backbone and the info
@@ -199,6 +201,39 @@ class Block(nn.Module):
         return x, present
 
 
+class InfoPointer(nn.Module):
+    """Copying from the info: ``p(w) = g . softmax(logits)(w) + (1 - g) . sum_{j: info_j = w} a_j``.
+
+    ``a`` attends from each caption state over the info's final states, ``g`` is a learned gate. The
+    result is returned as log-probabilities, which every consumer of logits (cross-entropy,
+    ``log_softmax``, argmax) reads unchanged. Computed in float32 at least: the mixture's small
+    probabilities do not survive bf16.
+    """
+
+    def __init__(self, d_model: int):
+        super().__init__()
+        self.query = nn.Linear(d_model, d_model)
+        self.key = nn.Linear(d_model, d_model)
+        self.gate = nn.Linear(d_model, 1)
+
+    def forward(
+        self, hidden: torch.Tensor, logits: torch.Tensor, info_hidden: torch.Tensor, info_ids: torch.Tensor
+    ) -> torch.Tensor:
+        """``hidden (N, T, d)``, ``logits (N, T, V)``, ``info_hidden (N, Li, d)``, ``info_ids (N, Li)``."""
+        wide = torch.float64 if logits.dtype == torch.float64 else torch.float32
+        info_valid = info_ids != PAD  # (N, Li)
+        scores = self.query(hidden) @ self.key(info_hidden).transpose(1, 2)  # (N, T, Li)
+        scores = (scores.to(wide) / hidden.shape[-1] ** 0.5).masked_fill(~info_valid[:, None], float("-inf"))
+        has_info = info_valid.any(dim=1)[:, None, None]  # (N, 1, 1): an empty info copies nothing
+        attention = torch.where(has_info, scores, 0.0).softmax(dim=-1)  # (N, T, Li)
+        copied = torch.zeros_like(logits, dtype=wide).scatter_add_(
+            2, info_ids[:, None].expand(-1, hidden.shape[1], -1), torch.where(has_info, attention, 0.0)
+        )  # (N, T, V): attention summed per info word
+        gate = torch.where(has_info, torch.sigmoid(self.gate(hidden).to(wide)), 1.0)  # (N, T, 1)
+        mixed = gate * logits.to(wide).softmax(dim=-1) + (1 - gate) * copied
+        return mixed.clamp_min(torch.finfo(wide).tiny).log()  # (N, T, V)
+
+
 def attention_mask(prefix_valid: torch.Tensor, caption_valid: torch.Tensor, causal: bool) -> torch.Tensor:
     """``(N, 1, T, T)`` boolean mask over ``[prefix | caption]``, True where a query may attend a key.
 
@@ -235,9 +270,13 @@ class DecodeState:
     pasts: list[tuple[torch.Tensor, torch.Tensor]]
     key_valid: torch.Tensor  # (N, S)
     length: int = 0  # caption tokens fed so far
+    info_hidden: torch.Tensor | None = None  # (N, Li, d) final info states, for the pointer
+    info_ids: torch.Tensor | None = None  # (N, Li)
 
     def reorder(self, index: torch.Tensor) -> DecodeState:
-        return DecodeState([(k[index], v[index]) for k, v in self.pasts], self.key_valid[index], self.length)
+        pick = lambda t: None if t is None else t[index]  # noqa: E731
+        pasts = [(k[index], v[index]) for k, v in self.pasts]
+        return DecodeState(pasts, self.key_valid[index], self.length, pick(self.info_hidden), pick(self.info_ids))
 
 
 class CapOnImage(nn.Module):
@@ -258,6 +297,7 @@ class CapOnImage(nn.Module):
         use_image: bool = True,
         use_info: bool = True,
         use_locations: bool = True,
+        copy_from_info: bool = False,
     ):
         super().__init__()
         if use_image and backbone is None:
@@ -275,6 +315,7 @@ class CapOnImage(nn.Module):
         self.blocks = nn.ModuleList(Block(d_model, n_heads, ffn_mult, dropout) for _ in range(n_layers))
         self.final_norm = nn.LayerNorm(d_model)
         self.match_head = nn.Sequential(nn.Linear(d_model, d_model), nn.Tanh(), nn.Linear(d_model, 1))
+        self.pointer = InfoPointer(d_model) if copy_from_info and use_info else None  # no info, nothing to copy
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -335,7 +376,11 @@ class CapOnImage(nn.Module):
         x = self.final_norm(x)
         p = prefix.shape[1]
         if task == "generation":
-            return ModelOutput(x, p, logits=self.token_logits(x[:, p:]))
+            logits = self.token_logits(x[:, p:])  # (N, Lc, V)
+            if self.pointer is not None:
+                info_ids = batch.info_ids[batch.image_index]  # (N, Li): the info ends the prefix
+                logits = self.pointer(x[:, p:], logits, x[:, p - info_ids.shape[1] : p], info_ids)
+            return ModelOutput(x, p, logits=logits)
         return ModelOutput(x, p, match_logits=self.match_head(x[:, p]).squeeze(-1))  # the <sos> state
 
     # -- incremental decoding ----------------------------------------------------------------------
@@ -347,7 +392,11 @@ class CapOnImage(nn.Module):
         for block in self.blocks:
             x, present = block(x, mask)
             pasts.append(present)
-        return DecodeState(pasts, prefix_valid)
+        if self.pointer is None:
+            return DecodeState(pasts, prefix_valid)
+        info_ids = batch.info_ids[batch.image_index]  # (N, Li): the info ends the prefix
+        info_hidden = self.final_norm(x[:, x.shape[1] - info_ids.shape[1] :])  # (N, Li, d)
+        return DecodeState(pasts, prefix_valid, info_hidden=info_hidden, info_ids=info_ids)
 
     def decode_step(self, tokens: torch.Tensor, state: DecodeState) -> tuple[torch.Tensor, DecodeState]:
         """Feed one caption token per box ``(N,)``; next-token logits ``(N, V)`` and the grown state."""
@@ -358,8 +407,11 @@ class CapOnImage(nn.Module):
         for block, past in zip(self.blocks, state.pasts, strict=True):
             x, present = block(x, mask, past)
             pasts.append(present)
-        logits = self.token_logits(self.final_norm(x[:, 0]))
-        return logits, DecodeState(pasts, key_valid, state.length + 1)
+        hidden = self.final_norm(x)  # (N, 1, d)
+        logits = self.token_logits(hidden)
+        if self.pointer is not None:
+            logits = self.pointer(hidden, logits, state.info_hidden, state.info_ids)
+        return logits[:, 0], DecodeState(pasts, key_valid, state.length + 1, state.info_hidden, state.info_ids)
 
 
 def suppress_never_generated(logits: torch.Tensor) -> torch.Tensor:
@@ -375,6 +427,7 @@ __all__ = [
     "PAD",
     "CapOnImage",
     "DecodeState",
+    "InfoPointer",
     "ModelBatch",
     "ModelOutput",
     "attention_mask",

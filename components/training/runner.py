@@ -36,8 +36,8 @@ def prepare_for_training(model: torch.nn.Module, train: TrainSection) -> bool:
     trains matching, and lay the backbone out channels-last when asked. Returns whether some
     trainable parameter still sits out whole steps, so that DDP must look for unused parameters at
     every step (a pass over the graph): only a model without image and locations, whose spatial
-    tables serve nothing. The matching head, which generation steps skip, is kept in their graph
-    by ``StepRunner`` instead."""
+    tables serve nothing. The matching head, which generation steps skip, and the info pointer,
+    which matching steps skip, are kept in those graphs by ``StepRunner`` instead."""
     inner = unwrap(model)
     if train.generation_per_matching[1] == 0:
         inner.match_head.requires_grad_(False)
@@ -99,10 +99,15 @@ class StepRunner:
         self.non_blocking = train.pin_memory and on_gpu
         if train.tf32 and on_gpu:
             use_tf32()
-        # Generation steps keep the matching head in the graph with a zero weight, so that DDP gets a
-        # gradient for every parameter at every step and needs no search for unused ones; the head's
-        # gradient is dropped before the optimiser, which so skips it exactly as if it sat out.
-        self.head = [p for p in inner.match_head.parameters() if p.requires_grad]
+        # Each task keeps the other task's head in the graph with a zero weight (the matching head in
+        # generation steps, the info pointer in matching steps), so that DDP gets a gradient for every
+        # parameter at every step and needs no search for unused ones; that head's gradient is dropped
+        # before the optimiser, which so skips it exactly as if it sat out.
+        pointer = [] if inner.pointer is None else list(inner.pointer.parameters())
+        self.sitting_out = {
+            "generation": [p for p in inner.match_head.parameters() if p.requires_grad],
+            "matching": [p for p in pointer if p.requires_grad],
+        }
 
     def state_dict(self) -> dict:
         """Everything a resumed run needs to continue exactly: optimiser, schedule, sampling state."""
@@ -143,7 +148,6 @@ class StepRunner:
             if task == "generation":
                 padded = pad_boxes(batch, config.box_bucket)
                 loss, _ = generation_loss(self.forward(padded, task="generation").logits, padded.captions)
-                loss = loss + sum(0.0 * p.sum() for p in self.head)  # in the graph, no gradient
             else:
                 matched, _ = matching_batch(
                     batch, images, self.probabilities(step), self.rng, config.positive_rate, list(self.pool)
@@ -153,11 +157,11 @@ class StepRunner:
                 labels = matched.extras["labels"]
                 loss = F.binary_cross_entropy_with_logits(logits, labels)
                 metrics["matching_accuracy"] = float(((logits > 0).float() == labels).float().mean())
+        loss = loss + sum(0.0 * p.sum() for p in self.sitting_out[task])  # in the graph, no gradient
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        if task == "generation":
-            for p in self.head:
-                p.grad = None
+        for p in self.sitting_out[task]:
+            p.grad = None
         if config.grad_clip > 0:
             metrics["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), config.grad_clip))
         self.optimizer.step()

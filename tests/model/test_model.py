@@ -142,8 +142,15 @@ def test_greedy_equals_argmax_of_teacher_forced_logits(model):
     assert torch.equal(predicted[alive], tokens[alive])
 
 
+@pytest.fixture(scope="module")
+def copying():
+    return tiny(copy_from_info=True)
+
+
 @pytest.mark.parametrize("beam_size", [1, 3])
-def test_cached_decoding_equals_uncached(model, beam_size):
+@pytest.mark.parametrize("copy_from_info", [False, True], ids=["generate", "copy"])
+def test_cached_decoding_equals_uncached(model, copying, beam_size, copy_from_info):
+    model = copying if copy_from_info else model
     batch = as_double(make_batch(seed=2))
     cached = beam_decode(model, batch, beam_size) if beam_size > 1 else greedy_decode(model, batch)
     uncached = (
@@ -219,6 +226,30 @@ def test_decoding_never_emits_specials_and_stops_at_eos(model, use_cache):
         assert (tokens[:, 3] == EOS).all() and (tokens[:, 4:] == PAD).all()
 
 
+def test_the_pointer_mixes_a_distribution_and_copies_only_info_words(copying):
+    batch = as_double(make_batch(seed=11))
+    log_probs = copying(batch).logits  # (N, Lc, V)
+    torch.testing.assert_close(log_probs.logsumexp(-1), torch.zeros(log_probs.shape[:2], dtype=torch.float64))
+    with torch.no_grad():
+        copying.pointer.gate.bias.fill_(-1e4)  # gate 0: copy only
+        copied = copying(batch).logits.exp()
+        copying.pointer.gate.bias.zero_()
+    info = batch.info_ids[batch.image_index]  # (N, Li)
+    in_info = torch.zeros(batch.num_boxes, VOCAB, dtype=torch.bool).scatter_(1, info, True)
+    in_info[:, PAD] = False  # padding is never copied
+    assert copied.sum(-1).allclose(torch.ones(1, dtype=torch.float64))
+    assert copied.masked_fill(in_info[:, None], 0).max() < 1e-12  # no mass off the info's words
+    assert copied.masked_fill(~in_info[:, None], 0).sum(-1).min() > 1 - 1e-9
+
+
+def test_copying_is_switched_off_without_info_and_on_in_the_config():
+    assert tiny(copy_from_info=True, use_info=False).pointer is None  # the no-info ablation: nothing to copy
+    assert tiny().pointer is None  # the paper's model by default
+    assert set(tiny(copy_from_info=True).state_dict()) - set(tiny().state_dict()) == {
+        f"pointer.{layer}.{p}" for layer in ("query", "key", "gate") for p in ("weight", "bias")
+    }
+
+
 def test_decoding_stops_after_max_tokens(model):
     tokens = greedy_decode(model, as_double(make_batch(seed=6)), max_tokens=4)
     assert tokens.shape[1] == 4
@@ -285,7 +316,7 @@ def test_image_major_equals_one_image_per_box(train_mode):
 
 
 def test_gradients_reach_every_trainable_parameter():
-    m = tiny().train()
+    m = tiny(copy_from_info=True).train()
     batch = as_double(make_batch(seed=10))
     loss = m(batch).logits.sum() + m(batch, "matching").match_logits.sum()
     loss.backward()

@@ -177,25 +177,27 @@ def test_ddp_looks_for_unused_parameters_only_when_a_step_leaves_some(encoded, m
 
 def test_a_mixed_job_runs_under_ddp_without_searching_for_unused_parameters(encoded, tmp_path):
     """DDP (one gloo process) with ``find_unused_parameters=False`` raises at the step after one that
-    left a parameter without a gradient; the matching head kept in generation steps' graph avoids it,
-    and the optimiser still skips the head there: its weights move on matching steps only."""
+    left a parameter without a gradient; the matching head kept in generation steps' graph and the
+    info pointer kept in matching steps' avoid it, and the optimiser still skips each where it sits
+    out: the head moves on matching steps only, the pointer on generation steps only."""
     import torch.distributed as dist
 
     rows, tokenizer, _ = encoded
     job = tiny_job()
     torch.manual_seed(0)
-    net = build_model(job.model.with_overrides(vocab_size=len(tokenizer)))
+    net = build_model(job.model.with_overrides(vocab_size=len(tokenizer), copy_from_info=True))
     find_unused = prepare_for_training(net, job.train)
     dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
     try:
         ddp = torch.nn.parallel.DistributedDataParallel(net, find_unused_parameters=find_unused)
         runner = StepRunner(ddp, job.train, torch.device("cpu"))
         batch, images = collate(rows)
-        head = net.match_head[0].weight
+        head, pointer = net.match_head[0].weight, net.pointer.gate.weight
         for step in range(1, 6):  # generation, generation, generation, matching, generation
-            before = head.detach().clone()
+            before = head.detach().clone(), pointer.detach().clone()
             runner.train_step(step, batch, images)
-            assert torch.equal(before, head) is (step != 4)
+            assert torch.equal(before[0], head) is (step != 4)
+            assert torch.equal(before[1], pointer) is (step == 4)
     finally:
         dist.destroy_process_group()
     assert find_unused is False

@@ -198,3 +198,10 @@ def test_the_paper_preset_trains_the_papers_global_batch_on_one_fast_gpu():
     assert train.compile and train.box_bucket > 0 and train.fused_adam and train.tf32 and train.pin_memory
     plain = load_job_config("small").train
     assert not (plain.compile or plain.box_bucket or plain.fused_adam or plain.channels_last)  # CPU: as before
+
+
+def test_the_default_job_copies_from_the_info_and_the_paper_and_study_presets_do_not():
+    assert load_job_config("small").model.copy_from_info is True  # make run: brands copied (README)
+    assert load_job_config("paper").model.copy_from_info is False  # the paper's model
+    assert load_job_config("ablation").model.copy_from_info is False  # the study compares the paper's model
+    assert load_job_config("small", ["model.copy_from_info=false"]).model.copy_from_info is False
