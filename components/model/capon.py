@@ -81,12 +81,16 @@ class ModelBatch:
             extras={k: v[index] for k, v in self.extras.items()},
         )
 
+    @property
+    def box_info_ids(self) -> torch.Tensor:
+        return self.info_ids[self.image_index]  # (N, Li): each box's info
+
     def one_image_per_box(self) -> ModelBatch:
         """The released code's layout: every box carries its own copy of its image and info."""
         return replace(
             self,
             images=self.images[self.image_index],
-            info_ids=self.info_ids[self.image_index],
+            info_ids=self.box_info_ids,
             image_index=torch.arange(self.num_boxes, device=self.image_index.device),
         )
 
@@ -227,9 +231,9 @@ class InfoPointer(nn.Module):
         has_info = info_valid.any(dim=1)[:, None, None]  # (N, 1, 1): an empty info copies nothing
         attention = torch.where(has_info, scores, 0.0).softmax(dim=-1)  # (N, T, Li)
         copied = torch.zeros_like(logits, dtype=wide).scatter_add_(
-            2, info_ids[:, None].expand(-1, hidden.shape[1], -1), torch.where(has_info, attention, 0.0)
+            2, info_ids[:, None].expand(-1, hidden.shape[1], -1), attention
         )  # (N, T, V): attention summed per info word
-        gate = torch.where(has_info, torch.sigmoid(self.gate(hidden).to(wide)), 1.0)  # (N, T, 1)
+        gate = torch.where(has_info, torch.sigmoid(self.gate(hidden).to(wide)), 1.0)  # (N, T, 1): 1 copies nothing
         mixed = gate * logits.to(wide).softmax(dim=-1) + (1 - gate) * copied
         return mixed.clamp_min(torch.finfo(wide).tiny).log()  # (N, T, V)
 
@@ -378,7 +382,7 @@ class CapOnImage(nn.Module):
         if task == "generation":
             logits = self.token_logits(x[:, p:])  # (N, Lc, V)
             if self.pointer is not None:
-                info_ids = batch.info_ids[batch.image_index]  # (N, Li): the info ends the prefix
+                info_ids = batch.box_info_ids  # the info ends the prefix
                 logits = self.pointer(x[:, p:], logits, x[:, p - info_ids.shape[1] : p], info_ids)
             return ModelOutput(x, p, logits=logits)
         return ModelOutput(x, p, match_logits=self.match_head(x[:, p]).squeeze(-1))  # the <sos> state
@@ -394,7 +398,7 @@ class CapOnImage(nn.Module):
             pasts.append(present)
         if self.pointer is None:
             return DecodeState(pasts, prefix_valid)
-        info_ids = batch.info_ids[batch.image_index]  # (N, Li): the info ends the prefix
+        info_ids = batch.box_info_ids  # the info ends the prefix
         info_hidden = self.final_norm(x[:, x.shape[1] - info_ids.shape[1] :])  # (N, Li, d)
         return DecodeState(pasts, prefix_valid, info_hidden=info_hidden, info_ids=info_ids)
 

@@ -240,6 +240,8 @@ def test_the_pointer_mixes_a_distribution_and_copies_only_info_words(copying):
     assert copied.sum(-1).allclose(torch.ones(1, dtype=torch.float64))
     assert copied.masked_fill(in_info[:, None], 0).max() < 1e-12  # no mass off the info's words
     assert copied.masked_fill(~in_info[:, None], 0).sum(-1).min() > 1 - 1e-9
+    empty = ModelBatch(**{**batch.__dict__, "info_ids": torch.full_like(batch.info_ids, PAD)})
+    assert torch.isfinite(copying(empty).logits).all()  # an empty info copies nothing, and no NaN
 
 
 def test_copying_is_switched_off_without_info_and_on_in_the_config():
