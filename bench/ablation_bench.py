@@ -28,12 +28,13 @@ from pathlib import Path
 
 import torch
 
+from components.bench.study import EncodedSplits, VariantRun, curve_markdown, train_variant
 from components.config import load_job_config
 from components.data.prepare import load_vocabulary
+from components.data.release.index import ensure_index
 from components.data.synthetic.build import SyntheticSpec, build_release, is_release_folder
 from components.evaluation.ablation import VARIANTS, markdown
 from components.evaluation.oracle import field_sheet, split_examples, variant_ceilings
-from components.training.study import EncodedSplits, VariantRun, curve_markdown, train_variant
 
 # The study's two tiers: this machine's (2 CPU threads, about an hour) and a GPU's (the paper preset on
 # the 40k-image synthetic crawl, drawn first if missing). Any option given on the command line wins.
@@ -93,7 +94,8 @@ def main(argv: list[str] | None = None) -> None:
         overrides.append(f"train.images_per_batch={args.images}")
     job = load_job_config(args.preset, overrides)
     tokenizer = load_vocabulary(args.dataset)
-    examples = split_examples(args.dataset, "val", args.val_images)  # the truth of the scored images, if any
+    # the truth of the scored images, if any
+    examples = split_examples(ensure_index(args.dataset), "val", args.val_images)
     fields = None if examples is None else field_sheet(*examples)
     splits = EncodedSplits(args.dataset, tokenizer, args.val_images, args.train_images, fields)
     device = torch.device(args.device)

@@ -24,10 +24,10 @@ import time
 
 import torch
 
+from components.bench.study import EncodedSplits, PixelCells, probe_curve
 from components.config import load_job_config
+from components.data.record.tokenizer import Tokenizer
 from components.data.synthetic.probe import write_image_probe
-from components.data.tokenizer import Tokenizer
-from components.training.study import EncodedSplits, PixelCells, probe_curve
 
 
 def main(argv: list[str] | None = None) -> list[tuple[int, float, float]]:

@@ -12,7 +12,7 @@ the time to the first batch of records in the consumer, and records/s over a who
 - ``json``: the path before the Parquet index: the driver parses ``ref_captions.json`` and the split
   file and hands every record to ``ray.data.from_items``;
 - ``index``: the training pipeline's read of the Parquet index: the driver reads the manifest and hands
-  Ray Data a few hundred row ranges; the workers read the rows (``components.data.pipeline``).
+  Ray Data a few hundred row ranges; the workers read the rows (``components.data.pipeline.stream``).
 
 Ray's start is timed apart. No GPU, no MLflow.
 """
@@ -31,8 +31,8 @@ from pathlib import Path
 
 import numpy as np
 
-from components.data.release import CAPTIONS_FILE, SPLIT_FILES, read_names, write_names
-from components.data.tokenizer import VOCABULARY_FILE
+from components.data.record.tokenizer import VOCABULARY_FILE
+from components.data.release.format import CAPTIONS_FILE, SPLIT_FILES, read_names, write_names
 
 HELD_OUT = 2_000  # val and test images each; the rest is train
 BATCH_ROWS = 16  # the pipeline's batch of images, and so its blocks
@@ -60,7 +60,7 @@ def peak_rss_mb() -> float:
 
 
 def measure_build(dataset: str) -> dict:
-    from components.data.index import build_index
+    from components.data.release.index import build_index
 
     start = time.perf_counter()
     index = build_index(dataset)
@@ -80,12 +80,12 @@ def json_split(dataset: str):
 
 def index_split(dataset: str):
     """The pipeline's read: row ranges from the manifest, read by the workers (``build_dataset``)."""
-    from components.data.index import ensure_index
-    from components.data.pipeline import index_rows, read_ranges
+    from components.data.pipeline.stream import read_ranges, row_ranges
+    from components.data.release.index import ensure_index
 
     index = ensure_index(dataset)
     blocks = max(1, min(index.splits["train"].rows // BATCH_ROWS, 200))
-    return index_rows(index, "train", blocks).map_batches(read_ranges, batch_size=None)
+    return row_ranges(index, "train", blocks).map_batches(read_ranges, batch_size=None)
 
 
 def measure_read(dataset: str, path: str) -> dict:

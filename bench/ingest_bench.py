@@ -29,18 +29,18 @@ from pathlib import Path
 import numpy as np
 
 from components.config import load_job_config
-from components.data.boxes import Box
-from components.data.cleaning import normalise, text_rejection
-from components.data.crawl import Partition, parse_product, read_products
-from components.data.images import open_image
-from components.data.ingest import OcrJob, load_fluency, prepare_fluency, process_product, stream_outcomes
-from components.data.masking import box_pixel_bounds
-from components.data.ocr import build_engine
+from components.data.ingest.cleaning import normalise, text_rejection
+from components.data.ingest.crawl import Partition, parse_product, read_products
+from components.data.ingest.ocr import build_engine
+from components.data.ingest.partitions import OcrJob, load_fluency, prepare_fluency, process_product, stream_outcomes
 from components.data.prepare import prepare_data
+from components.data.record.boxes import Box
+from components.data.record.images import open_image
+from components.data.release.versions import read_state
 from components.data.synthetic.build import SyntheticSpec, build_crawl, crawl_image, image_id
 from components.data.synthetic.generate import plan_image
 from components.data.synthetic.lexicon import LEXICONS
-from components.data.versions import read_state
+from components.data.transforms.masking import box_pixel_bounds
 
 
 def iou(a: Box, b: Box) -> float:

@@ -19,13 +19,13 @@ import time
 import numpy as np
 import torch
 
+from components.bench.study import LEVELS, encoded_rows, matching_by_level, stacked
 from components.config import load_job_config
-from components.data.encoding import EncodeSpec
 from components.data.prepare import load_vocabulary
+from components.data.transforms.encoding import EncodeSpec
 from components.model import build_model
 from components.model.batches import collate
-from components.training.runner import StepRunner
-from components.training.study import LEVELS, encoded_rows, matching_by_level, stacked
+from components.training.steps import StepRunner
 
 
 def main() -> None:

@@ -21,8 +21,8 @@ import torch
 from timing import matmul_peak, timed, training_dtype  # bench/timing.py, beside this script
 from torch.utils.flop_counter import FlopCounterMode
 
-from components.data.masking import input_size
-from components.data.tokenizer import EOS, PAD, SOS
+from components.data.record.tokenizer import EOS, PAD, SOS
+from components.data.transforms.masking import input_size
 from components.model import ModelBatch, beam_decode, build_model, greedy_decode, load_preset
 
 

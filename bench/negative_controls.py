@@ -5,7 +5,7 @@
 
 Trains the study's ``context`` variant (info, image, places and neighbours; generation only) as
 ``bench/ablation_bench.py`` does, then writes the val captions again with one input silently removed
-from every batch (``components.training.study.CONTROLS``): the info ids set to padding, every box
+from every batch (``components.bench.study.CONTROLS``): the info ids set to padding, every box
 given another box's neighbours, the images blanked. For each input X it prints the field accuracy on
 V_X (the boxes that need X) as built and without X: a model that reads X loses there, a model that
 ignores X (a disconnected input, a pathway that has not learned) loses nothing. ``--on train`` reads
@@ -20,11 +20,12 @@ import json
 
 import torch
 
+from components.bench.study import EncodedSplits, control_text, train_variant
 from components.config import load_job_config
 from components.data.prepare import load_vocabulary
+from components.data.release.index import ensure_index
 from components.evaluation.ablation import VARIANTS
 from components.evaluation.oracle import split_field_sheet
-from components.training.study import EncodedSplits, control_text, train_variant
 
 
 def main(argv: list[str] | None = None) -> dict[int, dict[str, tuple[float, float]]]:
@@ -45,8 +46,9 @@ def main(argv: list[str] | None = None) -> dict[int, dict[str, tuple[float, floa
     if args.threads:
         torch.set_num_threads(args.threads)
     job = load_job_config(args.preset, [f"data.dataset={args.dataset}", f"train.steps={args.steps}", *args.overrides])
-    fields = split_field_sheet(args.dataset, "val", args.val_images)
-    train_fields = split_field_sheet(args.dataset, "train", args.train_images) if args.on == "train" else None
+    dataset_index = ensure_index(args.dataset)
+    fields = split_field_sheet(dataset_index, "val", args.val_images)
+    train_fields = split_field_sheet(dataset_index, "train", args.train_images) if args.on == "train" else None
     tokenizer = load_vocabulary(args.dataset)
     splits = EncodedSplits(args.dataset, tokenizer, args.val_images, args.train_images, fields, train_fields)
     if splits.fields is None:

@@ -21,7 +21,7 @@ import shutil
 import sys
 import time
 
-from components.data.release import read_release
+from components.data.release.format import read_release
 from components.data.synthetic import checks
 from components.data.synthetic.build import SyntheticSpec, plan_release
 from components.data.synthetic.lexicon import LEXICONS

@@ -24,14 +24,16 @@ import time
 import numpy as np
 import torch
 
+from components import storage
 from components.config import load_job_config
-from components.data.encoding import EncodeSpec
-from components.data.index import read_index
-from components.data.pipeline import EncodeImages, build_dataset
-from components.data.prepare import load_vocabulary, prepare_data
+from components.data.pipeline.stream import EncodeImages, build_dataset
+from components.data.prepare import prepare_dataset
+from components.data.release.format import IMAGES_DIR
+from components.data.release.index import read_index
+from components.data.transforms.encoding import EncodeSpec
 from components.model import build_model
 from components.model.batches import collate
-from components.training.runner import StepRunner
+from components.training.steps import StepRunner
 
 
 def run_steps(runner: StepRunner, batches, first_step: int, warmup: int, steps: int) -> float:
@@ -53,7 +55,7 @@ def encoding_per_core(dataset: str, job, tokenizer, images: int) -> tuple[float,
     """(images/s, boxes per image) of the pipeline's encoder in this process on one thread."""
     spec = EncodeSpec.for_model(job.model, max_boxes=job.data.max_boxes)
     index = read_index(dataset, "train", limit=images)
-    encode = EncodeImages(dataset, None, tokenizer.word2int, tokenizer.mode, spec)
+    encode = EncodeImages(storage.join(dataset, IMAGES_DIR), tokenizer, spec)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     rows = {"image_id": np.array([r["image_id"] for r in index]), "record": np.array([r["record"] for r in index])}
@@ -80,10 +82,10 @@ def main() -> None:
     parser.add_argument("--target-boxes", type=float, default=4450.0, help="boxes/s one GPU trains")
     parser.add_argument("--encode-only", action="store_true", help="only the per-core encoding (no Ray)")
     args = parser.parse_args()
-    job = prepare_data(
+    job, prepared = prepare_dataset(
         load_job_config(args.preset, [f"data.dataset={os.path.abspath(args.dataset)}", "data.build_if_missing=true"])
     )
-    tokenizer = load_vocabulary(job.data.dataset)
+    tokenizer = prepared.tokenizer
     per_core, boxes_per_image = encoding_per_core(job.data.dataset, job, tokenizer, args.encode_images)
     needed = args.target_boxes / boxes_per_image / per_core
     print(
@@ -99,7 +101,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     ray.init(address="local", num_cpus=max(4, os.cpu_count() or 1), include_dashboard=False, log_to_driver=False)
     spec = EncodeSpec(grid=job.model.grid, neighbours=job.model.neighbours, max_boxes=job.data.max_boxes)
-    dataset = build_dataset(job.data.dataset, "train", tokenizer, spec, actors=args.actors, shuffle=True)
+    dataset = build_dataset(prepared, "train", spec, actors=args.actors, shuffle=True)
     per_batch = job.train.images_per_batch
     total = args.warmup + args.steps
 

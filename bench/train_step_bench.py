@@ -31,15 +31,15 @@ import torch
 from timing import matmul_peak, sync, training_dtype  # bench/timing.py, beside this script
 from torch.utils.flop_counter import FlopCounterMode
 
+from components.bench.study import encoded_rows, stacked
 from components.config import load_job_config
-from components.data.encoding import EncodeSpec
 from components.data.prepare import load_vocabulary
+from components.data.transforms.encoding import EncodeSpec
 from components.model import build_model
 from components.model.batches import collate
 from components.training.matching import matching_batch
-from components.training.runner import StepRunner, generation_loss, prepare_for_training
 from components.training.schedule import task_for_step
-from components.training.study import encoded_rows, stacked
+from components.training.steps import StepRunner, generation_loss, prepare_for_training
 
 PAPER_BOX_SAMPLES = 200_000 * 400  # the paper's pre-training: 200K steps of about 400 boxes
 PLAIN = {"compile": False, "box_bucket": 0, "fused_adam": False, "channels_last": False, "tf32": False}

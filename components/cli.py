@@ -7,14 +7,11 @@ import argparse
 import logging
 import os
 import sys
-import time
-from collections.abc import Callable, Iterable, Iterator
-from typing import TypeVar
+from collections.abc import Callable
 
 from components.errors import CapOnImageError
+from components.progress import on_terminal
 from components.redaction import RedactingFilter, redact
-
-T = TypeVar("T")
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter):
@@ -39,11 +36,6 @@ def setup_logging(level: int = logging.INFO) -> None:
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
-def on_terminal() -> bool:
-    """Whether progress bars can redraw in place (stderr, where they draw, is a terminal)."""
-    return sys.stderr.isatty()
-
-
 def run(main: Callable[[list[str] | None], int | None], argv: list[str] | None = None) -> int:
     """Call a flow's ``main``; a ``CapOnImageError`` becomes ``error: ...`` on stderr and its exit code."""
     setup_logging()
@@ -56,24 +48,3 @@ def run(main: Callable[[list[str] | None], int | None], argv: list[str] | None =
         print("interrupted", file=sys.stderr)
         return 130
     return int(code or 0)
-
-
-def logged_progress(
-    items: Iterable[T], total: int | None, unit: str, logger: logging.Logger, every_s: float = 30.0
-) -> Iterator[T]:
-    """``items`` passed through, with a log line every ``every_s`` seconds and at the end: how many
-    of ``total``, the rate and, with a total, the time left. Progress in a log, where bars would redraw."""
-    started = last = time.perf_counter()
-    done = 0
-    for item in items:
-        done += 1
-        now = time.perf_counter()
-        if now - last >= every_s:
-            last = now
-            rate = done / (now - started)
-            left = f", {(total - done) / rate:.0f} s left" if total and rate > 0 else ""
-            of = f"/{total}" if total else ""
-            logger.info("%d%s %s, %.2f/s%s", done, of, unit, rate, left)
-        yield item
-    elapsed = time.perf_counter() - started
-    logger.info("%d %s in %.1f s (%.2f/s)", done, unit, elapsed, done / elapsed if elapsed else 0.0)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 
-from components.cli import on_terminal
+import numpy as np
+
 from components.config import JobConfig
+from components.progress import on_terminal
 
 
 def init_ray(job: JobConfig | None = None) -> None:
@@ -34,3 +36,19 @@ def quiet_progress_bars() -> None:
 
     if not on_terminal():
         ray.data.DataContext.get_current().enable_progress_bars = False
+
+
+def actor_pool(actors: int):
+    """Ray Data's autoscaling actor pool of one to ``actors`` actors: the pool every stage that holds a
+    model or a tokenizer runs in (decoding images, captioning, checking a dataset)."""
+    import ray
+
+    return ray.data.ActorPoolStrategy(min_size=1, max_size=max(1, actors))
+
+
+def object_column(values: list) -> np.ndarray:
+    """A Ray Data batch column of Python objects (lists, strings of any length) as one object array:
+    ``np.asarray`` would turn a list of equal-length lists into a 2-D array."""
+    array = np.empty(len(values), dtype=object)
+    array[:] = values
+    return array

@@ -19,7 +19,7 @@ from pathlib import Path
 from components.cli import run
 from components.cluster import init_ray
 from components.config import job_parser, parse_job
-from components.data.prepare import load_vocabulary, prepare_data, with_vocabulary
+from components.data.prepare import prepare_dataset
 from components.evaluation.ablation import VARIANTS
 
 
@@ -35,27 +35,25 @@ def main(argv: list[str] | None = None) -> int:
     job = parse_job(args, task="pretrain")  # 1. config, validated
     # torch, Ray and MLflow load from here on: --help and a bad config answer at once
     from components.evaluation.oracle import split_examples, validation_field_sheet, variant_ceilings
-    from components.tracking.runs import finish_run, new_run_name, start_run
+    from components.tracking.runs import job_run, new_run_name
     from components.training.ablation import log_table, run_ablation, setting_text, table_from_run
 
     if args.from_run:
         return write_table(args.out, table_from_run(args.from_run, job.tracking.tracking_uri))
-    job = prepare_data(job)  # 2. data
-    tokenizer = load_vocabulary(job.data.dataset)
-    job = with_vocabulary(job, tokenizer)
+    job, dataset = prepare_dataset(job)  # 2. data, prepared once
     finetune_steps = args.finetune_steps or max(1, job.train.steps // 3)
-    parent = start_run(job, new_run_name("ablate"), tags={"ablation": "parent"})  # 3. tracking: the parent run
-    with finish_run(parent):
+    with job_run(job, new_run_name("ablate"), tags={"ablation": "parent"}) as parent:  # 3. tracking: the parent
         init_ray(job)  # 4. every variant, every seed
         variants = [VARIANTS[name] for name in args.variants]
         scored = None if None in (args.eval_images, job.data.val_images) else max(args.eval_images, job.data.val_images)
-        fields = validation_field_sheet(job.data.dataset, scored)  # validation's and the evaluation's val images
-        results, human = run_ablation(job, tokenizer, variants, args.seeds, finetune_steps, args.eval_images, fields)
+        fields = validation_field_sheet(dataset.index, scored)  # validation's and the evaluation's val images
+        trained = (job, dataset, parent, variants, args.seeds, finetune_steps, args.eval_images, fields)
+        results, human = run_ablation(*trained)
         command = "python flows/ablate.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
         setting = setting_text(args.preset, job, finetune_steps, args.eval_images)
         oracles = {v.name: v.oracle for v in variants}  # each variant's ceiling on the scored val images
-        ceilings = variant_ceilings(split_examples(job.data.dataset, "val", args.eval_images), oracles)
-        table = log_table(results, human, args.seeds, command, setting, ceilings)  # 5. the table
+        ceilings = variant_ceilings(split_examples(dataset.index, "val", args.eval_images), oracles)
+        table = log_table(parent, results, human, args.seeds, command, setting, ceilings)  # 5. the table
     return write_table(args.out, table)
 
 

@@ -55,9 +55,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)  # 1. arguments, checked
     # torch, Ray and MLflow load from here on: --help and bad arguments answer at once
+    from components.data.transforms.requests import single_request
     from components.serving.batch import caption_many, skipped_lines
     from components.serving.captioning import caption_request, write_captions
-    from components.serving.requests import single_request
 
     if args.image:  # 2. captions: one image in this process, or many over Ray Data
         request = single_request(args.image, args.boxes, args.record, args.info)

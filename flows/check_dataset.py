@@ -17,9 +17,9 @@ import sys
 
 from components.cli import HelpFormatter, run
 from components.cluster import init_ray
-from components.data.checking import check_dataset
-from components.data.index import ensure_index
-from components.data.stats import format_rejections, format_summary
+from components.data.pipeline.check import check_dataset
+from components.data.release.index import ensure_index
+from components.data.release.stats import format_rejections, format_summary
 from components.errors import NothingUsable
 
 

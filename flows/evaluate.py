@@ -32,17 +32,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     job = parse_job(args, task="evaluate")  # 1. config, validated
     # torch, Ray and MLflow load from here on: --help and a bad config answer at once
-    from components.evaluation.tracked import evaluate_and_log
-    from components.model.checkpoint import load_checkpoint
+    from components.data.prepare import prepare_dataset
+    from components.evaluation.tracked_evaluation import evaluate_and_log
     from components.tracking.runs import new_run_name
     from components.tracking.sources import ModelSource
 
     source = ModelSource.resolve(args.model, job.tracking, latest_of="finetune", key="--model")  # 2. the model
-    checkpoint = load_checkpoint(source.checkpoint_folder(job.tracking.tracking_uri), with_training_state=False)
-    job = job.with_overrides(model=checkpoint.job["model"])
+    checkpoint = source.load_for_inference(job.tracking.tracking_uri)
+    job, dataset = prepare_dataset(job.with_overrides(model=checkpoint.job["model"]), checkpoint.tokenizer)
     init_ray(job)  # 3. batch inference over Ray Data, 4. metrics, 5. logged in their own run
     report = evaluate_and_log(
         job,
+        dataset,
         checkpoint,
         args.split,
         run_name=new_run_name(f"evaluate-{args.split}"),

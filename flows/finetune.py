@@ -16,7 +16,7 @@ import sys
 
 from components.cli import run
 from components.config import job_parser, parse_job
-from components.data.prepare import prepare_data
+from components.data.prepare import prepare_dataset
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,29 +30,27 @@ def main(argv: list[str] | None = None) -> int:
     job = parse_job(args, task="finetune", init_from=args.init_from)  # 1. config, validated
     # torch, Ray and MLflow load from here on: --help and a bad config answer at once
     from components.evaluation.oracle import validation_field_sheet
-    from components.model.checkpoint import load_checkpoint
-    from components.serving.pyfunc import log_checkpoint_model
     from components.serving.registry import evaluate_and_register
     from components.tracking.sources import ModelSource
-    from components.training.tracked import default_run_name, tracked_fit
-    from components.training.trainer import finetune_job
+    from components.training.driver import finetune_job
+    from components.training.tracked_fit import default_run_name, tracked_fit
 
     source = ModelSource.resolve(job.init_from, job.tracking, latest_of="pretrain", key="--init-from")
-    pretrained = load_checkpoint(source.checkpoint_folder(job.tracking.tracking_uri), with_training_state=False)
+    pretrained = source.load_for_inference(job.tracking.tracking_uri)
     job = finetune_job(job.with_overrides(init_from=source.text), pretrained.job)  # 2. the pre-trained model
-    job = prepare_data(job)  # 3. data; model and vocabulary from the checkpoint
+    job, dataset = prepare_dataset(job, pretrained.tokenizer)  # 3. data, read with the checkpoint's vocabulary
     fitted = tracked_fit(  # 4. MLflow run nested under pre-training, Ray, train from its weights, log the model
         job,
-        pretrained.tokenizer,
+        dataset,
         default_run_name(job),
         parent_run_id=source.run_id,
         tags={"init_from": source.text, "pretrain_run_id": source.run_id or ""},
         init_weights=pretrained.model_state,
-        log_model=log_checkpoint_model,
-        fields=validation_field_sheet(job.data.dataset, job.data.val_images),  # a synthetic crawl's
+        fields=validation_field_sheet(dataset.index, job.data.val_images),  # a synthetic crawl's
     )
     report, registration = evaluate_and_register(  # 5. scored on the gate split, 6. behind the champion gate
         job,
+        dataset,
         fitted.run_id,
         run_name=f"evaluate-{job.tracking.gate_split}",
         tags={"model_source": fitted.run_id},

@@ -17,7 +17,7 @@ import sys
 import time
 
 from components.cli import HelpFormatter, run
-from components.data.index import DatasetIndex, build_index, ensure_index, load_index
+from components.data.release.index import DatasetIndex, build_index, ensure_index, load_index
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

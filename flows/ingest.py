@@ -16,7 +16,7 @@ import sys
 
 from components.cli import run
 from components.config import job_parser, parse_job
-from components.data.ingest import version_table
+from components.data.ingest.partitions import version_table
 from components.data.prepare import prepare_data
 
 
@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
         args.overrides.append(f"data.dataset={args.dataset}")
     job = prepare_data(parse_job(args, task="ingest"))  # 1. config; 2. the dataset to add to
     # torch, Ray and MLflow load from here on: --help, a bad config and a missing dataset answer at once
-    from components.training.ingestion import tracked_ingest
+    from components.retraining.tracked_ingest import tracked_ingest
 
     result = tracked_ingest(job, args.crawl, only=args.partition, reingest=args.reingest)  # 3. ingest, tracked
     print(result.summary())  # 4. what happened, and the version the dataset is now

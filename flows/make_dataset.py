@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 
 from components.cli import HelpFormatter, run
-from components.data.preview import contact_sheet
-from components.data.stats import format_summary, summarize_split
+from components.data.pictures.preview import contact_sheet
+from components.data.release.stats import format_summary, summarize_split
 from components.data.synthetic.build import (
     SPLITS,
     SyntheticSpec,

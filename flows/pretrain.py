@@ -14,22 +14,19 @@ import sys
 
 from components.cli import run
 from components.config import job_parser, parse_job
-from components.data.prepare import load_vocabulary, prepare_data, with_vocabulary
+from components.data.prepare import prepare_dataset
 
 
 def main(argv: list[str] | None = None) -> int:
     job = parse_job(job_parser(__doc__).parse_args(argv), task="pretrain")  # 1. config, validated
-    job = prepare_data(job)  # 2. data (the synthetic set is built if it is the default and absent)
-    tokenizer = load_vocabulary(job.data.dataset)
-    job = with_vocabulary(job, tokenizer)
+    job, dataset = prepare_dataset(job)  # 2. data, prepared once (the synthetic set is built if absent)
     # torch, Ray and MLflow load from here on: --help, a bad config or a missing dataset answer at once
     from components.evaluation.oracle import validation_field_sheet
-    from components.serving.pyfunc import log_checkpoint_model
-    from components.training.tracked import default_run_name, tracked_fit
+    from components.training.tracked_fit import default_run_name, tracked_fit
 
-    fields = validation_field_sheet(job.data.dataset, job.data.val_images)  # 3. field accuracy, on a synthetic crawl
+    fields = validation_field_sheet(dataset.index, job.data.val_images)  # 3. field accuracy, on a synthetic crawl
     # 4. MLflow run, Ray, train; the final checkpoint logged as the run's pyfunc model
-    tracked_fit(job, tokenizer, default_run_name(job), log_model=log_checkpoint_model, fields=fields)
+    tracked_fit(job, dataset, default_run_name(job), fields=fields)
     return 0
 
 

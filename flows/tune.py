@@ -17,7 +17,7 @@ import sys
 from components.cli import run
 from components.cluster import init_ray
 from components.config import check_space, job_parser, parse_job
-from components.data.prepare import load_vocabulary, prepare_data, with_vocabulary
+from components.data.prepare import prepare_dataset
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,28 +29,27 @@ def main(argv: list[str] | None = None) -> int:
     check_space(job)
     # torch, Ray and MLflow load from here on: --help and a bad config answer at once
     from components.evaluation.oracle import validation_field_sheet
-    from components.serving.pyfunc import log_checkpoint_model
     from components.serving.registry import evaluate_and_register
-    from components.tracking.runs import finish_run, new_run_name, start_run
+    from components.tracking.runs import job_run, new_run_name
     from components.training.tuning import log_sweep, tune_trials
 
-    job = prepare_data(job)  # 2. data
-    tokenizer = load_vocabulary(job.data.dataset)
-    job = with_vocabulary(job, tokenizer)
+    job, dataset = prepare_dataset(job)  # 2. data, prepared once
     sweep_name = job.ray.run_name or new_run_name("tune")
-    parent = start_run(job, sweep_name, tags={"task": "tune", "ray_run_name": sweep_name})  # 3. tracking
-    with finish_run(parent):
+    with job_run(job, sweep_name, tags={"task": "tune", "ray_run_name": sweep_name}) as sweep:  # 3. tracking
         init_ray(job)  # 4. cluster
-        fields = validation_field_sheet(job.data.dataset, job.data.val_images)  # a synthetic crawl's
-        results = tune_trials(job, tokenizer, sweep_name, parent, log_checkpoint_model, fields)  # 5. the sweep
-        winner = log_sweep(job, results, parent)  # 6. table and plot, the best trial
+        fields = validation_field_sheet(dataset.index, job.data.val_images)  # a synthetic crawl's
+        results = tune_trials(job, dataset, sweep_name, sweep.run_id, fields)  # 5. the sweep
+        winner = log_sweep(job, results, sweep)  # 6. table and plot, the best trial
         split = job.tracking.gate_split
         report, registration = evaluate_and_register(  # 7. the winner, evaluated, 8. behind the champion gate
             job,
+            dataset,
             winner,
             run_name=f"evaluate-{split}-best",
             tags={"model_source": winner},
-            registry_tags={"sweep_run": parent},
+            registry_tags={"sweep_run": sweep.run_id},
+            parent_run_id=sweep.run_id,
+            tag_run=sweep,
             eval_images=args.eval_images,
             register=not args.no_register,
         )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from components.data.tokenizer import split_chars, split_words
+from components.data.record.tokenizer import split_chars, split_words
 
 
 def paragraph_diversity(captions: Sequence[Sequence[str]]) -> tuple[float, float]:

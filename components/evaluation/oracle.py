@@ -32,15 +32,15 @@ from collections import Counter, defaultdict
 from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from components.data.boxes import Box, grid_index
-from components.data.index import DatasetIndex, ensure_index, index_head
-from components.data.neighbours import NO_NEIGHBOUR, neighbours
-from components.data.rejection import RecordRejected
-from components.data.release import ImageRecord, parse_record_value
+from components.data.record.boxes import Box, grid_index
+from components.data.record.rejection import RecordRejected
+from components.data.release.format import ImageRecord, parse_record_value
+from components.data.release.index import DatasetIndex, index_head
 from components.data.synthetic.columns import row_posterior
 from components.data.synthetic.grammar import CTX, IMAGE, INFO, LOC, BoxPlan, Item, caption_text, compose
 from components.data.synthetic.lexicon import LEXICONS, Lexicon
 from components.data.synthetic.truth import ImageTruth, read_truth
+from components.data.transforms.neighbours import NO_NEIGHBOUR, neighbours
 from components.evaluation.fields import BoxFields, FieldSheet, field_accuracy
 from components.evaluation.scores import caption_scores
 
@@ -364,21 +364,20 @@ def dataset_field_sheet(dataset_index: DatasetIndex, evaluated: Iterable[Mapping
     return None if examples is None else field_sheet(*examples)
 
 
-def split_examples(dataset: str, split: str, images: int | None) -> SplitExamples | None:
+def split_examples(dataset_index: DatasetIndex, split: str, images: int | None) -> SplitExamples | None:
     """``dataset_examples`` of the first ``images`` of a split (all: None), as a study encodes them."""
-    dataset_index = ensure_index(dataset)
     return dataset_examples(dataset_index, index_head(dataset_index, split, images))
 
 
-def split_field_sheet(dataset: str, split: str, images: int | None) -> FieldSheet | None:
+def split_field_sheet(dataset_index: DatasetIndex, split: str, images: int | None) -> FieldSheet | None:
     """The field sheet of the first ``images`` of a split; None without a truth sidecar."""
-    examples = split_examples(dataset, split, images)
+    examples = split_examples(dataset_index, split, images)
     return None if examples is None else field_sheet(*examples)
 
 
-def validation_field_sheet(dataset: str, val_images: int | None) -> FieldSheet | None:
+def validation_field_sheet(dataset_index: DatasetIndex, val_images: int | None) -> FieldSheet | None:
     """The field sheet of the validation subset a fit scores: the first ``val_images`` of val."""
-    return split_field_sheet(dataset, "val", val_images)
+    return split_field_sheet(dataset_index, "val", val_images)
 
 
 def _indexed_records(rows: Iterable[Mapping[str, str]]) -> Iterator[ImageRecord]:

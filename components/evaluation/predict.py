@@ -7,15 +7,17 @@ from typing import Any
 
 import numpy as np
 
-from components.cli import logged_progress
+from components.cluster import actor_pool
 from components.config import JobConfig, ModelConfig
-from components.data.encoding import EncodeSpec, row_references
-from components.data.pipeline import build_dataset
-from components.data.tokenizer import Tokenizer
+from components.data.pipeline.stream import build_dataset
+from components.data.record.tokenizer import Tokenizer
+from components.data.release.dataset import PreparedDataset
+from components.data.transforms.encoding import EncodeSpec, row_references
 from components.evaluation.fields import FieldSheet
 from components.evaluation.report import EvaluationReport, evaluate_rows
 from components.model.checkpoint import LoadedCheckpoint
 from components.model.inference import Captioner
+from components.progress import logged_progress
 
 log = logging.getLogger(__name__)
 
@@ -25,11 +27,11 @@ class CaptionPredictor:
 
     COLUMNS = ("image_id", "box", "prediction", "reference", "x1", "y1", "x2", "y2", "width", "height")
 
-    def __init__(self, model_config: dict[str, Any], weights, word2int: dict[str, int], mode: str, beam_size: int = 1):
+    def __init__(self, model_config: dict[str, Any], weights, tokenizer: Tokenizer, beam_size: int = 1):
         import ray
 
         state = ray.get(weights) if isinstance(weights, ray.ObjectRef) else weights
-        self.captioner = Captioner(ModelConfig.from_dict(model_config), state, Tokenizer(word2int, mode))
+        self.captioner = Captioner(ModelConfig.from_dict(model_config), state, tokenizer)
         self.beam_size = beam_size
 
     def __call__(self, rows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -54,15 +56,13 @@ class CaptionPredictor:
 
 
 def predict_split(
-    dataset: str,
+    dataset: PreparedDataset,
     split: str,
     model_config: ModelConfig,
     weights,
-    tokenizer: Tokenizer,
     *,
     beam_size: int = 1,
     limit: int | None = None,
-    images_root: str | None = None,
     decode_actors: int = 1,
     predict_actors: int = 1,
     use_gpu: bool = False,
@@ -71,18 +71,16 @@ def predict_split(
     tally=None,
     index: list[dict[str, str]] | None = None,
 ) -> list[dict[str, Any]]:
-    """Every box of the split with its generated and reference caption, sorted by image id and box
-    (``index``: the split's index, when the caller has read it already; ``seed``: the training seed,
-    from which a ``random2`` model's neighbours are drawn)."""
-    import ray
+    """Every box of the split with its generated and reference caption, sorted by image id and box;
+    the model reads and writes ``dataset.tokenizer`` (``index``: the split's index, when the caller
+    has read it already; ``seed``: the training seed, from which a ``random2`` model's neighbours are
+    drawn)."""
 
     spec = EncodeSpec.for_model(model_config, seed=seed)
     encoded = build_dataset(
         dataset,
         split,
-        tokenizer,
         spec,
-        images_root=images_root,
         actors=decode_actors,
         limit=limit,
         tally=tally,
@@ -93,12 +91,11 @@ def predict_split(
         fn_constructor_kwargs=dict(
             model_config=model_config.as_dict(),
             weights=weights,
-            word2int=tokenizer.word2int,
-            mode=tokenizer.mode,
+            tokenizer=dataset.tokenizer,
             beam_size=beam_size,
         ),
         batch_size=batch_images,
-        compute=ray.data.ActorPoolStrategy(min_size=1, max_size=max(1, predict_actors)),
+        compute=actor_pool(predict_actors),
         num_gpus=1 if use_gpu else 0,
         num_cpus=1,
     )
@@ -108,6 +105,7 @@ def predict_split(
 
 def evaluate_checkpoint(
     job: JobConfig,
+    dataset: PreparedDataset,
     checkpoint: LoadedCheckpoint,
     split: str,
     index: list[dict[str, str]],
@@ -116,18 +114,17 @@ def evaluate_checkpoint(
     meteor: bool = True,
     fields: FieldSheet | None = None,
 ) -> tuple[EvaluationReport, list[dict[str, Any]]]:
-    """A checkpoint's predictions on the indexed images of a split of ``job.data.dataset`` and their
-    scores (Ray must be up); ``fields``: the split's field sheet, where the dataset has a truth."""
+    """A checkpoint's predictions on the indexed images of a split of ``dataset`` (read with the
+    checkpoint's vocabulary) and their scores (Ray must be up); ``fields``: the split's field sheet,
+    where the dataset has a truth."""
     import ray
 
     rows = predict_split(
-        job.data.dataset,
+        dataset.with_tokenizer(checkpoint.tokenizer),
         split,
         ModelConfig.from_dict(checkpoint.job["model"]),
         ray.put(checkpoint.model_state),
-        checkpoint.tokenizer,
         beam_size=beam_size,
-        images_root=job.data.images_root,
         decode_actors=job.data.decode_actors,
         use_gpu=job.ray.use_gpu,
         seed=int(checkpoint.job.get("train", {}).get("seed", 0)),

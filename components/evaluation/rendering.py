@@ -8,9 +8,9 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image, ImageDraw
 
-from components.data.boxes import Box
-from components.data.fonts import load_font
-from components.data.masking import box_pixel_bounds, mask_boxes
+from components.data.pictures.fonts import load_font
+from components.data.record.boxes import Box
+from components.data.transforms.masking import box_pixel_bounds, mask_boxes
 
 TYPE_COLOURS = ((230, 80, 60), (60, 140, 230), (70, 180, 90), (240, 180, 30), (160, 90, 200), (90, 200, 200))
 PANEL_GAP = 12

@@ -9,8 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from components.data.boxes import Box, aspect_ratio
-from components.data.tokenizer import split_chars, split_words
+from components.data.record.boxes import Box, aspect_ratio
+from components.data.record.tokenizer import split_chars, split_words
 from components.evaluation.diversity import diversity
 from components.evaluation.fields import SCORED_CHANNELS, FieldSheet, diagnostic_sizes, field_accuracy
 from components.evaluation.fitness import (

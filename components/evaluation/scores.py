@@ -10,7 +10,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Mapping
 
-from components.data.tokenizer import split_chars, split_words
+from components.data.record.tokenizer import split_chars, split_words
 from components.errors import DependencyError
 
 METRICS = ("BLEU@1", "BLEU@2", "BLEU@3", "BLEU@4", "METEOR", "CIDEr")

@@ -30,7 +30,7 @@ from torchvision.ops.misc import FrozenBatchNorm2d
 
 from components import storage
 from components.config import BACKBONE_NORMS, SKIP_WEIGHTS
-from components.data.masking import IMAGENET_MEAN, IMAGENET_STD
+from components.data.transforms.masking import IMAGENET_MEAN, IMAGENET_STD
 from components.errors import ConfigError
 
 log = logging.getLogger(__name__)

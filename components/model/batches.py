@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from components.data.tokenizer import EOS, PAD, SOS
+from components.data.record.tokenizer import EOS, PAD, SOS
 from components.model.capon import ModelBatch
 
 Tokens = tuple[int, ...]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import nn
 
 from components.config import ModelConfig
-from components.data.neighbours import neighbour_slots
+from components.data.transforms.neighbours import neighbour_slots
 from components.model.backbone import CHANNELS, GridBackbone
 from components.model.capon import CapOnImage
 

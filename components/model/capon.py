@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from components.data.tokenizer import EOS, MASK, PAD, SOS, UNK
+from components.data.record.tokenizer import EOS, MASK, PAD, SOS, UNK
 
 IMAGE, LOCATION, INFO, CAPTION = range(4)  # segment ids
 NEVER_GENERATED = (PAD, SOS, UNK, MASK)
@@ -96,7 +96,7 @@ class ModelBatch:
 
 
 def grid_indices(coords: torch.Tensor, grid: int) -> torch.Tensor:
-    """Fractions to grid cells, ``min(k-1, round(coord*k))`` rounding half up (as components.data.boxes)."""
+    """Fractions to grid cells, ``min(k-1, round(coord*k))`` rounding half up (as components.data.record.boxes)."""
     return torch.floor(coords * grid + 0.5).clamp(0, grid - 1).long()
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from components.data.tokenizer import Tokenizer
+from components.data.record.tokenizer import Tokenizer
 from components.errors import CheckpointRefused
 
 MODEL_FILE = "model.pt"

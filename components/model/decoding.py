@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from components.data.tokenizer import EOS, PAD, SOS
+from components.data.record.tokenizer import EOS, PAD, SOS
 from components.model.capon import CapOnImage, DecodeState, ModelBatch, suppress_never_generated
 
 

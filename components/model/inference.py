@@ -13,8 +13,8 @@ import numpy as np
 import torch
 
 from components.config import SKIP_WEIGHTS, ModelConfig
-from components.data.encoding import EncodeSpec
-from components.data.tokenizer import Tokenizer
+from components.data.record.tokenizer import Tokenizer
+from components.data.transforms.encoding import EncodeSpec
 from components.model.batches import collate
 from components.model.build import build_model
 from components.model.checkpoint import backbone_norm_of, load_checkpoint

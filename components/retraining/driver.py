@@ -19,22 +19,18 @@ import contextlib
 import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-
-import mlflow
-from mlflow.entities.model_registry import ModelVersion
-from mlflow.tracking import MlflowClient
+from typing import Any
 
 from components import storage
 from components.cluster import init_ray
 from components.config import JobConfig
-from components.data.index import dataset_version
-from components.data.ingest import IngestResult, Plan, commit_ingest, plan_ingest
-from components.data.prepare import load_vocabulary, with_vocabulary
-from components.data.versions import images_folder, timestamp, write_version
+from components.data.ingest.partitions import IngestResult, Plan, commit_ingest, plan_ingest
+from components.data.prepare import prepare_dataset
+from components.data.release.dataset import PreparedDataset
+from components.data.release.versions import images_folder, timestamp, write_version
 from components.errors import DataGateFailed, RetrainError
 from components.evaluation.oracle import validation_field_sheet
-from components.evaluation.tracked import Evaluated, evaluate_and_log, metric_value
-from components.model.checkpoint import load_checkpoint
+from components.evaluation.tracked_evaluation import Evaluated, evaluate_and_log, metric_value
 from components.redaction import redact
 from components.retraining.comparison import COMPARED, Decision, comparison_figure, decide, paired_gain
 from components.retraining.gate import data_figures, gate_reasons
@@ -54,26 +50,17 @@ from components.retraining.state import (
     save_pending,
     waiting_for_a_person,
 )
-from components.serving.pyfunc import log_checkpoint_model
-from components.serving.registry import (
-    CHALLENGER,
-    CHAMPION,
-    Score,
-    add_version,
-    champion_version,
-    hold_gate,
-    set_alias,
-    versions_tagged,
-)
-from components.tracking.runs import ensure_experiment, log_dataset, log_figure, start_run
+from components.retraining.tracked_ingest import ingest_planned
+from components.serving.registry import Score
+from components.tracking.registry import CHALLENGER, CHAMPION, ModelVersion, Promotion, Registry, version_number
+from components.tracking.runs import TrackedRun, job_run, tracked_run
 from components.tracking.sources import ModelSource, logged_model_uri
-from components.training.ingestion import ingest_planned
-from components.training.tracked import tracked_fit
-from components.training.trainer import finetune_job
+from components.training.driver import finetune_job
+from components.training.tracked_fit import tracked_fit
 
 log = logging.getLogger(__name__)
 RUN_KEY_TAG = "retrain_run_key"
-MAX_ALIAS_CHECKS = 3  # the champion moved this often while we compared: give up, a person should look
+GATE = (DataGateFailed,)  # a failed data gate is an outcome: the retrain's run ends FINISHED
 
 
 @dataclass
@@ -143,18 +130,10 @@ def nothing_to_do(dataset: str, crawl_root: str, plan: Plan) -> RetrainOutcome:
 
 
 def begin(job: JobConfig, crawl_root: str, plan: Plan) -> Pending:
-    """A new retrain: its run key, its MLflow parent run (left active), its pending record."""
-    champion = champion_version(MlflowClient(job.tracking.tracking_uri), job.tracking.registered_model)
-    champion_number = str(champion.version) if champion is not None else None
+    """A new retrain: its run key and its pending record (its MLflow parent run opens with ``run``)."""
+    champion_number = version_number(Registry(job.tracking.tracking_uri, job.tracking.registered_model).champion())
     key = run_key(plan.keys, champion_number)
-    tags = {
-        RUN_KEY_TAG: key,
-        "crawl_root": redact(crawl_root),
-        "partitions": ",".join(plan.keys),
-        "champion_at_start": champion_number or "none",
-    }
-    parent = start_run(job, f"retrain-{key}", tags=tags)
-    pending = Pending(key, dict(plan.keys), champion_number, parent)
+    pending = Pending(key, dict(plan.keys), champion_number, parent_run_id=None)
     save_pending(job.data.dataset, pending)
     log.info("retrain %s: partitions %s, champion %s", key, ", ".join(plan.keys), champion_number or "none")
     return pending
@@ -166,12 +145,14 @@ class Retrain:
     def __init__(self, job: JobConfig, crawl_root: str, pending: Pending, lock: Lock):
         self.job, self.crawl_root, self.pending, self.lock = job, crawl_root, pending, lock
         self.dataset = job.data.dataset
-        self.client = MlflowClient(job.tracking.tracking_uri)
+        self.registry = Registry(job.tracking.tracking_uri, job.tracking.registered_model)
         self.name = job.tracking.registered_model
+        self.parent = TrackedRun(job.tracking.tracking_uri, pending.parent_run_id) if pending.parent_run_id else None
         self.scoring_mode = "char"  # set by each evaluation from the model's tokenizer
+        self.ingested: PreparedDataset | None = None  # the dataset after this retrain's ingest, prepared once
 
     def run(self) -> RetrainOutcome:
-        with self.parent_run():
+        with self.parent_run() as self.parent:
             init_ray(self.job)
             if not self.pending.reached("ingested"):
                 self.ingest_and_gate()
@@ -182,30 +163,36 @@ class Retrain:
             return self.finish()
 
     @contextlib.contextmanager
-    def parent_run(self) -> Iterator[None]:
-        """The retrain's MLflow run, active for the nested ones: ended FINISHED after a decision or a
-        failed data gate (both are outcomes), FAILED after an error (a rerun reopens it)."""
-        active = mlflow.active_run()
-        if active is None or active.info.run_id != self.pending.parent_run_id:
-            mlflow.set_tracking_uri(self.job.tracking.tracking_uri)
-            mlflow.set_experiment(
-                experiment_id=ensure_experiment(self.job.tracking.tracking_uri, self.job.tracking.experiment)
-            )
-            mlflow.start_run(run_id=self.pending.parent_run_id)
-            mlflow.set_tag("resumed_at_stage", self.pending.stage)
-        try:
-            yield
-        except DataGateFailed:
-            mlflow.end_run()
-            raise
-        except BaseException:
-            mlflow.end_run(status="FAILED")
-            raise
-        mlflow.end_run()
+    def parent_run(self) -> Iterator[TrackedRun]:
+        """The retrain's MLflow run, the parent of its nested ones: opened by the first run of this
+        retrain (its id saved in the pending record), reopened by a rerun after a crash; ended FINISHED
+        after a decision or a failed data gate (both are outcomes), FAILED after an error."""
+        if self.pending.parent_run_id is not None:
+            tags = {"resumed_at_stage": self.pending.stage}
+            with tracked_run(self.job.tracking, run_id=self.pending.parent_run_id, tags=tags, outcomes=GATE) as run:
+                yield run
+            return
+        tags = {
+            RUN_KEY_TAG: self.pending.run_key,
+            "crawl_root": redact(self.crawl_root),
+            "partitions": ",".join(self.pending.partitions),
+            "champion_at_start": self.pending.champion_version or "none",
+        }
+        with job_run(self.job, f"retrain-{self.pending.run_key}", tags=tags, outcomes=GATE) as run:
+            self.pending.parent_run_id = run.run_id
+            save_pending(self.dataset, self.pending)
+            yield run
+
+    def current(self) -> PreparedDataset:
+        """The dataset as this retrain left it after its ingest (what the candidate is scored on and
+        what the registry records), prepared once."""
+        if self.ingested is None:
+            _, self.ingested = prepare_dataset(self.job)
+        return self.ingested
 
     def advance(self, stage: str) -> None:
         save_pending(self.dataset, self.pending, stage)
-        mlflow.set_tag("retrain_stage", stage)
+        self.parent.set_tag("retrain_stage", stage)
 
     # -- 3. ingest and the data gate ----------------------------------------------------------------
     def ingest_and_gate(self) -> None:
@@ -216,17 +203,17 @@ class Retrain:
                 f"({self.pending.partitions} then, {plan.keys} now); "
                 f"remove {self.dataset}/retrain/pending.json to start over"
             )
-        result = ingest_planned(self.job, plan, self.crawl_root, commit=False)
+        result = ingest_planned(self.job, plan, self.crawl_root, parent_run_id=self.parent.run_id, commit=False)
         fixed = [i for split in ("val", "test") for i in plan.state.splits.get(split, [])]
         figures = data_figures(result, fixed)
-        mlflow.log_metrics(figures.metrics())
+        self.parent.log_metrics(figures.metrics())
         reasons = gate_reasons(figures, self.job.retrain)
         if reasons:
             self.gate_failed(result, reasons)
         commit_ingest(result, note={RUN_KEY_TAG: self.pending.run_key})
         forget_failures(self.dataset, list(self.pending.partitions))  # they passed: earlier failures are moot
         self.pending.previous_version, self.pending.version = result.previous_version, result.version
-        log_dataset(self.dataset, result.version, "training")
+        self.parent.log_dataset(self.dataset, result.version, "training")
         self.advance("ingested")
 
     def gate_failed(self, result: IngestResult, reasons: list[str]) -> None:
@@ -242,8 +229,8 @@ class Retrain:
         attempts = count_failure(load_attempts(self.dataset), self.pending.partitions, reasons, self.pending.run_key)
         save_attempts(self.dataset, attempts)
         counts = ", ".join(f"{name} {attempts[name]['attempts']}x" for name in self.pending.partitions)
-        mlflow.set_tags({"retrain_outcome": "data_gate_failed", "data_gate_reasons": "; ".join(reasons)[:4000]})
-        mlflow.log_text("\n".join(reasons) + "\n", "retrain/data_gate.txt")
+        self.parent.set_tags({"retrain_outcome": "data_gate_failed", "data_gate_reasons": "; ".join(reasons)[:4000]})
+        self.parent.log_text("\n".join(reasons) + "\n", "retrain/data_gate.txt")
         finish_pending(self.dataset, self.pending, "data_gate_failed", reasons=reasons)
         raise DataGateFailed(
             f"the data gate failed for {', '.join(self.pending.partitions)} (attempts: {counts}), nothing was "
@@ -257,24 +244,25 @@ class Retrain:
         if self.pending.champion_version is None:
             source = ModelSource.parse(self.pretrain())
         else:
-            source = ModelSource.parse(f"models:/{self.name}/{self.pending.champion_version}")
+            source = ModelSource.registered(self.name, self.pending.champion_version)
             folder = storage.join(self.dataset, VIEWS_DIR, key)
             ratio, seed = self.job.retrain.replay_ratio, self.job.train.seed
             counts = write_view(self.dataset, self.pending.previous_version, folder, ratio, seed)
-            mlflow.log_metrics({k: float(v) for k, v in counts.items()})
+            self.parent.log_metrics({k: float(v) for k, v in counts.items()})
             data = {"dataset": folder, "images_root": images_folder(self.dataset)}
-        start = load_checkpoint(source.checkpoint_folder(uri), with_training_state=False)
+        start = source.load_for_inference(uri)
         job = self.job.with_overrides(
             task="finetune", init_from=source.text, train={"steps": self.job.retrain.finetune_steps}, data=data
         )
+        job, dataset = prepare_dataset(finetune_job(job, start.job), start.tokenizer)
         fitted = tracked_fit(
-            finetune_job(job, start.job),
-            start.tokenizer,
+            job,
+            dataset,
             f"retrain-{key}-finetune",  # the same name on a rerun: Ray Train resumes from its checkpoint
+            parent_run_id=self.parent.run_id,
             tags={RUN_KEY_TAG: key, "init_from": source.text},
             init_weights=start.model_state,
-            log_model=log_checkpoint_model,
-            fields=validation_field_sheet(self.dataset, job.data.val_images),  # the view's val is the dataset's
+            fields=validation_field_sheet(dataset.index, job.data.val_images),  # the view's val is the dataset's
         )
         self.pending.candidate_run_id = fitted.run_id
         self.advance("trained")
@@ -282,15 +270,14 @@ class Retrain:
     def pretrain(self) -> str:
         """Without a champion: pre-train on the whole dataset first (once); the run's id."""
         if not self.pending.reached("pretrained"):
-            tokenizer = load_vocabulary(self.dataset)
-            job = with_vocabulary(self.job.with_overrides(task="pretrain"), tokenizer)
+            job, dataset = prepare_dataset(self.job.with_overrides(task="pretrain"))
             fitted = tracked_fit(
                 job,
-                tokenizer,
+                dataset,
                 f"retrain-{self.pending.run_key}-pretrain",
+                parent_run_id=self.parent.run_id,
                 tags={RUN_KEY_TAG: self.pending.run_key},
-                log_model=log_checkpoint_model,
-                fields=validation_field_sheet(job.data.dataset, job.data.val_images),
+                fields=validation_field_sheet(dataset.index, job.data.val_images),
             )
             self.pending.pretrain_run_id = fitted.run_id
             self.advance("pretrained")
@@ -298,31 +285,34 @@ class Retrain:
 
     # -- 5 and 6. compare, register, promote ----------------------------------------------------------
     def compare_and_register(self) -> None:
+        """Through the registry's one promotion decision (``Registry.promote``), shared with sweeps and
+        fine-tunes: the candidate judged against whoever holds ``champion`` when the alias moves."""
         candidate = self.evaluate(ModelSource.parse(self.pending.candidate_run_id), "candidate")
-        with hold_gate(self.client, self.name):  # sweeps and fine-tunes register through the same gate
-            holder = champion_version(self.client, self.name)
-            for _ in range(MAX_ALIAS_CHECKS):
-                if self.already_promoted(holder):
-                    self.advance("registered")
-                    return
-                decision, champion = self.decide(candidate, holder)
-                version = self.register(candidate, decision)
-                now = champion_version(self.client, self.name)  # read again: a person may have moved it
-                if _number(now) == _number(holder):
-                    break
-                log.warning("champion moved from %s to %s meanwhile: comparing with it", _number(holder), _number(now))
-                holder = now
-            else:
-                raise RetrainError(f"the champion moved {MAX_ALIAS_CHECKS} times during the comparison; run again")
-            if self.lock.lost:
-                raise RetrainError("another process took the retrain lock over; the champion was not moved")
-            alias = CHAMPION if decision.promote else CHALLENGER
-            set_alias(self.client, self.name, alias, version, replacing=holder)
-        mlflow.set_tags({**decision.tags(), "registered_version": version, "registered_alias": alias})
-        log_figure(comparison_figure(_metrics(candidate), champion, decision), "retrain/comparison.png")
+        judged: dict[str, Any] = {}
+
+        def judge(holder: ModelVersion | None) -> Promotion | None:
+            if self.already_promoted(holder):
+                return None
+            decision, champion = self.decide(candidate, holder)
+            judged.update(decision=decision, champion=champion)
+            return Promotion(self.register(candidate, decision), decision.promote)
+
+        verdict, _, alias = self.registry.promote(judge, before_move=self.check_lock)
+        if verdict is None:
+            self.advance("registered")
+            return
+        decision, version = judged["decision"], verdict.version
+        self.parent.set_tags({**decision.tags(), "registered_version": version, "registered_alias": alias})
+        self.parent.log_figure(
+            comparison_figure(_metrics(candidate), judged["champion"], decision), "retrain/comparison.png"
+        )
         self.pending.registered_version, self.pending.decision = version, decision.as_dict()
         self.advance("registered")
         log.info("candidate version %s -> @%s: %s", version, alias, "; ".join(decision.reasons))
+
+    def check_lock(self) -> None:
+        if self.lock.lost:
+            raise RetrainError("another process took the retrain lock over; the champion was not moved")
 
     def already_promoted(self, holder: ModelVersion | None) -> bool:
         """After a crash between moving the alias and saving the stage, the champion is ours already."""
@@ -335,9 +325,7 @@ class Retrain:
     def decide(self, candidate: Evaluated, holder: ModelVersion | None) -> tuple[Decision, dict[str, float] | None]:
         if holder is None:
             return decide(_metrics(candidate), None, None, self.job.retrain), None
-        champion = self.evaluate(
-            ModelSource.parse(f"models:/{self.name}/{holder.version}"), f"champion-v{holder.version}"
-        )
+        champion = self.evaluate(ModelSource.registered(self.name, holder.version), f"champion-v{holder.version}")
         limits = self.job.retrain
         gain = paired_gain(
             candidate.rows,
@@ -351,56 +339,54 @@ class Retrain:
         return decide(_metrics(candidate), metrics, gain, limits, "CIDEr", str(holder.version)), metrics
 
     def evaluate(self, source: ModelSource, role: str) -> Evaluated:
-        checkpoint = load_checkpoint(
-            source.checkpoint_folder(self.job.tracking.tracking_uri), with_training_state=False
-        )
+        checkpoint = source.load_for_inference(self.job.tracking.tracking_uri)
         self.scoring_mode = checkpoint.tokenizer.mode  # characters or words, as the evaluation scored them
         evaluated = evaluate_and_log(
             self.job,
+            self.current(),
             checkpoint,
             "test",
             run_name=f"evaluate-{role}-test",
+            parent_run_id=self.parent.run_id,
             tags={RUN_KEY_TAG: self.pending.run_key, "role": role, "model_source": source.text},
             limit=self.job.retrain.test_images,
             sheets=4,
         )
         # Side by side in the retrain run: which input the candidate reads better or worse than the champion.
         side = role.partition("-")[0]  # candidate, champion
-        mlflow.log_metrics({f"{side}_{k}": v for k, v in evaluated.report.fields.items()})
+        self.parent.log_metrics({f"{side}_{k}": v for k, v in evaluated.report.fields.items()})
         return evaluated
 
     def register(self, candidate: Evaluated, decision: Decision) -> str:
         """The candidate as a version of the registered model, once per run key; the decision as tags."""
         key = self.pending.run_key
-        found = versions_tagged(self.client, self.name, RUN_KEY_TAG, key)
+        found = self.registry.versions_tagged(RUN_KEY_TAG, key)
         if found:
             number = str(found[0].version)
         else:
             report = candidate.report
-            score = Score("CIDEr", "test", dataset_version(self.dataset), report.images, metric_value(report, "CIDEr"))
+            score = Score("CIDEr", "test", self.current().version, report.images, metric_value(report, "CIDEr"))
             model_uri = logged_model_uri(self.pending.candidate_run_id, self.job.tracking.tracking_uri)
             if model_uri is None:
                 raise RetrainError(f"the candidate's run {self.pending.candidate_run_id} logged no model")
             tags = {
                 RUN_KEY_TAG: key,
                 "data_version": score.data_version,
-                "dataset": self.dataset,
+                "dataset": redact(self.dataset),
                 **score.tags(),
                 **{f"metric.{k}": f"{v:.4f}" for k, v in report.metrics().items()},
             }
-            number = str(
-                add_version(
-                    self.client, self.name, model_uri, run_id=self.pending.candidate_run_id, tags=tags, score=score
-                ).version
-            )
+            run_id = self.pending.candidate_run_id
+            added = self.registry.add_version(model_uri, run_id=run_id, tags=tags, description=score.description())
+            number = str(added.version)
         for tag, value in decision.tags().items():
-            self.client.set_model_version_tag(self.name, number, tag, value)
+            self.registry.tag_version(number, tag, value)
         return number
 
     def finish(self) -> RetrainOutcome:
         decision = self.pending.decision or {}
         outcome = "promoted" if decision.get("promote") else "kept_champion"
-        mlflow.set_tag("retrain_outcome", outcome)
+        self.parent.set_tag("retrain_outcome", outcome)
         finish_pending(self.dataset, self.pending, outcome)
         alias = CHAMPION if outcome == "promoted" else CHALLENGER
         lines = [
@@ -409,10 +395,6 @@ class Retrain:
             *[f"  {reason}" for reason in decision.get("reasons", [])],
         ]
         return RetrainOutcome(outcome, lines, self.pending.run_key, self.pending.registered_version)
-
-
-def _number(version: ModelVersion | None) -> str | None:
-    return None if version is None else str(version.version)
 
 
 def _metrics(evaluated: Evaluated) -> dict[str, float]:

@@ -15,8 +15,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from components.config import RetrainSection
-from components.data.ingest import IngestResult
-from components.data.tokenizer import split_chars
+from components.data.ingest.partitions import IngestResult
+from components.data.record.tokenizer import split_chars
 
 DEDUP_REASONS = ("duplicate_product", "duplicate_image", "near_duplicate")  # normal in a re-crawl, not bad input
 

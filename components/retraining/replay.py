@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from components import storage
-from components.data.versions import DatasetState, read_state, version_folder
+from components.data.release.versions import DatasetState, read_state, version_folder
 
 
 def replay_ids(old: list[str], new: list[str], ratio: float, seed: int) -> list[str]:

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from components import storage
-from components.data.versions import timestamp
+from components.data.release.versions import timestamp
 
 RETRAIN_DIR = "retrain"
 PENDING_FILE = f"{RETRAIN_DIR}/pending.json"
@@ -41,7 +41,7 @@ class Pending:
     run_key: str
     partitions: dict[str, str]  # name -> ledger key
     champion_version: str | None  # the champion when it started
-    parent_run_id: str
+    parent_run_id: str | None  # the MLflow parent run, once the retrain has opened it
     stage: str = "started"
     started: str = field(default_factory=timestamp)
     previous_version: str | None = None  # the dataset version ingested into ...

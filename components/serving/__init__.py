@@ -1,2 +1,2 @@
-"""Captioning with a trained model: requests, the MLflow pyfunc model, batch captioning over Ray Data,
-and the model registry with its champion gate."""
+"""Captioning with a trained model: loading it from any source, batch captioning over Ray Data, and
+the model registry with its champion gate."""

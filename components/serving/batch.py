@@ -14,15 +14,15 @@ import numpy as np
 import pandas as pd
 
 from components import storage
-from components.cluster import init_ray
+from components.cluster import actor_pool, init_ray, object_column
 from components.config import JobConfig
-from components.data.index import read_index
-from components.data.pipeline import make_tally
-from components.data.rejection import RecordRejected
-from components.data.release import IMAGES_DIR
+from components.data.pipeline.stream import make_tally
+from components.data.record.rejection import RecordRejected
+from components.data.release.format import IMAGES_DIR
+from components.data.release.index import read_index
+from components.data.transforms.requests import dataset_request, file_request
 from components.errors import ConfigError
 from components.serving.captioning import load_captioning_model
-from components.serving.requests import dataset_request, file_request
 
 log = logging.getLogger(__name__)
 COLUMNS = ("key", "id", "source", "image", "info", "boxes", "mask_boxes")
@@ -50,13 +50,7 @@ class RequestReader:
                 continue
             for column in COLUMNS:
                 out[column].append(str(key) if column == "key" else request[column])
-        return {key: _column(values) for key, values in out.items()}
-
-
-def _column(values: list) -> np.ndarray:
-    array = np.empty(len(values), dtype=object)
-    array[:] = values
-    return array
+        return {key: object_column(values) for key, values in out.items()}
 
 
 class ModelCaptioner:
@@ -70,15 +64,17 @@ class ModelCaptioner:
     def __call__(self, rows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         kept = {k: v for k, v in rows.items() if k != "image"}
         for key in ("boxes", "mask_boxes"):  # plain lists of strings keep Arrow blocks (no pickled fallback)
-            kept[key] = _column([[str(b) for b in one] for one in rows[key]])
+            kept[key] = object_column([[str(b) for b in one] for one in rows[key]])
         if len(rows["id"]) == 0:
-            return {**kept, "captions": _column([])}
+            return {**kept, "captions": object_column([])}
         frame = pd.DataFrame({k: list(rows[k]) for k in ("image", "info", "boxes", "mask_boxes")})
         captions = self.model.predict(frame, params={"beam_size": self.beam_size})["captions"]
-        return {**kept, "captions": _column([[str(c) for c in one] for one in captions])}
+        return {**kept, "captions": object_column([[str(c) for c in one] for one in captions])}
 
 
-def index_rows(dataset: str | None, split: str, requests_file: str | None, limit: int | None) -> tuple[list, str, str]:
+def batch_inputs(
+    dataset: str | None, split: str, requests_file: str | None, limit: int | None
+) -> tuple[list, str, str]:
     """(rows ``{"key", "text"}``, root, kind) of a release-format dataset split or a requests file."""
     if dataset:
         rows = [{"key": r["image_id"], "text": r["record"]} for r in read_index(dataset, split, limit)]
@@ -106,7 +102,7 @@ def caption_batch(
         ModelCaptioner,
         fn_constructor_kwargs=dict(source=source, tracking_uri=tracking_uri, beam_size=beam_size),
         batch_size=16,
-        compute=ray.data.ActorPoolStrategy(min_size=1, max_size=max(1, actors)),
+        compute=actor_pool(actors),
         num_cpus=1,
     )
     results = sorted(ds.take_all(), key=lambda r: order[str(r["key"])])
@@ -128,7 +124,7 @@ def caption_many(
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """A dataset split or a requests file captioned over Ray Data (a local cluster unless
     ``RAY_ADDRESS`` is set): (results, skipped by reason, with ``read``: the requests read)."""
-    rows, root, kind = index_rows(dataset, split, requests_file, limit)
+    rows, root, kind = batch_inputs(dataset, split, requests_file, limit)
     init_ray(JobConfig())
     results, skipped = caption_batch(rows, root, kind, source, tracking_uri, beam_size=beam_size, actors=actors)
     return results, {**skipped, "read": len(rows)}

@@ -7,40 +7,21 @@ import json
 from pathlib import Path
 from typing import Any
 
-import mlflow
 import pandas as pd
 
 from components import storage
-from components.data.tokenizer import guess_mode
+from components.data.record.tokenizer import guess_mode
+from components.data.transforms.requests import request_image, request_record
 from components.evaluation.rendering import draw_captions, masked_image
-from components.serving.pyfunc import CapOnImageModel
-from components.serving.requests import request_image, request_record
+from components.tracking.pyfunc import load_pyfunc
 from components.tracking.sources import ModelSource
 
 REQUEST_COLUMNS = ("image", "info", "boxes", "mask_boxes")
 
 
-class LocalModel:
-    """A checkpoint folder behind the pyfunc model's ``predict(frame, params)``."""
-
-    def __init__(self, folder: str):
-        self.model = CapOnImageModel.from_checkpoint(folder)
-
-    def predict(self, data: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
-        return self.model.predict(None, data, params)
-
-
 def load_captioning_model(source: str, tracking_uri: str):
-    """``models:/...`` or ``runs:/<id>/<model>``: the MLflow pyfunc model; an MLflow run id or a
-    checkpoint folder / URI: the same model from the checkpoint."""
-    parsed = ModelSource.parse(source, "--model")
-    if not parsed.is_mlflow_model:
-        return LocalModel(parsed.checkpoint_folder(tracking_uri))
-    mlflow.set_tracking_uri(tracking_uri)
-    try:
-        return mlflow.pyfunc.load_model(source)
-    except Exception as err:  # MLflow raises several types for an unknown model, version or alias
-        raise parsed.not_found(tracking_uri, err) from err
+    """The model ``source`` names (``--model``), behind ``predict(frame, params)``."""
+    return load_pyfunc(ModelSource.parse(source, "--model"), tracking_uri)
 
 
 def caption_request(request: dict[str, Any], source: str, tracking_uri: str, beam_size: int = 1) -> dict[str, Any]:

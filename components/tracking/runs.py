@@ -1,8 +1,17 @@
-"""MLflow runs: the thin adapter every flow records through.
+"""MLflow runs: the one adapter every flow records through.
 
-Starting a run with a job's resolved config as params, ending it FINISHED or FAILED, naming runs,
-finding the newest run of a task, and a few logging helpers (a metric's history as a plot, skipped
-records, files). It knows nothing of training, evaluation or serving.
+    with job_run(job, "pretrain-...", parent_run_id=...) as run:   # params and config logged
+        run.log_metrics({...}); run.log_figure(figure, "plots/x.png"); run.log_dataset(...)
+    # ended FINISHED, or FAILED with the error in its tag ``error``
+
+A ``TrackedRun`` is a run id with MLflow's client: every call names its run, as Ray's own MLflow
+callback does, so no code outside this package reads or writes the process's active run. The
+context manager is the one place a run's life is written: it starts the run (a new one, a resumed
+one or a parent reopened after a crash) and ends it. It also makes the run MLflow's active run for
+as long as it is open, because two MLflow features have no run-id form: system metrics and
+``mlflow.pyfunc.log_model`` (``tracking.pyfunc``). Naming runs, finding the newest run of a task,
+and closing runs a killed process left open are here too. It knows nothing of training, evaluation
+or serving.
 """
 
 from __future__ import annotations
@@ -11,9 +20,10 @@ import contextlib
 import json
 import logging
 import re
+import time
 import uuid
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,8 +31,10 @@ from typing import Any
 import mlflow
 from mlflow.data.dataset_source_registry import resolve_dataset_source
 from mlflow.data.meta_dataset import MetaDataset
+from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
+from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
 from components.config import JobConfig, TrackingSection
 from components.errors import ConfigError
@@ -47,42 +59,6 @@ UNLOGGED_SECTIONS = {
 }
 DEFAULT_UNLOGGED = ("tune", "ingest", "retrain")
 EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")  # the UI's model-training layout
-
-
-def start_run(
-    job: JobConfig,
-    run_name: str,
-    parent_run_id: str | None = None,
-    tags: dict[str, str] | None = None,
-    resume_run_id: str | None = None,
-) -> str:
-    """Start the job's MLflow run (the active run of this process) with the resolved config.
-
-    With a run already active (the ablation's parent) the new run is nested under it. The run's kind
-    is its ``task`` tag (the job's task unless ``tags`` says otherwise, e.g. ``tune``).
-    ``resume_run_id`` continues that run instead (a resumed training): params it has keep their
-    values, and the ones that changed are named in the tag ``changed_on_resume``.
-    """
-    mlflow.set_tracking_uri(job.tracking.tracking_uri)
-    mlflow.set_experiment(experiment_id=ensure_experiment(job.tracking.tracking_uri, job.tracking.experiment))
-    tags = {"task": job.task, **(tags or {})}
-    before = MlflowClient(job.tracking.tracking_uri).get_run(resume_run_id).data.params if resume_run_id else {}
-    run = mlflow.start_run(
-        run_id=resume_run_id,
-        run_name=None if resume_run_id else run_name,
-        parent_run_id=None if resume_run_id else parent_run_id,
-        nested=mlflow.active_run() is not None,
-        log_system_metrics=job.tracking.system_metrics,
-        tags=tags,
-    )
-    unlogged = UNLOGGED_SECTIONS.get(tags["task"], DEFAULT_UNLOGGED)
-    params = {k: redact(str(v))[:500] for k, v in job.flat().items() if k.split(".")[0] not in unlogged}
-    changed = sorted(k for k, v in params.items() if k in before and before[k] != v)
-    if changed:
-        mlflow.set_tag("changed_on_resume", ", ".join(changed)[:5000])
-    mlflow.log_params({k: v for k, v in params.items() if k not in changed})
-    mlflow.log_text(redact(json.dumps(job.as_dict(), indent=2, default=list)), "config/job.json")
-    return run.info.run_id
 
 
 def ensure_experiment(tracking_uri: str, name: str) -> str:
@@ -111,30 +87,6 @@ def local_artifact_root(tracking_uri: str, experiment: str) -> str | None:
     folder = Path(tracking_uri.removeprefix("sqlite:///")).resolve().parent
     slug = re.sub(r"[^A-Za-z0-9._-]+", "_", experiment).strip("_") or "experiment"
     return str(folder / "mlartifacts" / slug)
-
-
-@contextlib.contextmanager
-def finish_run(run_id: str) -> Iterator[dict[str, Any]]:
-    """End the active MLflow run as FINISHED, or FAILED if the body raises (the error, redacted, in
-    its tag ``error``, for the UI's run page); print where to look.
-
-    The body may put its Ray Train ``result`` into the yielded dict to have its last checkpoint named.
-    """
-    outcome: dict[str, Any] = {}
-    try:
-        yield outcome
-    except BaseException as error:
-        with contextlib.suppress(Exception):  # the run's own error is the one to raise
-            mlflow.set_tag("error", redact(f"{type(error).__name__}: {error}")[:5000])
-        mlflow.end_run(status="FAILED")
-        raise
-    result = outcome.get("result")
-    mlflow.end_run()
-    line = f"MLflow run {run_id} finished"
-    if result is not None:
-        line += f"; last checkpoint: {checkpoint_uri(result.checkpoint) if result.checkpoint else 'none'}"
-    print(line)
-    print(f"compare runs: mlflow ui --backend-store-uri {redact(mlflow.get_tracking_uri())}")
 
 
 def run_of_ray_run(tracking: TrackingSection, ray_run_name: str) -> tuple[str, str] | None:
@@ -176,6 +128,8 @@ def latest_run_id(tracking_uri: str, experiment: str, task: str = "pretrain", ke
 # log a new version at once (the trials of a sweep) both insert, and the second breaks the unique key.
 # The failed insert rolls back whole, so logging again finds the first run's row and succeeds.
 DATASET_ATTEMPTS = 3
+METRICS_PER_BATCH = 1000  # MLflow's limits for one log_batch
+PARAMS_PER_BATCH = 100
 UNIQUE_VIOLATION = re.compile(r"unique constraint|duplicate key|IntegrityError|UniqueViolation", re.IGNORECASE)
 
 
@@ -185,75 +139,227 @@ def lost_insert_race(error: MlflowException) -> bool:
     return bool(UNIQUE_VIOLATION.search(str(error.message)))
 
 
-def log_dataset(location: str, version: str, context: str) -> None:
-    """A dataset version as an input of the active run: an MLflow dataset whose source is the
-    dataset's location and whose digest is its version (``components.data.index.dataset_version``),
-    and the tag ``data_version``. ``context``: training, evaluation, ingest."""
+def dataset_input(location: str, version: str, context: str) -> DatasetInput:
+    """A dataset version as a run input: an MLflow dataset whose source is the dataset's location and
+    whose digest is its version (``PreparedDataset.version``); ``context``: training, evaluation,
+    ingest."""
     with warnings.catch_warnings():  # a local path resolves to two identical local sources
         warnings.simplefilter("ignore", UserWarning)
         source = resolve_dataset_source(redact(location))
     name = location.rstrip("/").rsplit("/", 1)[-1]
     dataset = MetaDataset(source, name=name, digest=version)
-    for attempt in range(1, DATASET_ATTEMPTS + 1):
-        try:
-            mlflow.log_input(dataset, context=context)
-            break
-        except MlflowException as error:
-            if attempt == DATASET_ATTEMPTS or not lost_insert_race(error):
-                raise
-            log.info("dataset %s@%s was logged by another run at the same moment; logging it again", name, version)
-    mlflow.set_tag("data_version", version)
+    return DatasetInput(dataset._to_mlflow_entity(), tags=[InputTag(MLFLOW_DATASET_CONTEXT, context)])
 
 
-def log_files(paths: Iterable[Path], artifact_path: str) -> None:
-    """Files into a folder of the active run's artifacts."""
-    for path in paths:
-        mlflow.log_artifact(str(path), artifact_path)
+class TrackedRun:
+    """One MLflow run by its id: what a flow logs, it logs here."""
+
+    def __init__(self, tracking_uri: str, run_id: str):
+        self.tracking_uri, self.run_id = tracking_uri, run_id
+        self.client = MlflowClient(tracking_uri)
+        self.last_checkpoint: str | None = None  # named when the run ends
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int = 0) -> None:
+        now = int(time.time() * 1000)
+        batch = [Metric(key, float(value), now, step) for key, value in metrics.items()]
+        for start in range(0, len(batch), METRICS_PER_BATCH):
+            self.client.log_batch(self.run_id, metrics=batch[start : start + METRICS_PER_BATCH])
+
+    def log_metric(self, key: str, value: float, step: int = 0) -> None:
+        self.log_metrics({key: value}, step)
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        if tags:
+            self.client.log_batch(self.run_id, tags=[RunTag(key, str(value)) for key, value in tags.items()])
+
+    def set_tag(self, key: str, value: Any) -> None:
+        self.client.set_tag(self.run_id, key, str(value))
+
+    def log_params(self, params: Mapping[str, str]) -> None:
+        items = [Param(key, value) for key, value in params.items()]
+        for start in range(0, len(items), PARAMS_PER_BATCH):
+            self.client.log_batch(self.run_id, params=items[start : start + PARAMS_PER_BATCH])
+
+    def log_text(self, text: str, path: str) -> None:
+        self.client.log_text(self.run_id, text, path)
+
+    def log_figure(self, figure, path: str) -> None:
+        """A matplotlib figure as a PNG artifact, then closed."""
+        import matplotlib.pyplot as plt
+
+        self.client.log_figure(self.run_id, figure, path)
+        plt.close(figure)
+
+    def log_image(self, image, path: str) -> None:
+        self.client.log_image(self.run_id, image, path)
+
+    def log_files(self, paths: Iterable[Path], artifact_path: str) -> None:
+        for path in paths:
+            self.client.log_artifact(self.run_id, str(path), artifact_path)
+
+    def log_folder(self, folder: str | Path, artifact_path: str) -> None:
+        self.client.log_artifacts(self.run_id, str(folder), artifact_path)
+
+    def log_dataset(self, location: str, version: str, context: str) -> None:
+        """A dataset version as an input of the run, and its tag ``data_version``. MLflow checks
+        whether a dataset exists, then inserts it: runs that log a new version at once (the trials
+        of a sweep) race, and the loser logs again, finding the winner's row."""
+        for attempt in range(1, DATASET_ATTEMPTS + 1):
+            try:
+                self.client.log_inputs(self.run_id, datasets=[dataset_input(location, version, context)])
+                break
+            except MlflowException as error:
+                if attempt == DATASET_ATTEMPTS or not lost_insert_race(error):
+                    raise
+                log.info(
+                    "dataset %s@%s was logged by another run at the same moment; logging it again", location, version
+                )
+        self.set_tag("data_version", version)
+
+    def log_checkpoint(self, checkpoint, files: bool = True) -> None:
+        """A Ray Train checkpoint's location as the tag ``checkpoint_uri`` and, with ``files``, its
+        weights, config and vocabulary as the ``checkpoint`` artifact (enough to fine-tune, evaluate
+        or serve; the optimiser state, twice the weights, stays in Ray's storage for resuming)."""
+        if files:
+            with checkpoint.as_directory() as folder:
+                self.log_files(inference_files(folder), CHECKPOINT_ARTIFACT)
+        self.last_checkpoint = checkpoint_uri(checkpoint)
+        self.set_tag("checkpoint_uri", self.last_checkpoint)
+
+    def log_skipped_records(self, rejections: dict[str, Any]) -> None:
+        """A tally's report (``{"counts": {reason: n}, "examples": [...]}``) as metrics and a text file."""
+        counts = rejections.get("counts", {})
+        self.log_metrics({"skipped_records": float(sum(counts.values()))})
+        self.log_metrics({f"skipped_{reason}": float(count) for reason, count in counts.items()})
+        if rejections.get("examples"):
+            self.log_text(redact("\n".join(rejections["examples"])), "skipped_records.txt")
+
+    def metric_history_figure(self, keys: Iterable[str], ylabel: str, title: str):
+        """Some metrics of the run against the global step, one line each."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        figure, axis = plt.subplots(figsize=(7, 4))
+        for key in keys:
+            history = sorted(self.client.get_metric_history(self.run_id, key), key=lambda m: m.step)
+            if history:
+                axis.plot([m.step for m in history], [m.value for m in history], label=key, marker=".")
+        axis.set(xlabel="global step", ylabel=ylabel, title=title)
+        axis.legend()
+        figure.tight_layout()
+        return figure
+
+    def info(self):
+        """The run as the store has it (status, tags, metrics)."""
+        return self.client.get_run(self.run_id)
 
 
-def log_checkpoint(checkpoint, files: bool = True) -> None:
-    """A Ray Train checkpoint's location as the active run's tag ``checkpoint_uri`` and, with
-    ``files``, its weights, config and vocabulary as the ``checkpoint`` artifact (enough to
-    fine-tune, evaluate or serve; the optimiser state, twice the weights, stays in Ray's storage for
-    resuming)."""
-    if files:
-        with checkpoint.as_directory() as folder:
-            log_files(inference_files(folder), CHECKPOINT_ARTIFACT)
-    mlflow.set_tag("checkpoint_uri", checkpoint_uri(checkpoint))
+@contextlib.contextmanager
+def tracked_run(
+    tracking: TrackingSection,
+    run_name: str | None = None,
+    *,
+    run_id: str | None = None,
+    parent_run_id: str | None = None,
+    tags: Mapping[str, str] | None = None,
+    system_metrics: bool = False,
+    outcomes: tuple[type[BaseException], ...] = (),
+) -> Iterator[TrackedRun]:
+    """A run for the body: a new one named ``run_name`` (nested under ``parent_run_id``), or the
+    existing ``run_id`` continued. Ended FINISHED, or FAILED if the body raises (the error, redacted,
+    in its tag ``error``, for the UI's run page); an exception of ``outcomes`` is an outcome, not a
+    failure: the run ends FINISHED and the exception goes on. Prints where to look."""
+    uri = tracking.tracking_uri
+    mlflow.set_tracking_uri(uri)
+    experiment_id = ensure_experiment(uri, tracking.experiment)
+    active = mlflow.start_run(
+        run_id=run_id,
+        experiment_id=None if run_id else experiment_id,
+        run_name=None if run_id else run_name,
+        parent_run_id=None if run_id else parent_run_id,
+        nested=mlflow.active_run() is not None,
+        log_system_metrics=system_metrics,
+        tags=dict(tags or {}),
+    )
+    run = TrackedRun(uri, active.info.run_id)
+    try:
+        yield run
+    except outcomes:
+        mlflow.end_run()
+        raise
+    except BaseException as error:
+        with contextlib.suppress(Exception):  # the run's own error is the one to raise
+            run.set_tag("error", redact(f"{type(error).__name__}: {error}")[:5000])
+        mlflow.end_run(status="FAILED")
+        raise
+    mlflow.end_run()
+    line = f"MLflow run {run.run_id} finished"
+    if run.last_checkpoint is not None:
+        line += f"; last checkpoint: {run.last_checkpoint}"
+    print(line)
+    print(f"compare runs: mlflow ui --backend-store-uri {redact(uri)}")
 
 
-def log_figure(figure, name: str) -> None:
-    """A matplotlib figure as a PNG artifact of the active run, then closed."""
-    import matplotlib.pyplot as plt
+@contextlib.contextmanager
+def job_run(
+    job: JobConfig,
+    run_name: str,
+    parent_run_id: str | None = None,
+    tags: Mapping[str, str] | None = None,
+    resume_run_id: str | None = None,
+    outcomes: tuple[type[BaseException], ...] = (),
+) -> Iterator[TrackedRun]:
+    """The job's run, its resolved config as params and as ``config/job.json`` (``tracked_run``).
 
-    mlflow.log_figure(figure, name)
-    plt.close(figure)
+    The run's kind is its ``task`` tag (the job's task unless ``tags`` says otherwise, e.g. ``tune``).
+    ``resume_run_id`` continues that run instead (a resumed training): params it has keep their
+    values, and the ones that changed are named in the tag ``changed_on_resume``.
+    """
+    tags = {"task": job.task, **(tags or {})}
+    before = MlflowClient(job.tracking.tracking_uri).get_run(resume_run_id).data.params if resume_run_id else {}
+    with tracked_run(
+        job.tracking,
+        run_name,
+        run_id=resume_run_id,
+        parent_run_id=parent_run_id,
+        tags=tags,
+        system_metrics=job.tracking.system_metrics,
+        outcomes=outcomes,
+    ) as run:
+        unlogged = UNLOGGED_SECTIONS.get(tags["task"], DEFAULT_UNLOGGED)
+        params = {k: redact(str(v))[:500] for k, v in job.flat().items() if k.split(".")[0] not in unlogged}
+        changed = sorted(k for k, v in params.items() if k in before and before[k] != v)
+        if resume_run_id:
+            run.set_tags(tags)
+        if changed:
+            run.set_tag("changed_on_resume", ", ".join(changed)[:5000])
+        run.log_params({k: v for k, v in params.items() if k not in changed})
+        run.log_text(redact(json.dumps(job.as_dict(), indent=2, default=list)), "config/job.json")
+        yield run
 
 
-def log_skipped_records(rejections: dict[str, Any]) -> None:
-    """A tally's report (``{"counts": {reason: n}, "examples": [...]}``) as metrics and a text file."""
-    counts = rejections.get("counts", {})
-    mlflow.log_metric("skipped_records", float(sum(counts.values())))
-    for reason, count in counts.items():
-        mlflow.log_metric(f"skipped_{reason}", float(count))
-    if rejections.get("examples"):
-        mlflow.log_text(redact("\n".join(rejections["examples"])), "skipped_records.txt")
+def close_run(tracking_uri: str, run_id: str, status: str, tags: Mapping[str, str] = ()) -> None:
+    """End a run another process left open (``KILLED``, ``FAILED``), tagged with why."""
+    run = TrackedRun(tracking_uri, run_id)
+    run.set_tags(dict(tags))
+    run.client.set_terminated(run_id, status=status)
 
 
-def metric_history_figure(run_id: str, keys: Iterable[str], ylabel: str, title: str):
-    """Some metrics of a run against the global step, one line each."""
-    import matplotlib
+def child_runs(tracking_uri: str, parent_run_id: str, status: str | None = None) -> list[str]:
+    """The ids of a run's nested runs (of one status, e.g. ``RUNNING``)."""
+    client = MlflowClient(tracking_uri)
+    parent = client.get_run(parent_run_id)
+    query = f"tags.mlflow.parentRunId = '{parent_run_id}'"
+    if status:
+        query += f" and attributes.status = '{status}'"
+    return [r.info.run_id for r in client.search_runs([parent.info.experiment_id], query)]
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    client = MlflowClient()
-    figure, axis = plt.subplots(figsize=(7, 4))
-    for key in keys:
-        history = sorted(client.get_metric_history(run_id, key), key=lambda m: m.step)
-        if history:
-            axis.plot([m.step for m in history], [m.value for m in history], label=key, marker=".")
-    axis.set(xlabel="global step", ylabel=ylabel, title=title)
-    axis.legend()
-    figure.tight_layout()
-    return figure
+def run_record(tracking_uri: str, run_id: str, key: str = "run"):
+    """A finished run's metrics and tags (``run.data``), or a ``ConfigError`` naming ``key``."""
+    try:
+        return MlflowClient(tracking_uri).get_run(run_id).data
+    except MlflowException as err:
+        raise ConfigError(key, f"no run {run_id} in {redact(tracking_uri)}") from err

@@ -28,7 +28,7 @@ from mlflow.tracking import MlflowClient
 from components import storage
 from components.config import TrackingSection
 from components.errors import ConfigError
-from components.model.checkpoint import CHECKPOINT_ARTIFACT
+from components.model.checkpoint import CHECKPOINT_ARTIFACT, LoadedCheckpoint, load_checkpoint
 from components.redaction import redact
 from components.tracking.runs import latest_run_id
 
@@ -71,10 +71,20 @@ class ModelSource:
             return source
         return cls.parse(latest_run_id(tracking.tracking_uri, tracking.experiment, latest_of, key), key)
 
+    @classmethod
+    def registered(cls, name: str, version: int | str, key: str = "model") -> ModelSource:
+        """Version ``version`` of the registered model ``name`` (``models:/<name>/<version>``)."""
+        return cls(f"models:/{name}/{version}", "registered_model", key=key)
+
     @property
     def is_mlflow_model(self) -> bool:
         """A logged or registered pyfunc model (loadable with ``mlflow.pyfunc.load_model``)."""
         return self.kind in ("logged_model", "registered_model")
+
+    def load_for_inference(self, tracking_uri: str) -> LoadedCheckpoint:
+        """The model's weights, config and vocabulary, without the optimiser state: the one way a
+        model is loaded to caption, evaluate or fine-tune from."""
+        return load_checkpoint(self.checkpoint_folder(tracking_uri), with_training_state=False)
 
     def checkpoint_folder(self, tracking_uri: str) -> str:
         """A local folder holding the checkpoint (weights, config, vocabulary), downloaded if remote."""

@@ -8,13 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import mlflow
 import ray
-from mlflow import MlflowClient
-from mlflow.exceptions import MlflowException
 
 from components.config import JobConfig
-from components.data.tokenizer import Tokenizer
+from components.data.release.dataset import PreparedDataset
 from components.errors import ConfigError
 from components.evaluation.ablation import (
     Variant,
@@ -27,20 +24,33 @@ from components.evaluation.ablation import (
 from components.evaluation.fields import FieldSheet
 from components.evaluation.predict import predict_split
 from components.evaluation.report import evaluate_rows
-from components.redaction import redact
-from components.tracking.runs import new_run_name
-from components.training.tracked import tracked_fit
+from components.tracking.runs import TrackedRun, new_run_name, run_record
+from components.training.tracked_fit import tracked_fit
 
 Results = dict[str, list[dict[str, float]]]
 
 
 def train_variant(
-    job: JobConfig, tokenizer: Tokenizer, name: str, weights: dict | None = None, fields: FieldSheet | None = None
+    job: JobConfig,
+    dataset: PreparedDataset,
+    parent: TrackedRun,
+    name: str,
+    weights: dict | None = None,
+    fields: FieldSheet | None = None,
 ) -> dict:
-    """One nested MLflow run around one training job; the final checkpoint's weights."""
+    """One nested MLflow run around one training job; the final checkpoint's weights (logged as files:
+    a variant is compared, never served)."""
     tags = {"ablation_variant": name}
     fitted = tracked_fit(
-        job, tokenizer, name, ray_run_name=new_run_name(name), tags=tags, init_weights=weights, fields=fields
+        job,
+        dataset,
+        name,
+        ray_run_name=new_run_name(name),
+        parent_run_id=parent.run_id,
+        tags=tags,
+        init_weights=weights,
+        log_model=False,
+        fields=fields,
     )
     return fitted.final_weights()
 
@@ -49,7 +59,8 @@ def train_and_evaluate(
     job: JobConfig,
     variant: Variant,
     seed: int,
-    tokenizer: Tokenizer,
+    dataset: PreparedDataset,
+    parent: TrackedRun,
     finetune_steps: int,
     eval_images: int | None,
     fields: FieldSheet | None = None,
@@ -58,22 +69,21 @@ def train_and_evaluate(
     its scores go to the parent run as ``<variant>_s<seed>_<metric>`` (``fields``: val's field sheet,
     for field accuracy in validation and in the scores)."""
     job = job.with_overrides(model=variant.model, train=variant.train_overrides(seed))
-    weights = train_variant(job, tokenizer, f"{variant.name}-s{seed}", fields=fields)
+    weights = train_variant(job, dataset, parent, f"{variant.name}-s{seed}", fields=fields)
     finetune_train = Variant.finetune_overrides(finetune_steps)
     finetune = job.with_overrides(task="finetune", init_from="ablation", train=finetune_train)
-    weights = train_variant(finetune, tokenizer, f"{variant.name}-s{seed}-finetune", weights, fields)
+    weights = train_variant(finetune, dataset, parent, f"{variant.name}-s{seed}-finetune", weights, fields)
     rows = predict_split(
-        job.data.dataset,
+        dataset,
         "val",
         job.model,
         ray.put(weights),
-        tokenizer,
         limit=eval_images,
         decode_actors=job.data.decode_actors,
         seed=seed,
     )
-    report = evaluate_rows(rows, tokenizer.mode, fields=fields)
-    mlflow.log_metrics({run_metric_key(variant.name, seed, k): v for k, v in report.metrics().items()})
+    report = evaluate_rows(rows, dataset.tokenizer.mode, fields=fields)
+    parent.log_metrics({run_metric_key(variant.name, seed, k): v for k, v in report.metrics().items()})
     print(
         f"{variant.name} seed {seed}: "
         + ", ".join(f"{k} {v:.1f}" for k, v in report.metrics().items() if k in ("CIDEr", "BLEU-4", "Div-2"))
@@ -83,19 +93,20 @@ def train_and_evaluate(
 
 def run_ablation(
     job: JobConfig,
-    tokenizer: Tokenizer,
+    dataset: PreparedDataset,
+    parent: TrackedRun,
     variants: Sequence[Variant],
     seeds: Sequence[int],
     finetune_steps: int,
     eval_images: int | None,
     fields: FieldSheet | None = None,
 ) -> tuple[Results, dict[str, float]]:
-    """Every variant for every seed, inside the active (parent) run: (scores per variant, human row)."""
+    """Every variant for every seed, nested under the ``parent`` run: (scores per variant, human row)."""
     results: Results = {}
     human: dict[str, float] = {}
     for seed in seeds:
         for variant in variants:
-            metrics = train_and_evaluate(job, variant, seed, tokenizer, finetune_steps, eval_images, fields)
+            metrics = train_and_evaluate(job, variant, seed, dataset, parent, finetune_steps, eval_images, fields)
             human = metrics.pop("human")
             results.setdefault(variant.name, []).append(metrics)
     return results, human
@@ -113,6 +124,7 @@ def setting_text(preset: str, job: JobConfig, finetune_steps: int, eval_images: 
 
 
 def log_table(
+    parent: TrackedRun,
     results: Results,
     human: dict[str, float],
     seeds: Sequence[int],
@@ -120,25 +132,22 @@ def log_table(
     setting: str,
     ceilings: dict[str, float] | None = None,
 ) -> str:
-    """The markdown table into the active (parent) run, with the tags and the ceilings' metrics that
+    """The markdown table into the ``parent`` run, with the tags and the ceilings' metrics that
     rebuild it (``table_from_run``)."""
-    mlflow.set_tags({"ablation.command": command, "ablation.setting": setting})
-    mlflow.log_metrics({ceiling_metric_key(name): value for name, value in (ceilings or {}).items()})
+    parent.set_tags({"ablation.command": command, "ablation.setting": setting})
+    parent.log_metrics({ceiling_metric_key(name): value for name, value in (ceilings or {}).items()})
     table = markdown(results, human, seeds, command, setting, ceilings)
-    mlflow.log_text(table, "ablation.md")
+    parent.log_text(table, "ablation.md")
     return table
 
 
 def table_from_run(run_id: str, tracking_uri: str) -> str:
     """The markdown table of a finished ablation, from its parent run's metrics and tags."""
-    try:
-        run = MlflowClient(tracking_uri).get_run(run_id)
-    except MlflowException as err:
-        raise ConfigError("from_run", f"no run {run_id} in {redact(tracking_uri)}") from err
-    tags = run.data.tags
+    data = run_record(tracking_uri, run_id, key="from_run")
+    tags = data.tags
     if tags.get("ablation") != "parent":
         raise ConfigError("from_run", f"run {run_id} is not an ablation's parent run (no tag ablation=parent)")
-    results, human, seeds = results_from_metrics(run.data.metrics)
+    results, human, seeds = results_from_metrics(data.metrics)
     command = tags.get("ablation.command", "python flows/ablate.py")
     setting = tags.get("ablation.setting", "Setting: not recorded.")
-    return markdown(results, human, seeds, command, setting, ceilings_from_metrics(run.data.metrics))
+    return markdown(results, human, seeds, command, setting, ceilings_from_metrics(data.metrics))

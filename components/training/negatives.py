@@ -19,7 +19,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from components.data.neighbours import NO_NEIGHBOUR
+from components.data.transforms.neighbours import NO_NEIGHBOUR
 from components.model.batches import ImageCaptions
 
 POSITIVE_RATE = 0.4

@@ -13,20 +13,18 @@ import json
 import math
 from typing import Any
 
-import mlflow
 import ray
-from mlflow.tracking import MlflowClient
 from ray import tune
 from ray.tune.integration.ray_train import TuneReportCallback
 from ray.tune.schedulers import ASHAScheduler
 
 from components.config import JobConfig
 from components.config.sweep import trial_job
-from components.data.tokenizer import Tokenizer
+from components.data.release.dataset import PreparedDataset
 from components.errors import SweepFailed
 from components.evaluation.fields import FieldSheet
-from components.tracking.runs import log_figure, new_run_name
-from components.training.tracked import ModelLogger, tracked_fit
+from components.tracking.runs import TrackedRun, child_runs, close_run, new_run_name
+from components.training.tracked_fit import tracked_fit
 
 
 def search_space(space: dict[str, Any]) -> dict[str, Any]:
@@ -94,10 +92,8 @@ def run_trial(
     sampled: dict[str, Any],
     *,
     job: dict,
-    word2int: dict[str, int],
-    mode: str,
+    dataset: PreparedDataset,
     parent_run_id: str,
-    log_model: ModelLogger | None = None,
     fields: FieldSheet | None = None,
 ) -> None:
     """One trial: the sampled job trained by the shared loop, in an MLflow run nested under the sweep."""
@@ -105,13 +101,12 @@ def run_trial(
     trial_name = tune.get_context().get_trial_name()
     fitted = tracked_fit(
         trial,
-        Tokenizer(word2int, mode),
+        dataset,
         f"trial-{trial_name}",
         ray_run_name=new_run_name(f"trial-{trial_name}"),
         parent_run_id=parent_run_id,
         tags={"tune_trial": trial_name, **{f"tuned.{k}": str(v) for k, v in sampled.items()}},
         extra_callbacks=lambda run_id: (ValidationReport(trial.tune.metric, run_id, trial.train.steps),),
-        log_model=log_model,
         fields=fields,
     )
     final = {k: v for k, v in (fitted.result.metrics or {}).items() if isinstance(v, int | float)}
@@ -167,22 +162,19 @@ def sweep_figure(rows: list[dict[str, Any]], keys: list[str], metric: str):
 # -- the sweep (driver side) -------------------------------------------------------------------------
 def tune_trials(
     job: JobConfig,
-    tokenizer: Tokenizer,
+    dataset: PreparedDataset,
     sweep_name: str,
     parent_run_id: str,
-    log_model: ModelLogger | None = None,
     fields: FieldSheet | None = None,
 ):
-    """Run the sweep: one ``run_trial`` per sampled configuration, ASHA on the validation metric;
-    ``log_model`` logs each trial's final checkpoint as its model; with ``fields`` (the val subset's
+    """Run the sweep over the prepared ``dataset``: one ``run_trial`` per sampled configuration, ASHA
+    on the validation metric, each trial's final checkpoint logged as its model; with ``fields`` (the val subset's
     field sheet) every trial reports field accuracy."""
     trainable = tune.with_parameters(
         run_trial,
         job=job.as_dict(),
-        word2int=tokenizer.word2int,
-        mode=tokenizer.mode,
+        dataset=dataset,
         parent_run_id=parent_run_id,
-        log_model=log_model,
         fields=fields,
     )
     # The trial function only drives its TorchTrainer, whose controller and workers hold the resources.
@@ -227,36 +219,29 @@ def close_stopped_runs(tracking_uri: str, parent_run_id: str, results, steps: in
     signal lands inside the run, FAILED. A stopped trial is not a failure: mark it KILLED, tagged
     ``stopped_by=ASHA`` with the step it reached. Any other run still RUNNING ended uncleanly: FAILED.
     """
-    client = MlflowClient(tracking_uri)
     early = stopped_early(results, steps)
     for run_id, step in early.items():
-        client.set_tag(run_id, "stopped_by", "ASHA")
-        client.set_tag(run_id, "stopped_at_step", str(step))
-        client.set_terminated(run_id, "KILLED")
-    parent = client.get_run(parent_run_id)
-    for run in client.search_runs(
-        [parent.info.experiment_id],
-        f"tags.mlflow.parentRunId = '{parent_run_id}' and attributes.status = 'RUNNING'",
-    ):
-        client.set_terminated(run.info.run_id, "FAILED")
+        close_run(tracking_uri, run_id, "KILLED", {"stopped_by": "ASHA", "stopped_at_step": str(step)})
+    for run_id in child_runs(tracking_uri, parent_run_id, status="RUNNING"):
+        close_run(tracking_uri, run_id, "FAILED")
     return len(early)
 
 
-def log_sweep(job: JobConfig, results, parent_run_id: str) -> str:
+def log_sweep(job: JobConfig, results, sweep: TrackedRun) -> str:
     """Into the sweep's run: stopped trials closed, how many failed, the trials' table, the metric
     against each swept parameter; printed too. The MLflow run id of the best trial. (A failed
     trial's own run has its error in the tag ``error``.)"""
-    stopped = close_stopped_runs(job.tracking.tracking_uri, parent_run_id, results, job.train.steps)
-    mlflow.log_metric("trials_stopped_early", stopped)
+    stopped = close_stopped_runs(job.tracking.tracking_uri, sweep.run_id, results, job.train.steps)
+    sweep.log_metric("trials_stopped_early", stopped)
     keys = list(job.tune.space)
     rows = sweep_rows(results, keys, job.tune.metric)
-    mlflow.log_metric("trials_failed", sum(bool(r["error"]) for r in rows))
-    mlflow.log_text("\n".join(json.dumps(r, default=str) for r in rows) + "\n", "sweep/trials.jsonl")
-    log_figure(sweep_figure(rows, keys, job.tune.metric), "sweep/metric_vs_parameters.png")
+    sweep.log_metric("trials_failed", sum(bool(r["error"]) for r in rows))
+    sweep.log_text("\n".join(json.dumps(r, default=str) for r in rows) + "\n", "sweep/trials.jsonl")
+    sweep.log_figure(sweep_figure(rows, keys, job.tune.metric), "sweep/metric_vs_parameters.png")
     for row in rows:
         print(" ".join(f"{k}={row[k]}" for k in (*keys, job.tune.metric, "step", "error") if row[k] != ""))
     winner = best_trial_run(job, results)
-    mlflow.set_tag("best_trial_run", winner)
+    sweep.set_tag("best_trial_run", winner)
     return winner
 
 

@@ -17,14 +17,14 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from components.data.encoding import row_references
-from components.data.tokenizer import Tokenizer
+from components.data.record.tokenizer import Tokenizer
+from components.data.transforms.encoding import row_references
 from components.evaluation.fields import FieldSheet, field_accuracy
 from components.evaluation.scores import cider
 from components.model.batches import collate
 from components.model.decoding import greedy_decode
 from components.training.matching import matching_batch
-from components.training.runner import generation_loss, unwrap
+from components.training.steps import generation_loss, unwrap
 
 VALIDATION_SEED = 1234  # the same negatives at every validation, so accuracies compare across steps
 # Each matching view of a val batch: (name, level probabilities, positive rate, the level scored);

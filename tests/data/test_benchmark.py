@@ -5,7 +5,7 @@ construction, and the fluency filter tells captions from OCR noise."""
 
 import pytest
 
-from components.data.boxes import box_grid
+from components.data.record.boxes import box_grid
 from components.data.synthetic import checks
 from components.data.synthetic.build import SyntheticSpec, plan_release
 from components.data.synthetic.lexicon import ZH

@@ -6,11 +6,11 @@ import json
 import numpy as np
 import pytest
 
-from components.data.checking import CheckedVocabulary, CheckRecords, SplitTotals
-from components.data.index import ensure_index, read_index
-from components.data.release import read_release
-from components.data.stats import summarize_split
-from components.data.tokenizer import SPECIALS, Tokenizer, guess_mode
+from components.data.pipeline.check import CheckedVocabulary, CheckRecords, SplitTotals
+from components.data.record.tokenizer import SPECIALS, Tokenizer, guess_mode
+from components.data.release.format import read_release
+from components.data.release.index import ensure_index, read_index
+from components.data.release.stats import summarize_split
 
 
 def checked_rows(root, split: str, with_texts: bool = False) -> list[dict]:

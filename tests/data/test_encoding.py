@@ -6,11 +6,11 @@ import numpy as np
 from helpers import RecordingTally
 from PIL import Image
 
-from components.data.encoding import EncodeSpec, empty_rows, encode_record
-from components.data.index import read_index
-from components.data.pipeline import EncodeImages
-from components.data.release import read_release
-from components.data.tokenizer import PAD, SOS
+from components.data.pipeline.stream import EncodeImages
+from components.data.record.tokenizer import PAD, SOS
+from components.data.release.format import read_release
+from components.data.release.index import read_index
+from components.data.transforms.encoding import EncodeSpec, empty_rows, encode_record
 
 SPEC = EncodeSpec(grid=2, neighbours="top1", max_boxes=32)
 
@@ -46,7 +46,7 @@ def test_bad_records_are_skipped_not_fatal(tiny_dataset):
     ids = [index[0]["image_id"], index[1]["image_id"], index[2]["image_id"], "ghost"]
 
     tally = RecordingTally()
-    encode = EncodeImages(str(root), None, tokenizer.word2int, tokenizer.mode, SPEC, tally=tally)
+    encode = EncodeImages(f"{root}/images", tokenizer, SPEC, tally=tally)
     rows = encode({"image_id": np.array(ids), "record": np.array(records, dtype=object)})
     assert list(rows["image_id"]) == [ids[0], ids[2]]
     assert [reason for reason, _ in tally.seen] == ["bad_box", "missing_record"]

@@ -6,8 +6,8 @@ import zlib
 import pytest
 from PIL import Image
 
-from components.data.images import image_size, open_image
-from components.data.rejection import RecordRejected
+from components.data.record.images import image_size, open_image
+from components.data.record.rejection import RecordRejected
 
 
 def png_declaring(width: int, height: int) -> bytes:

@@ -10,8 +10,10 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from components.data import index as index_module
-from components.data.index import (
+from components.data.pipeline.stream import read_ranges
+from components.data.release import index as index_module
+from components.data.release.format import CAPTIONS_FILE, write_names
+from components.data.release.index import (
     INDEX_DIR,
     IndexProblem,
     build_index,
@@ -22,9 +24,7 @@ from components.data.index import (
     read_index,
     read_rows,
 )
-from components.data.jsonstream import iter_object_members
-from components.data.pipeline import read_ranges
-from components.data.release import CAPTIONS_FILE, write_names
+from components.data.release.jsonstream import iter_object_members
 from components.errors import DatasetFormatError
 
 
@@ -159,7 +159,7 @@ def test_a_changed_source_makes_the_index_stale_and_the_next_read_rebuilds_it(fo
     with pytest.raises(IndexProblem, match="older than ref_captions.json") as caught:
         load_index(root)
     assert caught.value.kind == "stale"
-    with caplog.at_level(logging.INFO, logger="components.data.index"):
+    with caplog.at_level(logging.INFO, logger="components.data.release.index"):
         rows = read_index(root, "val", limit=1)
     assert "rebuilding it" in caplog.text
     assert json.loads(rows[0]["record"])["ocr_txts"] == ["新的文字"]
@@ -187,7 +187,7 @@ def test_an_unreadable_manifest_is_a_clear_error_then_rebuilt(folder, caplog):
     with pytest.raises(IndexProblem, match="not a readable index manifest") as caught:
         load_index(root)
     assert caught.value.kind == "corrupt"
-    with caplog.at_level(logging.WARNING, logger="components.data.index"):
+    with caplog.at_level(logging.WARNING, logger="components.data.release.index"):
         assert dataset_version(root) == good.version
     assert "not a readable index manifest" in caplog.text and "rebuilding it" in caplog.text
     assert load_index(root).version == good.version
@@ -201,7 +201,7 @@ def test_a_truncated_or_missing_index_file_is_named_then_rebuilt(folder, caplog)
         handle.truncate(os.path.getsize(part) // 2)
     with pytest.raises(IndexProblem, match=f"index file {part} is .* bytes, not"):
         load_index(root)
-    with caplog.at_level(logging.WARNING, logger="components.data.index"):
+    with caplog.at_level(logging.WARNING, logger="components.data.release.index"):
         assert len(read_index(root, "train")) == 8
     assert "rebuilding it" in caplog.text
     os.remove(load_index(root).files("val")[0])
@@ -259,6 +259,6 @@ def test_a_garbled_page_behind_an_intact_footer_fails_its_checksum_then_is_rebui
     assert load_index(root).build == index.build  # the footer still reads
     with pytest.raises(IndexProblem, match=f"index file {part} cannot be read .*CRC"):
         read_rows(part, 0, 8)  # what a worker reads: an error naming the file, not other records
-    with caplog.at_level(logging.WARNING, logger="components.data.index"):
+    with caplog.at_level(logging.WARNING, logger="components.data.release.index"):
         assert read_index(root, "train") == whole
     assert "cannot be read" in caplog.text and load_index(root).build != index.build

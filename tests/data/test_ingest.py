@@ -14,13 +14,13 @@ from PIL import Image
 
 from components import storage
 from components.config import load_job_config
-from components.data.crawl import PRODUCTS_FILE, SUCCESS_FILE, find_partitions
-from components.data.index import dataset_version, load_index
-from components.data.ingest import ocr_in_process, plan_ingest, run_ingest
+from components.data.ingest.crawl import PRODUCTS_FILE, SUCCESS_FILE, find_partitions
+from components.data.ingest.partitions import ocr_in_process, plan_ingest, run_ingest
 from components.data.prepare import prepare_data
-from components.data.release import check_release
+from components.data.release.format import check_release
+from components.data.release.index import dataset_version, load_index
+from components.data.release.versions import LEDGER_FILE, list_versions, version_folder
 from components.data.synthetic.build import SyntheticSpec, build_crawl, crawl_image
-from components.data.versions import LEDGER_FILE, list_versions, version_folder
 from components.errors import PartitionChanged
 
 CRAWL_SEED = 11

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from components.data.boxes import Box
-from components.data.masking import IMAGENET_MEAN, IMAGENET_STD, box_pixel_bounds, mask_boxes, prepare_image
+from components.data.record.boxes import Box
+from components.data.transforms.masking import IMAGENET_MEAN, IMAGENET_STD, box_pixel_bounds, mask_boxes, prepare_image
 
 
 def random_image(width: int, height: int, seed: int = 0) -> np.ndarray:
@@ -54,7 +54,7 @@ def test_prepare_image_size_follows_grid(grid):
 def test_uint8_pixels_normalised_by_the_backbone_match_prepare_image():
     import torch
 
-    from components.data.masking import masked_pixels
+    from components.data.transforms.masking import masked_pixels
     from components.model.backbone import GridBackbone
 
     image = Image.fromarray(random_image(341, 256, seed=3))

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from components.data.boxes import Box
-from components.data.pipeline import RejectionTally
-from components.data.release import (
+from components.data.pipeline.stream import RejectionTally
+from components.data.record.boxes import Box
+from components.data.release.format import (
     ImageRecord,
     first_listings,
     read_names,

@@ -10,10 +10,10 @@ import torchvision
 from helpers import RecordingTally
 
 from components import storage
-from components.data.encoding import EncodeSpec
-from components.data.index import read_index
-from components.data.pipeline import EncodeImages
+from components.data.pipeline.stream import EncodeImages
 from components.data.prepare import load_vocabulary
+from components.data.release.index import read_index
+from components.data.transforms.encoding import EncodeSpec
 from components.errors import UnsafePathError
 from components.model import GridBackbone
 
@@ -49,8 +49,8 @@ def test_pipeline_reads_the_same_dataset_from_s3(s3_dataset):
     assert tokenizer.word2int == load_vocabulary(str(root)).word2int
     spec = EncodeSpec(grid=2)
     batch = {"image_id": np.array([r["image_id"] for r in remote]), "record": np.array([r["record"] for r in remote])}
-    from_s3 = EncodeImages(uri, None, tokenizer.word2int, tokenizer.mode, spec)(batch)
-    from_disk = EncodeImages(str(root), None, tokenizer.word2int, tokenizer.mode, spec)(batch)
+    from_s3 = EncodeImages(f"{uri}/images", tokenizer, spec)(batch)
+    from_disk = EncodeImages(f"{root}/images", tokenizer, spec)(batch)
     assert from_s3.keys() == from_disk.keys() and len(from_s3["image_id"]) == len(remote)
     for key in from_s3:
         assert np.array_equal(from_s3[key], from_disk[key]), key
@@ -61,7 +61,7 @@ def test_missing_image_on_s3_is_skipped_and_named(s3_dataset):
     rows = read_index(uri, "val")
     tokenizer = load_vocabulary(uri)
     tally = RecordingTally()
-    encode = EncodeImages(uri, f"{uri}/no-images-here", tokenizer.word2int, tokenizer.mode, EncodeSpec(grid=2), tally)
+    encode = EncodeImages(f"{uri}/no-images-here", tokenizer, EncodeSpec(grid=2), tally)
     out = encode({"image_id": np.array([rows[0]["image_id"]]), "record": np.array([rows[0]["record"]])})
     assert len(out["image_id"]) == 0
     assert tally.seen[0][0] == "missing_image" and rows[0]["image_id"] in tally.seen[0][1]

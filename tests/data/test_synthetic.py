@@ -9,13 +9,12 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from components.data.boxes import Box
-from components.data.crawl import product_info
-from components.data.dedup import DedupIndex
-from components.data.fonts import load_font
-from components.data.masking import box_pixel_bounds
-from components.data.neighbours import chain_order
-from components.data.release import read_release
+from components.data.ingest.crawl import product_info
+from components.data.ingest.dedup import DedupIndex
+from components.data.pictures.fonts import load_font
+from components.data.record.boxes import Box
+from components.data.record.tokenizer import split_chars
+from components.data.release.format import read_release
 from components.data.synthetic.build import SyntheticSpec, assign_splits, build_crawl, build_release, plan_release
 from components.data.synthetic.generate import generate_image, plan_image
 from components.data.synthetic.grammar import (
@@ -33,7 +32,8 @@ from components.data.synthetic.grammar import (
 from components.data.synthetic.lexicon import EN, ZH, build_lexicon
 from components.data.synthetic.probe import PROBE_SLOTS, write_image_probe
 from components.data.synthetic.truth import TRUTH_FILE, find_truth, read_truth
-from components.data.tokenizer import split_chars
+from components.data.transforms.masking import box_pixel_bounds
+from components.data.transforms.neighbours import chain_order
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,9 @@ import pytest
 from helpers import load_flow
 from mlflow.tracking import MlflowClient
 
-from components.data.index import dataset_version
+from components.data.release.index import dataset_version
+from components.data.release.versions import LEDGER_FILE
 from components.data.synthetic.build import SyntheticSpec, build_crawl, crawl_image
-from components.data.versions import LEDGER_FILE
 
 PARTITIONS = {"crawl_date=2026-11-20": 21, "crawl_date=2026-11-21": 22}
 

@@ -1,8 +1,10 @@
 """The training split's order on a local Ray cluster: a new order every epoch, the same sequence of
 orders for the same seed."""
 
-from components.data.encoding import EncodeSpec
-from components.data.pipeline import build_dataset
+from components.data.pipeline.stream import build_dataset
+from components.data.release.dataset import PreparedDataset
+from components.data.release.index import ensure_index
+from components.data.transforms.encoding import EncodeSpec
 
 
 def test_the_shuffled_order_follows_the_seed(ray_cluster, tiny_dataset):
@@ -15,7 +17,8 @@ def test_the_shuffled_order_follows_the_seed(ray_cluster, tiny_dataset):
 
     def epochs(seed: int) -> list[list[str]]:
         spec = EncodeSpec(grid=2)
-        dataset = build_dataset(str(root), "train", tokenizer, spec, shuffle=True, seed=seed, batch_size=2)
+        prepared = PreparedDataset(str(root), f"{root}/images", ensure_index(str(root)), tokenizer)
+        dataset = build_dataset(prepared, "train", spec, shuffle=True, seed=seed, batch_size=2)
         return [[str(row["image_id"]) for row in dataset.iter_rows()] for _ in range(2)]
 
     try:

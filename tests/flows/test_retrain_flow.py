@@ -17,9 +17,9 @@ from helpers import load_flow
 from mlflow.tracking import MlflowClient
 
 from components.cli import run
-from components.data.index import dataset_version
+from components.data.release.index import dataset_version
+from components.data.release.versions import LEDGER_FILE
 from components.data.synthetic.build import SyntheticSpec, build_crawl, build_release
-from components.data.versions import LEDGER_FILE
 from components.retraining.lock import acquire
 from components.retraining.state import ATTEMPTS_FILE, LAST_FILE, LOCK_FILE, PENDING_FILE
 

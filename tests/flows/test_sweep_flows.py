@@ -8,9 +8,10 @@ import pytest
 from helpers import load_flow
 from mlflow.tracking import MlflowClient
 
-from components.data.index import read_index
+from components.data.release.index import read_index
+from components.data.transforms.requests import dataset_request
 from components.serving.registry import CHALLENGER, CHAMPION, Score, register
-from components.serving.requests import dataset_request
+from components.tracking.registry import Registry
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +79,7 @@ def test_a_worse_registration_does_not_move_the_champion(sweep):
     recorded = Score.from_tags(champion.tags)
     worse = Score(recorded.metric, recorded.split, recorded.data_version, recorded.images, recorded.value - 1.0)
     mlflow.set_tracking_uri(uri)
-    registration = register(client, "caponimage", champion.source, worse, run_id=champion.run_id)
+    registration = register(Registry(uri, "caponimage"), champion.source, worse, run_id=champion.run_id)
     mlflow.set_tracking_uri(None)
     assert registration.alias == CHALLENGER
     assert str(client.get_model_version_by_alias("caponimage", CHAMPION).version) == str(champion.version)

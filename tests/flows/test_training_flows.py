@@ -3,6 +3,7 @@
 Slow (about a minute per run): these are the few end-to-end tests of the suite.
 """
 
+import importlib
 import json
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import pytest
 from helpers import load_flow
 from mlflow.tracking import MlflowClient
 
+from components.data.release.index import load_index
 from components.tracking.sources import ModelSource, logged_model_uri
 
 REPO = Path(__file__).resolve().parents[2]
@@ -47,8 +49,21 @@ def history(uri: str, run_id: str, key: str) -> list[tuple[int, float]]:
 @pytest.fixture(scope="module")
 def pretrained(ray_cluster, place):
     _, uri, common = place
-    assert load_flow("pretrain").main(common) == 0
-    return latest_run(uri)
+    with pytest.MonkeyPatch.context() as patch:  # the driver's index loads, each one checking every file
+        index_module, loads = importlib.import_module("components.data.release.index"), []
+        load_index = index_module.load_index
+        patch.setattr(index_module, "load_index", lambda dataset: loads.append(dataset) or load_index(dataset))
+        assert load_flow("pretrain").main(common) == 0
+    run = latest_run(uri)
+    run.index_loads = loads
+    return run
+
+
+def test_the_driver_loads_the_dataset_index_once_and_logs_the_version_it_read(pretrained, place):
+    root, _, _ = place
+    assert pretrained.index_loads == [str(root / "data")]  # prepared once, handed down: no floor loads it again
+    logged = pretrained.inputs.dataset_inputs[0].dataset
+    assert logged.digest == pretrained.data.tags["data_version"] == load_index(str(root / "data")).version
 
 
 def test_pretraining_learns_and_tracks_everything(pretrained, place):

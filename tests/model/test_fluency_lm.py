@@ -7,7 +7,7 @@ import tokenizers
 import torch
 import transformers
 
-from components.data.fluency import CausalLmScorer, FluencyFilter, calibrate, scrambled
+from components.data.ingest.fluency import CausalLmScorer, FluencyFilter, calibrate, scrambled
 from components.errors import ConfigError
 
 PHRASES = ["深层补水", "持久保湿", "清爽不油腻", "敏感肌可用", "温和不刺激", "补水保湿"]

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torchvision
 
-from components.data.tokenizer import EOS, MASK, PAD, SOS, UNK
+from components.data.record.tokenizer import EOS, MASK, PAD, SOS, UNK
 from components.errors import ConfigError
 from components.model import (
     GridBackbone,
@@ -369,7 +369,7 @@ def test_a_random_init_backbone_is_normalised(no_imagenet_cache, caplog):
 
 def test_checkpoints_name_the_backbone_norm_their_weights_have(no_imagenet_cache, tmp_path):
     from components.config import SKIP_WEIGHTS
-    from components.data.tokenizer import Tokenizer
+    from components.data.record.tokenizer import Tokenizer
     from components.model.checkpoint import load_checkpoint, save_checkpoint
 
     config = load_preset("tiny", vocab_size=VOCAB)

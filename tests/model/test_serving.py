@@ -12,14 +12,21 @@ import pytest
 import torch
 
 from components.config import load_job_config
-from components.data.index import read_index
 from components.data.prepare import with_vocabulary
+from components.data.release.index import read_index
+from components.data.transforms.requests import (
+    RequestError,
+    dataset_request,
+    encode_requests,
+    file_request,
+    request_record,
+)
 from components.errors import ConfigError
 from components.model import build_model
 from components.model.checkpoint import load_checkpoint, save_checkpoint
 from components.serving.captioning import load_captioning_model
-from components.serving.pyfunc import CapOnImageModel, example_request, log_pyfunc
-from components.serving.requests import RequestError, dataset_request, encode_requests, file_request, request_record
+from components.tracking.pyfunc import CapOnImageModel, example_request, log_pyfunc
+from components.tracking.runs import TrackedRun
 from components.tracking.sources import ModelSource
 
 REPO = Path(__file__).resolve().parents[2]
@@ -80,8 +87,8 @@ def use_store(folder: Path) -> str:
 def test_pyfunc_model_round_trip_one_caption_per_box(requests, checkpoint, tmp_path):
     use_store(tmp_path)
     example = example_request(requests[0]["image"], requests[0]["info"], requests[0]["boxes"])
-    with mlflow.start_run():
-        info = log_pyfunc(checkpoint, example)
+    with mlflow.start_run() as active:
+        info = log_pyfunc(TrackedRun(mlflow.get_tracking_uri(), active.info.run_id), checkpoint, example)
     assert {"image", "info", "boxes", "mask_boxes"} == set(info.signature.inputs.input_names())
     assert info.signature.params.to_dict()[0]["name"] == "beam_size"
     loaded = mlflow.pyfunc.load_model(info.model_uri)
@@ -110,8 +117,9 @@ print(json.dumps({"code": components.__file__, "captions": [list(c) for c in cap
 def test_a_logged_pyfunc_model_loads_in_a_fresh_process(requests, checkpoint, tmp_path):
     """What a serving host does: a new interpreter, no project code imported, the model from the store."""
     uri = use_store(tmp_path)
-    with mlflow.start_run():
-        info = log_pyfunc(checkpoint, example_request(requests[0]["image"], requests[0]["info"], requests[0]["boxes"]))
+    example = example_request(requests[0]["image"], requests[0]["info"], requests[0]["boxes"])
+    with mlflow.start_run() as active:
+        info = log_pyfunc(TrackedRun(uri, active.info.run_id), checkpoint, example)
     mlflow.set_tracking_uri(None)
     frame(requests).to_pickle(tmp_path / "frame.pkl")  # our own test data, read back by the child
     (tmp_path / "serve.py").write_text(FRESH_PROCESS, "utf-8")
@@ -194,9 +202,7 @@ def test_batch_predictor_rows_agree_with_the_captioner(requests, checkpoint):
     from components.evaluation.predict import CaptionPredictor
 
     saved = load_checkpoint(checkpoint, with_training_state=False)
-    predictor = CaptionPredictor(
-        saved.job["model"], saved.model_state, saved.tokenizer.word2int, saved.tokenizer.mode, beam_size=1
-    )
+    predictor = CaptionPredictor(saved.job["model"], saved.model_state, saved.tokenizer, beam_size=1)
     rows, _ = encode_requests(requests, saved.tokenizer, predictor.captioner.spec)
     out = predictor(rows)
     counts = [len(r["boxes"]) for r in requests]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from components.training.study import PixelCells
+from components.bench.study import PixelCells
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -76,8 +76,8 @@ def _batch(n_boxes: int):
 
 
 def test_each_negative_control_removes_its_input_and_nothing_else():
-    from components.data.tokenizer import PAD
-    from components.training.study import CONTROLS
+    from components.bench.study import CONTROLS
+    from components.data.record.tokenizer import PAD
 
     batch = _batch(5)
     info = CONTROLS["info"](batch)
@@ -115,7 +115,7 @@ def test_the_negative_controls_find_the_inputs_a_model_reads(tmp_path):
     """A model that has memorised 8 images loses what it memorised through an input when that input is
     removed: the info and the neighbours lose at least 30 points on their V_X, so a change that
     disconnects either fails here. The pixels lose nothing: the model identifies its images by their
-    info and places and never reads the image (the image probe's finding, README)."""
+    info and places and never reads the image (the image probe's finding, docs/evaluation.md)."""
     from components.data.synthetic.build import SyntheticSpec, build_release
 
     root = tmp_path / "controls"
@@ -130,11 +130,11 @@ def test_the_negative_controls_find_the_inputs_a_model_reads(tmp_path):
         built, without = controls[channel]
         assert built >= 0.4 and built - without >= 0.3, (channel, controls)
     built, without = controls["image"]
-    assert built - without < 0.3, controls  # when the image is read, this fails: update the README and this line
+    assert built - without < 0.3, controls  # when the image is read, this fails: update docs/evaluation.md and this line
 
 
 def test_the_level_ordering_is_judged_only_where_the_head_accepts_true_captions():
-    from components.training.study import VariantRun, level_ordering
+    from components.bench.study import VariantRun, level_ordering
 
     def reading(positive, l1, l2, l3):
         return {"positive": positive, "level1": l1, "level2": l2, "level3": l3}

@@ -9,16 +9,16 @@ import torch
 from PIL import Image
 
 from components.config import JobConfig, load_job_config
-from components.data.encoding import EncodeSpec
-from components.data.index import ensure_index, index_head, read_index
-from components.data.pipeline import EncodeImages
-from components.data.tokenizer import EOS, PAD, SOS
+from components.data.pipeline.stream import EncodeImages
+from components.data.record.tokenizer import EOS, PAD, SOS
+from components.data.release.index import ensure_index, index_head, read_index
+from components.data.transforms.encoding import EncodeSpec
 from components.evaluation.oracle import dataset_field_sheet
 from components.model import build_model
 from components.model.batches import caption_tokens, collate
 from components.model.checkpoint import load_checkpoint, save_checkpoint
 from components.training.matching import matching_batch
-from components.training.runner import StepRunner, prepare_for_training
+from components.training.steps import StepRunner, prepare_for_training
 from components.training.validation import validate
 
 # -- collation ------------------------------------------------------------------------------------
@@ -30,7 +30,7 @@ def encoded(tiny_dataset):
     root, _, tokenizer = tiny_dataset
     index = read_index(str(root), "train", limit=6)
     batch = {"image_id": np.array([r["image_id"] for r in index]), "record": np.array([r["record"] for r in index])}
-    return EncodeImages(str(root), None, tokenizer.word2int, tokenizer.mode, SPEC)(batch), tokenizer, root
+    return EncodeImages(f"{root}/images", tokenizer, SPEC)(batch), tokenizer, root
 
 
 def test_collate_is_image_major(encoded):
@@ -206,7 +206,7 @@ def test_a_mixed_job_runs_under_ddp_without_searching_for_unused_parameters(enco
 def test_scores_read_the_raw_references_not_captions_rebuilt_from_token_ids(tiny_dataset):
     """A character outside the vocabulary came back from the token ids as ``<unk>``, five characters
     to the scorer; predictions equal to the raw references must score BLEU@4 = 100."""
-    from components.data.encoding import empty_rows, encode_record
+    from components.data.transforms.encoding import empty_rows, encode_record
     from components.evaluation.scores import caption_scores
     from components.training.validation import scoring_pairs
 
@@ -234,8 +234,8 @@ def test_scores_read_the_raw_references_not_captions_rebuilt_from_token_ids(tiny
 
 def test_a_non_finite_loss_stops_training_naming_the_step():
     from components.errors import TrainingDiverged
-    from components.training.runner import NonFiniteLoss, check_finite
-    from components.training.trainer import diverged
+    from components.training.driver import diverged
+    from components.training.steps import NonFiniteLoss, check_finite
 
     check_finite({"loss_generation": 2.5, "boxes": 10.0}, 7, 1e-3)  # finite: nothing happens
     with pytest.raises(

@@ -1,6 +1,6 @@
 import pytest
 
-from components.data.boxes import (
+from components.data.record.boxes import (
     Box,
     aspect_ratio,
     box_grid,

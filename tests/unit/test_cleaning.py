@@ -4,12 +4,12 @@ import json
 
 import pytest
 
-from components.data.boxes import Box
-from components.data.cleaning import clean_texts, core, normalise, text_rejection, widened_box
-from components.data.crawl import parse_product, product_info
-from components.data.ocr import OcrText
-from components.data.rejection import RecordRejected
-from components.data.tokenizer import split_chars
+from components.data.ingest.cleaning import clean_texts, core, normalise, text_rejection, widened_box
+from components.data.ingest.crawl import parse_product, product_info
+from components.data.ingest.ocr import OcrText
+from components.data.record.boxes import Box
+from components.data.record.rejection import RecordRejected
+from components.data.record.tokenizer import split_chars
 
 
 @pytest.mark.parametrize(

@@ -176,7 +176,7 @@ def test_a_relative_store_under_ray_job_submit_is_named(monkeypatch, caplog):
 def test_resuming_a_run_name_with_another_model_names_the_keys(tmp_path):
     import json
 
-    from components.training.tracked import check_resumable
+    from components.training.tracked_fit import check_resumable
 
     job = load_job_config("tiny", [f"ray.storage_path={tmp_path}"])
     check_resumable(job, "fresh")  # no checkpoints: a new run
@@ -201,7 +201,7 @@ def test_the_paper_preset_trains_the_papers_global_batch_on_one_fast_gpu():
 
 
 def test_the_default_job_copies_from_the_info_and_the_paper_and_study_presets_do_not():
-    assert load_job_config("small").model.copy_from_info is True  # make run: brands copied (README)
+    assert load_job_config("small").model.copy_from_info is True  # make run: brands copied (docs/model.md)
     assert load_job_config("paper").model.copy_from_info is False  # the paper's model
     assert load_job_config("ablation").model.copy_from_info is False  # the study compares the paper's model
     assert load_job_config("small", ["model.copy_from_info=false"]).model.copy_from_info is False

@@ -2,7 +2,8 @@
 
 import pytest
 
-from components.data.dedup import DedupIndex, image_digest
+from components.data.ingest.dedup import DedupIndex
+from components.data.record.images import image_digest
 
 
 def index_with(**images):

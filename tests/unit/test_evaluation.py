@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from components.data.boxes import Box
+from components.data.record.boxes import Box
 from components.evaluation.diversity import diversity, paragraph_diversity
 from components.evaluation.fitness import CaptionTypes, length_aspect_correlation, length_by_aspect, type_agreement
 from components.evaluation.rendering import qualitative_sheet, type_map

@@ -10,14 +10,16 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 PACKAGE = REPO / "components"
-# Bottom up. errors and cli: typed errors and the one place that turns them into exit codes; redaction:
-# credentials out of every message and log line. storage:
+# Bottom up. errors and cli: typed errors and the one place that turns them into exit codes; progress:
+# bars and log lines for long work; redaction: credentials out of every message and log line. storage:
 # paths and URIs. config: every section, presets, the --set loader (it reads files through storage).
 # cluster: Ray up. Then the data contract, the model and its I/O, the MLflow adapter, evaluation,
-# training, serving, and retraining, which runs all of them in turn. Flows sit on top of all of it.
+# training, serving, retraining, which runs all of them in turn, and what the benches share. Flows sit on
+# top of all of it.
 FLOORS = {
     "errors": 0,
     "cli": 0,
+    "progress": 0,
     "redaction": 0,
     "storage": 1,
     "config": 2,
@@ -29,6 +31,19 @@ FLOORS = {
     "training": 8,
     "serving": 9,
     "retraining": 10,
+    "bench": 11,
+}
+# The rooms of the data floor, bottom up: a room imports its own modules and the rooms below it, never
+# a room beside it or above it.
+DATA_ROOMS = {
+    "record": 0,
+    "release": 1,
+    "transforms": 2,
+    "pipeline": 3,
+    "ingest": 3,
+    "pictures": 3,
+    "synthetic": 4,
+    "prepare": 5,
 }
 
 
@@ -39,7 +54,7 @@ def module_name(path: Path) -> str:
 
 def floor(module: str) -> int:
     top = module.split(".")[1]
-    assert top in FLOORS, f"{module} is on no floor: add it to FLOORS (and to the README's layout)"
+    assert top in FLOORS, f"{module} is on no floor: add it to FLOORS (and to the layout in docs/development.md)"
     return FLOORS[top]
 
 
@@ -82,6 +97,41 @@ def test_no_import_runs_up_the_floors(path):
     assert not upward, "\n".join(upward)
 
 
+def room(module: str) -> str:
+    parts = module.split(".")
+    assert len(parts) > 2 and parts[2] in DATA_ROOMS, f"{module} is in no room of data/: add it to DATA_ROOMS"
+    return parts[2]
+
+
+DATA_SOURCES = [p for p in SOURCES if module_name(p).startswith("components.data.")]
+
+
+def test_every_data_module_is_in_a_room():
+    assert len(DATA_SOURCES) > 30
+    for path in DATA_SOURCES:
+        room(module_name(path))  # asserts
+
+
+@pytest.mark.parametrize("path", DATA_SOURCES, ids=lambda p: str(p.relative_to(REPO)))
+def test_data_rooms_import_only_themselves_and_rooms_below(path):
+    source = room(module_name(path))
+    wrong = [
+        f"line {line}: {source} (room {DATA_ROOMS[source]}) imports {target}"
+        for line, target, _ in imports(path)
+        if target.startswith("components.data.")
+        and room(target) != source
+        and DATA_ROOMS[room(target)] >= DATA_ROOMS[source]
+    ]
+    assert not wrong, "\n".join(wrong)
+
+
+def test_the_room_check_sees_a_sideways_import(tmp_path):
+    probe = tmp_path / "probe.py"
+    probe.write_text("from components.data.ingest.crawl import product_info\n", "utf-8")
+    [(_, target, _)] = imports(probe)
+    assert room(target) == "ingest" and DATA_ROOMS[room(target)] == DATA_ROOMS["pipeline"]
+
+
 @pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(REPO)))
 def test_our_own_imports_are_at_the_top(path):
     hidden = [
@@ -102,10 +152,67 @@ def test_lower_floors_run_without_ray_or_mlflow(floor_name):
     assert not found, "\n".join(found)
 
 
+def test_only_tracking_talks_to_mlflow():
+    """MLflow sits behind ``tracking/`` (the pyfunc model's own code, which MLflow loads, lives there too):
+    every other floor logs through a ``TrackedRun`` and reads the registry through ``Registry``."""
+    found = [
+        f"{path.relative_to(REPO)}:{line} imports {target}"
+        for path in SOURCES
+        if not module_name(path).startswith("components.tracking")
+        for line, target, _ in imports(path)
+        if target.split(".")[0] == "mlflow"
+    ]
+    assert not found, "\n".join(found)
+
+
+def test_the_mlflow_rule_sees_an_import(tmp_path):
+    probe = tmp_path / "probe.py"
+    probe.write_text("def f():\n    from mlflow.tracking import MlflowClient\n", "utf-8")
+    assert [t.split(".")[0] for _, t, _ in imports(probe)] == ["mlflow"]
+
+
+# Where batches of encoded rows are read by column name: a name must be a column of ``EncodedRow``, so
+# that a renamed column fails here rather than inside a Ray worker.
+ENCODED_READERS = (
+    "components/model/batches.py",
+    "components/model/inference.py",
+    "components/evaluation/predict.py",
+    "components/data/transforms/encoding.py",
+    "components/training/validation.py",
+    "components/bench/study.py",
+)
+
+
+def column_reads(path: Path, names=("rows", "batch")) -> list[tuple[int, str]]:
+    """(line, column) of every ``rows["column"]`` / ``batch["column"]`` in a file."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+        if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and node.value.id in names:
+            if isinstance(node.slice, ast.Constant) and isinstance(node.slice.value, str):
+                found.append((node.lineno, node.slice.value))
+    return found
+
+
+@pytest.mark.parametrize("relative", ENCODED_READERS)
+def test_encoded_rows_are_read_by_the_schemas_column_names(relative):
+    from components.data.transforms.encoding import ENCODED_COLUMNS
+
+    reads = column_reads(REPO / relative)
+    assert reads, f"{relative} reads no encoded column: take it off ENCODED_READERS"
+    unknown = [f"line {line}: {name}" for line, name in reads if name not in ENCODED_COLUMNS]
+    assert not unknown, f"{relative} reads columns an encoded row does not have:\n" + "\n".join(unknown)
+
+
+def test_the_column_check_sees_a_renamed_column(tmp_path):
+    probe = tmp_path / "probe.py"
+    probe.write_text('def f(rows):\n    return rows["n_box"]\n', "utf-8")
+    assert column_reads(probe) == [(2, "n_box")]
+
+
 # What only evaluation may know: the synthetic crawl's truth (which input owns each caption part) and
 # the oracle built on it. Training and the model never read them, so no score comes from a leak.
 ANSWERS = ("components.data.synthetic.truth", "components.data.synthetic.checks", "components.evaluation.oracle")
-BLIND = ("components.model", "components.training", "components.serving", "components.data.pipeline")
+BLIND = ("components.model", "components.training", "components.serving", "components.data.pipeline.stream")
 
 
 @pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(REPO)))
@@ -125,9 +232,9 @@ def test_the_truth_rule_sees_a_leak(tmp_path):
 def test_the_upward_check_sees_an_upward_import(tmp_path):
     """The walker itself: a lazy import of a higher floor inside a function is found and flagged."""
     probe = tmp_path / "probe.py"
-    probe.write_text("def f():\n    from components.serving.pyfunc import log_pyfunc\n", "utf-8")
-    assert list(imports(probe)) == [(2, "components.serving.pyfunc", True)]
-    assert floor("components.serving.pyfunc") > floor("components.tracking.runs")
+    probe.write_text("def f():\n    from components.serving.registry import promote\n", "utf-8")
+    assert list(imports(probe)) == [(2, "components.serving.registry", True)]
+    assert floor("components.serving.registry") > floor("components.tracking.runs")
 
 
 @pytest.mark.parametrize("path", sorted((REPO / "flows").glob("*.py")), ids=lambda p: p.name)

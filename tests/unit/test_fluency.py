@@ -5,7 +5,7 @@ import random
 
 import pytest
 
-from components.data.fluency import (
+from components.data.ingest.fluency import (
     CharNgram,
     FluencyFilter,
     calibrate,

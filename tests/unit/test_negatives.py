@@ -3,7 +3,7 @@ from collections import Counter
 
 import pytest
 
-from components.data.neighbours import NO_NEIGHBOUR
+from components.data.transforms.neighbours import NO_NEIGHBOUR
 from components.model.batches import ImageCaptions
 from components.training.negatives import matching_samples, negative_for
 from components.training.schedule import task_for_step, warmup_inverse_sqrt

@@ -2,8 +2,8 @@ import random
 
 import pytest
 
-from components.data.boxes import Box
-from components.data.neighbours import (
+from components.data.record.boxes import Box
+from components.data.transforms.neighbours import (
     NO_NEIGHBOUR,
     chain_neighbours,
     chain_order,

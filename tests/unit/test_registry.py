@@ -7,6 +7,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from components.serving.registry import CHALLENGER, CHAMPION, Score, register
+from components.tracking.registry import Registry
 
 NAME = "caponimage-test"
 
@@ -53,7 +54,7 @@ def aliases(client):
 def test_champion_moves_only_to_a_better_version(registry):
     client, new_model = registry
     uri, run_id = new_model()
-    first = register(client, NAME, uri, score(40.0), run_id=run_id, tags={"data_version": "d1"})
+    first = register(Registry(client.tracking_uri, NAME), uri, score(40.0), run_id=run_id, tags={"data_version": "d1"})
     assert (first.version, first.alias, first.champion_before) == ("1", CHAMPION, None)
     version = client.get_model_version(NAME, "1")
     assert version.tags["source_run"] == run_id and version.tags["score.value"] == "40.0"
@@ -73,13 +74,13 @@ def test_champion_moves_only_to_a_better_version(registry):
 
 def add(client, new_model, new_score, **kwargs):
     uri, run_id = new_model()
-    return register(client, NAME, uri, new_score, run_id=run_id, **kwargs)
+    return register(Registry(client.tracking_uri, NAME), uri, new_score, run_id=run_id, **kwargs)
 
 
 def test_a_champion_scored_on_other_data_is_rescored_once(registry):
     client, new_model = registry
     uri, run_id = new_model()
-    register(client, NAME, uri, score(40.0, data="d1"), run_id=run_id)
+    register(Registry(client.tracking_uri, NAME), uri, score(40.0, data="d1"), run_id=run_id)
 
     # Without a way to rescore it, the old champion stays: two different measurements never compare.
     kept = add(client, new_model, score(99.0, data="d2"))
@@ -107,7 +108,7 @@ def test_two_registrations_at_once_leave_the_better_one_champion(registry):
 
     client, new_model = registry
     uri, run_id = new_model()
-    register(client, NAME, uri, score(40.0, data="d1"), run_id=run_id)
+    register(Registry(client.tracking_uri, NAME), uri, score(40.0, data="d1"), run_id=run_id)
     (uri_a, run_a), (uri_b, run_b) = new_model(), new_model()
 
     def slow_rescore(version):
@@ -117,7 +118,9 @@ def test_two_registrations_at_once_leave_the_better_one_champion(registry):
     outcomes = {}
 
     def registering(label, model_uri, source_run, value, rescore):
-        outcomes[label] = register(client, NAME, model_uri, score(value, data="d2"), run_id=source_run, rescore=rescore)
+        outcomes[label] = register(
+            Registry(client.tracking_uri, NAME), model_uri, score(value, data="d2"), run_id=source_run, rescore=rescore
+        )
 
     a = threading.Thread(target=registering, args=("a", uri_a, run_a, 60.0, slow_rescore))
     b = threading.Thread(target=registering, args=("b", uri_b, run_b, 50.0, lambda version: 40.0))

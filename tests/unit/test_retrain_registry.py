@@ -9,7 +9,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from components.config import load_job_config
-from components.evaluation.tracked import Evaluated
+from components.evaluation.tracked_evaluation import Evaluated
 from components.retraining.driver import RUN_KEY_TAG, Retrain
 from components.retraining.state import Pending
 
@@ -52,7 +52,7 @@ class StandInRetrain(Retrain):
         self.evaluated.append(role)
         self.scoring_mode = "char"
         if self.move_on is not None and role == f"champion-v{self.move_on[0]}":
-            self.client.set_registered_model_alias(self.name, "champion", self.move_on[1])
+            self.registry.client.set_registered_model_alias(self.name, "champion", self.move_on[1])
             self.move_on = None
         return self.answers[role]
 

@@ -11,8 +11,8 @@ from collections import Counter
 import pytest
 
 from components.config import RetrainSection, load_job_config
-from components.data.ingest import IngestResult
-from components.data.release import ImageRecord
+from components.data.ingest.partitions import IngestResult
+from components.data.release.format import ImageRecord
 from components.errors import ConfigError, RetrainLocked
 from components.retraining.comparison import Interval, decide, paired_gain
 from components.retraining.gate import data_figures, gate_reasons

@@ -10,23 +10,23 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from components.config import load_job_config
-from components.tracking.runs import finish_run, log_dataset, lost_insert_race, start_run
+from components.tracking.runs import TrackedRun, job_run, lost_insert_race
 
 
 def log_at_once(uri: str, experiment_id: str, version: str, racers: int) -> list[str]:
-    """``racers`` runs (one thread each: MLflow's active run is per thread) log one new dataset
-    version at the same moment; what each got: ``ok`` or its error."""
+    """``racers`` runs (one thread each) log one new dataset version at the same moment; what each
+    got: ``ok`` or its error."""
     barrier, outcomes = threading.Barrier(racers), []
 
     def trial():
         mlflow.set_tracking_uri(uri)
-        with mlflow.start_run(experiment_id=experiment_id):
-            barrier.wait()
-            try:
-                log_dataset("/data/crawls/synthetic", version, "training")
-                outcomes.append("ok")
-            except MlflowException as error:
-                outcomes.append(str(error.message)[:200])
+        run = TrackedRun(uri, MlflowClient(uri).create_run(experiment_id).info.run_id)
+        barrier.wait()
+        try:
+            run.log_dataset("/data/crawls/synthetic", version, "training")
+            outcomes.append("ok")
+        except MlflowException as error:
+            outcomes.append(str(error.message)[:200])
 
     threads = [threading.Thread(target=trial) for _ in range(racers)]
     for thread in threads:
@@ -66,10 +66,9 @@ def test_only_a_unique_key_violation_is_a_lost_race(message, lost):
 def test_a_failed_run_says_why_without_its_secrets(tmp_path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     job = load_job_config("tiny", [f"tracking.tracking_uri={uri}", "tracking.system_metrics=false"])
-    run_id = start_run(job, "pretrain-fails")
-    with pytest.raises(ConnectionError, match="unreachable"), finish_run(run_id):
+    with pytest.raises(ConnectionError, match="unreachable"), job_run(job, "pretrain-fails") as failing:
         raise ConnectionError("postgresql://caponimage:s3cr3t@db:5432/crawls unreachable\n  after 3 tries")
-    run = MlflowClient(uri).get_run(run_id)
+    run = MlflowClient(uri).get_run(failing.run_id)
     assert run.info.status == "FAILED"
     assert run.data.tags["error"].startswith("ConnectionError: postgresql://***@db:5432/crawls unreachable")
     assert "s3cr3t" not in run.data.tags["error"]

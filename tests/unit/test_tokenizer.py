@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from components.data.tokenizer import EOS, PAD, SOS, SPECIALS, UNK, Tokenizer, guess_mode, split_words
+from components.data.record.tokenizer import EOS, PAD, SOS, SPECIALS, UNK, Tokenizer, guess_mode, split_words
 
 
 @pytest.fixture

@@ -18,12 +18,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from components.cli import on_terminal
-from components.data.crawl import PRODUCTS_FILE, SUCCESS_FILE
-from components.data.dedup import DedupIndex
-from components.data.fonts import find_font
-from components.data.index import INDEX_DIR, build_index
-from components.data.release import (
+from components.data.ingest.crawl import PRODUCTS_FILE, SUCCESS_FILE
+from components.data.ingest.dedup import DedupIndex
+from components.data.pictures.fonts import find_font
+from components.data.record.tokenizer import Tokenizer
+from components.data.release.format import (
     CAPTIONS_FILE,
     IMAGES_DIR,
     SPLIT_FILES,
@@ -32,12 +31,13 @@ from components.data.release import (
     write_captions_file,
     write_names,
 )
+from components.data.release.index import INDEX_DIR, build_index
+from components.data.release.versions import INGEST_DIR, VERSIONS_DIR
 from components.data.synthetic.generate import Generated, generate_image
 from components.data.synthetic.grammar import Item
 from components.data.synthetic.lexicon import LEXICONS, Lexicon
 from components.data.synthetic.truth import TRUTH_FILE, ImageTruth, write_truth
-from components.data.tokenizer import Tokenizer
-from components.data.versions import INGEST_DIR, VERSIONS_DIR
+from components.progress import on_terminal
 
 SPLITS = ("train", "val", "test")
 CRAWL_SCALES = (2.0, 2.5, 3.0)  # crawled images are larger than the release's short side 256

@@ -11,14 +11,14 @@ import statistics
 from collections import Counter
 from collections.abc import Mapping, Sequence
 
-from components.data.cleaning import core, normalise, text_rejection
-from components.data.dedup import DedupIndex
-from components.data.fluency import FluencyFilter, fit_calibrated, scrambled
+from components.data.ingest.cleaning import core, normalise, text_rejection
+from components.data.ingest.dedup import DedupIndex
+from components.data.ingest.fluency import FluencyFilter, fit_calibrated, scrambled
+from components.data.record.tokenizer import split_chars
 from components.data.synthetic.generate import Generated
 from components.data.synthetic.grammar import apply_noise
 from components.data.synthetic.lexicon import Lexicon
 from components.data.synthetic.truth import BoxTruth, ImageTruth, fits_product, same_place, same_slot
-from components.data.tokenizer import split_chars
 
 NEAR_DUPLICATE_SHARE = 0.7
 

@@ -14,9 +14,8 @@ from dataclasses import dataclass, replace
 
 from PIL import Image
 
-from components.data.boxes import Box
-from components.data.neighbours import chain_order
-from components.data.release import ImageRecord
+from components.data.record.boxes import Box
+from components.data.release.format import ImageRecord
 from components.data.synthetic.grammar import (
     CRAWL_NOISE,
     RELEASE_NOISE,
@@ -29,6 +28,7 @@ from components.data.synthetic.grammar import (
 from components.data.synthetic.layout import Layout, TextBox, plan_layout, render, text_box
 from components.data.synthetic.lexicon import Lexicon
 from components.data.synthetic.truth import BoxTruth, ImageTruth
+from components.data.transforms.neighbours import chain_order
 
 MIN_CAPTIONS = 2  # like the real pipeline, an image needs at least 2 captions
 

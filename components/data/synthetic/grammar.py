@@ -28,7 +28,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, replace
 
-from components.data.crawl import product_info
+from components.data.ingest.crawl import product_info
 from components.data.synthetic.lexicon import GLYPH_COLOURS, Category, Lexicon
 
 INFO, IMAGE, LOC, CTX, NOISE = "info", "image", "loc", "ctx", "noise"

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 
 from PIL import Image, ImageDraw
 
-from components.data.fonts import load_font
+from components.data.pictures.fonts import load_font
 from components.data.synthetic.grammar import LENGTH_CLASSES, BoxPlan, Item, Part, caption_text, compose, glyph_drawing
 from components.data.synthetic.lexicon import COLUMN_GLYPHS, FINISHES, Lexicon
 from components.data.synthetic.shapes import Rect, draw_column_glyph, draw_finish, draw_marker, draw_product

@@ -17,8 +17,8 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
-from components.data.index import build_index, ensure_index, iter_index_rows
-from components.data.release import (
+from components.data.record.tokenizer import Tokenizer
+from components.data.release.format import (
     IMAGES_DIR,
     SPLIT_FILES,
     ImageRecord,
@@ -26,10 +26,10 @@ from components.data.release import (
     write_captions_file,
     write_names,
 )
+from components.data.release.index import build_index, ensure_index, iter_index_rows
 from components.data.synthetic.grammar import IMAGE
 from components.data.synthetic.lexicon import LEXICONS, Lexicon
 from components.data.synthetic.truth import ImageTruth, read_truth
-from components.data.tokenizer import Tokenizer
 
 PROBE_SLOTS = ("colour", "marker")  # the call-outs whose IMAGE parts say what the image shows
 

@@ -21,9 +21,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, fields
 
 from components import storage
+from components.data.release.versions import VERSIONS_DIR
 from components.data.synthetic.grammar import IMAGE, INFO, BoxPlan, Item, Part
 from components.data.synthetic.lexicon import Lexicon
-from components.data.versions import VERSIONS_DIR
 
 TRUTH_FILE = "truth.jsonl"
 TRUTH_FORMAT = "caponimage-synthetic-truth"

@@ -1,0 +1,1 @@
+"""What a person looks at: a font that can draw the captions, contact sheets of images and OCR."""

@@ -1,0 +1,144 @@
+"""An evaluation in its own MLflow run: metrics, the table, predictions, plots, sheets and type maps."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from PIL import Image
+
+from components.config import JobConfig
+from components.data.pipeline.stream import load_record
+from components.data.record.boxes import Box
+from components.data.release.dataset import PreparedDataset
+from components.data.release.index import index_head
+from components.evaluation.fitness import format_aspect_table, length_aspect_figure
+from components.evaluation.oracle import dataset_field_sheet
+from components.evaluation.predict import evaluate_checkpoint
+from components.evaluation.rendering import qualitative_sheet, type_map
+from components.evaluation.report import EvaluationReport
+from components.model.checkpoint import LoadedCheckpoint
+from components.tracking.runs import TrackedRun, job_run
+
+
+class Evaluated(NamedTuple):
+    report: EvaluationReport
+    run_id: str  # the evaluation's MLflow run
+    rows: list[dict[str, Any]]  # every box: image id, box, reference, prediction
+
+
+def evaluate_and_log(
+    job: JobConfig,
+    dataset: PreparedDataset,
+    checkpoint: LoadedCheckpoint,
+    split: str,
+    *,
+    run_name: str,
+    parent_run_id: str | None = None,
+    tags: dict[str, str] | None = None,
+    beam_size: int = 1,
+    limit: int | None = None,
+    sheets: int = 8,
+    meteor: bool = True,
+) -> Evaluated:
+    """Evaluate a checkpoint on a split of ``dataset`` in its own MLflow run (nested under
+    ``parent_run_id``); log metrics, tables, predictions, plots and pictures. Ray must be up."""
+    # The run's params describe the model evaluated, not the preset the evaluation was started from.
+    evaluated = job.with_overrides(**{k: checkpoint.job[k] for k in ("model", "train") if k in checkpoint.job})
+    tags = {"task": "evaluate", "split": split, **(tags or {})}  # not the task of the flow that asked for it
+    with job_run(evaluated, run_name, parent_run_id=parent_run_id, tags=tags) as run:
+        run.log_dataset(dataset.location, dataset.version, "evaluation")
+        index = index_head(dataset.index, split, limit)
+        fields = dataset_field_sheet(dataset.index, index)  # None without a truth sidecar
+        report, rows = evaluate_checkpoint(
+            job, dataset, checkpoint, split, index, beam_size=beam_size, meteor=meteor, fields=fields
+        )
+        lang = "zh" if checkpoint.tokenizer.mode == "char" else "en"
+        log_evaluation(run, report, rows, split=split, lang=lang, title=f"{split} ({report.images} images)")
+        log_pictures(run, pictures(report, rows, index, dataset.images_root, lang, sheets))
+    return Evaluated(report, run.run_id, rows)
+
+
+def log_evaluation(
+    run: TrackedRun, report: EvaluationReport, rows: list[dict[str, Any]], *, split: str, lang: str, title: str
+) -> None:
+    """Metrics, the table, every prediction and the length/aspect plot into ``run``."""
+    run.log_metrics({f"{split}_{k}": v for k, v in report.metrics().items()})
+    run.log_text(report.table(title) + "\n\n" + format_aspect_table(report.aspect_bins) + "\n", "table.md")
+    lines = [json.dumps({k: _plain(v) for k, v in r.items()}, ensure_ascii=False) for r in rows]
+    run.log_text("\n".join(lines) + "\n", f"predictions_{split}.jsonl")
+    run.log_figure(
+        length_aspect_figure(report.aspect_bins, "characters" if lang == "zh" else "words"),
+        "plots/length_vs_aspect.png",
+    )
+    run.log_text("\n".join(type_legend(report)) + "\n", "plots/caption_types.txt")
+
+
+def log_pictures(run: TrackedRun, named_pictures: Iterable[tuple[str, Image.Image]]) -> None:
+    """(file name, picture) pairs into ``run``'s ``sheets/``."""
+    with tempfile.TemporaryDirectory() as folder:
+        for name, picture in named_pictures:
+            picture.save(Path(folder) / name)
+        run.log_folder(folder, "sheets")
+
+
+def type_legend(report: EvaluationReport) -> list[str]:
+    return [f"{k}: {' / '.join(examples)}" for k, examples in enumerate(report.types.examples)]
+
+
+def _plain(value):
+    return value.item() if hasattr(value, "item") else value
+
+
+def pictures(
+    report: EvaluationReport,
+    rows: list[dict[str, Any]],
+    index: list[dict[str, str]],
+    images_root: str,
+    lang: str,
+    count: int,
+) -> Iterator[tuple[str, Image.Image]]:
+    """(file name, image) pairs: a qualitative sheet and a type map for each of the first ``count``
+    images. The records come from the index the prediction read; only these images are read again,
+    at their stored resolution (the pipeline's copies are shrunk to the model's input)."""
+    by_image: dict[str, list[int]] = defaultdict(list)
+    for position, row in enumerate(rows):
+        by_image[row["image_id"]].append(position)
+    chosen = list(by_image)[:count]
+    records = {r["image_id"]: r["record"] for r in index}
+    legend = type_legend(report)
+    for image_id in chosen:
+        record, image = load_record(images_root, image_id, records[image_id])
+        positions = by_image[image_id]
+        boxes = [Box(rows[p]["x1"], rows[p]["y1"], rows[p]["x2"], rows[p]["y2"]) for p in positions]
+        references = [str(rows[p]["reference"]) for p in positions]
+        predictions = [str(rows[p]["prediction"]) for p in positions]
+        yield (
+            f"{image_id}_captions.png",
+            qualitative_sheet(image, record.mask_boxes, boxes, references, predictions, lang, title=record.info),
+        )
+        yield (
+            f"{image_id}_types.png",
+            type_map(
+                image,
+                record.mask_boxes,
+                boxes,
+                [int(report.reference_types[p]) for p in positions],
+                [int(report.generated_types[p]) for p in positions],
+                lang,
+                legend,
+            ),
+        )
+
+
+def metric_value(report: EvaluationReport, name: str) -> float:
+    """A metric of a report by its paper name (``CIDEr``, ``BLEU@4``, ``Div@2``) or MLflow name (``BLEU-4``)."""
+    values = {**report.scores, **report.generated_diversity}
+    for key in (name, name.replace("-", "@")):
+        if key in values:
+            return float(values[key])
+    raise KeyError(f"no metric {name!r} in the evaluation (it has {', '.join(sorted(values))})")

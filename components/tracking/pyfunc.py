@@ -1,0 +1,155 @@
+"""CapOnImage as an MLflow pyfunc model: weights, config and vocabulary inside; decoding in ``predict``.
+
+Input: one row per image, with columns ``image`` (the encoded PNG or JPEG bytes), ``info`` (the
+product info), ``boxes`` (the caption boxes as ``"x1_y1_x2_y2"``, fractions or pixels) and,
+optionally, ``mask_boxes`` (other text on the image to black out). Output: a ``captions`` column,
+one caption per box in the order given. Parameter ``beam_size`` (1: greedy).
+
+    model = mlflow.pyfunc.load_model("models:/caponimage@champion")
+    model.predict(frame, params={"beam_size": 3})["captions"]
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import mlflow.pyfunc
+import pandas as pd
+from mlflow.models import ModelSignature
+from mlflow.types.schema import Array, ColSpec, ParamSchema, ParamSpec, Schema
+
+from components.data.release.dataset import PreparedDataset
+from components.data.release.index import index_head
+from components.data.transforms.requests import dataset_request, encode_requests
+from components.model.checkpoint import CHECKPOINT_ARTIFACT, STATE_FILE
+from components.model.inference import Captioner
+from components.tracking.runs import TrackedRun
+from components.tracking.sources import ModelSource
+
+BATCH_IMAGES = 16
+COMPONENTS_DIR = Path(__file__).resolve().parents[1]
+
+
+class CapOnImageModel(mlflow.pyfunc.PythonModel):
+    def __init__(self):
+        self.captioner = None
+
+    def load_context(self, context) -> None:
+        self.captioner = Captioner.from_checkpoint(context.artifacts[CHECKPOINT_ARTIFACT])
+
+    @classmethod
+    def from_checkpoint(cls, folder: str | Path) -> CapOnImageModel:
+        """The same model without MLflow (a checkpoint folder), for local captioning."""
+        model = cls()
+        model.captioner = Captioner.from_checkpoint(folder)
+        return model
+
+    def predict(self, context, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        beam_size = int((params or {}).get("beam_size", 1) or 1)
+        requests = [
+            {
+                "id": str(row.get("id", f"row {index}")),
+                "image": row["image"],
+                "info": row["info"],
+                "boxes": list(row["boxes"]),
+                "mask_boxes": _optional_list(row.get("mask_boxes")),
+            }
+            for index, row in enumerate(model_input.to_dict("records"))
+        ]
+        captions: list[list[str]] = []
+        for start in range(0, len(requests), BATCH_IMAGES):
+            chunk = requests[start : start + BATCH_IMAGES]
+            rows, _ = encode_requests(chunk, self.captioner.tokenizer, self.captioner.spec)
+            captions += self.captioner.caption(rows, beam_size)[1]
+        return pd.DataFrame({"captions": captions})
+
+
+class LocalModel:
+    """A checkpoint folder behind the pyfunc model's ``predict(frame, params)``."""
+
+    def __init__(self, folder: str):
+        self.model = CapOnImageModel.from_checkpoint(folder)
+
+    def predict(self, data: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
+        return self.model.predict(None, data, params)
+
+
+def load_pyfunc(source: ModelSource, tracking_uri: str):
+    """``models:/...`` or ``runs:/<id>/<model>``: the MLflow pyfunc model; an MLflow run id or a
+    checkpoint folder / URI: the same model from the checkpoint (``LocalModel``)."""
+    if not source.is_mlflow_model:
+        return LocalModel(source.checkpoint_folder(tracking_uri))
+    mlflow.set_tracking_uri(tracking_uri)
+    try:
+        return mlflow.pyfunc.load_model(source.text)
+    except Exception as err:  # MLflow raises several types for an unknown model, version or alias
+        raise source.not_found(tracking_uri, err) from err
+
+
+def _optional_list(value) -> list:
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return []
+    return list(value)
+
+
+def signature() -> ModelSignature:
+    inputs = Schema(
+        [
+            ColSpec("binary", "image"),
+            ColSpec("string", "info"),
+            ColSpec(Array("string"), "boxes"),
+            ColSpec(Array("string"), "mask_boxes", required=False),
+        ]
+    )
+    outputs = Schema([ColSpec(Array("string"), "captions")])
+    return ModelSignature(inputs, outputs, ParamSchema([ParamSpec("beam_size", "integer", 1)]))
+
+
+def requirements() -> list[str]:
+    """What serving needs, pinned to this environment's versions."""
+    return [
+        f"{name}=={version(name)}"
+        for name in ("mlflow", "torch", "torchvision", "numpy", "pandas", "pillow", "pyyaml", "pyarrow", "pydantic")
+    ]
+
+
+def log_pyfunc(run: TrackedRun, checkpoint_folder: str | Path, example: pd.DataFrame, name: str = "model"):
+    """Log the checkpoint as a pyfunc model into ``run``; MLflow's ``ModelInfo``. (``log_model`` has no
+    run-id form: it logs into the active run, which ``run``, open in ``tracked_run``, must be.)"""
+    active = mlflow.active_run()
+    if active is None or active.info.run_id != run.run_id:
+        raise RuntimeError(f"log the model inside the tracked_run of {run.run_id} (the active run is another)")
+    staged = Path(tempfile.mkdtemp(prefix="caponimage-model-")) / CHECKPOINT_ARTIFACT
+    shutil.copytree(checkpoint_folder, staged, ignore=shutil.ignore_patterns(STATE_FILE))  # no optimiser state
+    return mlflow.pyfunc.log_model(
+        name=name,
+        python_model=str(Path(__file__).with_name("model_code.py")),  # models from code: no pickle
+        artifacts={CHECKPOINT_ARTIFACT: str(staged)},
+        code_paths=[str(COMPONENTS_DIR)],
+        signature=signature(),
+        input_example=(example, {"beam_size": 1}),
+        pip_requirements=requirements(),
+    )
+
+
+def example_request(image_bytes: bytes, info: str, boxes: list[str]) -> pd.DataFrame:
+    return pd.DataFrame({"image": [image_bytes], "info": [info], "boxes": [boxes]})
+
+
+def dataset_example(dataset: PreparedDataset) -> pd.DataFrame:
+    """The input example of a model trained on ``dataset``: the first image of its val split."""
+    index = dataset.index
+    first = index_head(index, "val" if "val" in index.splits else "train", limit=1)[0]
+    request = dataset_request(dataset.images_root, first["image_id"], first["record"])
+    return example_request(request["image"], request["info"], request["boxes"])
+
+
+def log_checkpoint_model(run: TrackedRun, checkpoint_folder: str, dataset: PreparedDataset) -> str:
+    """A training run's last checkpoint as the pyfunc model of ``run``, its input example an
+    image of the ``dataset`` it trained on; the model's URI (the weights, config and vocabulary are
+    logged once, in the model)."""
+    return log_pyfunc(run, checkpoint_folder, dataset_example(dataset)).model_uri
