@@ -187,9 +187,9 @@ def column_reads(path: Path, names=("rows", "batch")) -> list[tuple[int, str]]:
     """(line, column) of every ``rows["column"]`` / ``batch["column"]`` in a file."""
     found = []
     for node in ast.walk(ast.parse(path.read_text("utf-8"))):
-        if isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and node.value.id in names:
-            if isinstance(node.slice, ast.Constant) and isinstance(node.slice.value, str):
-                found.append((node.lineno, node.slice.value))
+        named = isinstance(node, ast.Subscript) and isinstance(node.value, ast.Name) and node.value.id in names
+        if named and isinstance(node.slice, ast.Constant) and isinstance(node.slice.value, str):
+            found.append((node.lineno, node.slice.value))
     return found
 
 
