@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from components.cluster import actor_pool
+from components.cluster import actor_pool, object_column
 from components.config import JobConfig, ModelConfig
 from components.data.pipeline.stream import build_dataset
 from components.data.record.tokenizer import Tokenizer
@@ -23,20 +23,24 @@ log = logging.getLogger(__name__)
 
 
 class CaptionPredictor:
-    """``map_batches`` callable for an actor pool: encoded image rows in, one row per box out."""
+    """``map_batches`` callable for an actor pool: encoded image rows in, one row per box out (the
+    batch captioner of evaluation and of batch captioning alike). ``keep``: per-image columns of the
+    input (a request's id, info, boxes ...) repeated on each of its boxes' rows."""
 
     COLUMNS = ("image_id", "box", "prediction", "reference", "x1", "y1", "x2", "y2", "width", "height")
 
-    def __init__(self, model_config: dict[str, Any], weights, tokenizer: Tokenizer, beam_size: int = 1):
+    def __init__(
+        self, model_config: dict[str, Any], weights, tokenizer: Tokenizer, beam_size: int = 1, keep: tuple = ()
+    ):
         import ray
 
         state = ray.get(weights) if isinstance(weights, ray.ObjectRef) else weights
         self.captioner = Captioner(ModelConfig.from_dict(model_config), state, tokenizer)
-        self.beam_size = beam_size
+        self.beam_size, self.keep = beam_size, tuple(keep)
 
     def __call__(self, rows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         if len(rows["n_boxes"]) == 0:
-            return {k: np.zeros((0,), dtype=object) for k in self.COLUMNS}
+            return {k: object_column([]) for k in (*self.COLUMNS, *self.keep)}
         batch, captions = self.captioner.caption(rows, self.beam_size)
         out: dict[str, list] = {k: [] for k in self.COLUMNS}
         owners = batch.image_index.tolist()
@@ -52,7 +56,34 @@ class CaptionPredictor:
                 out[key].append(value)
             out["width"].append(int(rows["size"][owner][0]))
             out["height"].append(int(rows["size"][owner][1]))
-        return {k: np.asarray(v) for k, v in out.items()}
+        kept = {column: object_column([rows[column][owner] for owner in owners]) for column in self.keep}
+        return {**{k: np.asarray(v) for k, v in out.items()}, **kept}
+
+
+def caption_rows(
+    encoded,
+    model_config: ModelConfig,
+    weights,
+    tokenizer: Tokenizer,
+    *,
+    beam_size: int = 1,
+    actors: int = 1,
+    use_gpu: bool = False,
+    batch_images: int = 16,
+    keep: tuple[str, ...] = (),
+):
+    """The one batch captioner over Ray Data: a Ray Dataset of encoded rows captioned by an actor pool
+    holding the model (``weights``: a state dict or its object reference), one row per box out."""
+    return encoded.map_batches(
+        CaptionPredictor,
+        fn_constructor_kwargs=dict(
+            model_config=model_config.as_dict(), weights=weights, tokenizer=tokenizer, beam_size=beam_size, keep=keep
+        ),
+        batch_size=batch_images,
+        compute=actor_pool(actors),
+        num_gpus=1 if use_gpu else 0,
+        num_cpus=1,
+    )
 
 
 def predict_split(
@@ -86,18 +117,15 @@ def predict_split(
         tally=tally,
         index=index,
     )
-    predicted = encoded.map_batches(
-        CaptionPredictor,
-        fn_constructor_kwargs=dict(
-            model_config=model_config.as_dict(),
-            weights=weights,
-            tokenizer=dataset.tokenizer,
-            beam_size=beam_size,
-        ),
-        batch_size=batch_images,
-        compute=actor_pool(predict_actors),
-        num_gpus=1 if use_gpu else 0,
-        num_cpus=1,
+    predicted = caption_rows(
+        encoded,
+        model_config,
+        weights,
+        dataset.tokenizer,
+        beam_size=beam_size,
+        actors=predict_actors,
+        use_gpu=use_gpu,
+        batch_images=batch_images,
     )
     rows = logged_progress(predicted.iter_rows(), None, "boxes captioned", log)
     return sorted(rows, key=lambda r: (r["image_id"], int(r["box"])))

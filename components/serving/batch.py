@@ -1,8 +1,11 @@
 """Captioning many images with Ray Data: a release-format dataset or a JSON-lines file of requests.
 
-Readers validate every request (image, boxes, info) and skip a bad one, counted by reason in a
-tally actor, so one bad record never stops a batch job; an actor pool holding the model captions
-the rest.
+    index rows or lines -> RequestReader -> RequestEncoder -> caption_rows (evaluation's batch captioner)
+                           (image, boxes, info  (EncodedRow     (an actor pool holding the model,
+                            checked)             columns)        one row per box) -> captions per request
+
+Readers validate every request (image, boxes, info) and the encoder what the model takes; a bad one
+is skipped, counted by reason in a tally actor, so one bad record never stops a batch job.
 """
 
 from __future__ import annotations
@@ -11,18 +14,20 @@ import logging
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from components import storage
-from components.cluster import actor_pool, init_ray, object_column
-from components.config import JobConfig
+from components.cluster import init_ray, object_column
+from components.config import JobConfig, ModelConfig
 from components.data.pipeline.stream import make_tally
 from components.data.record.rejection import RecordRejected
+from components.data.record.tokenizer import Tokenizer
 from components.data.release.format import IMAGES_DIR
 from components.data.release.index import read_index
-from components.data.transforms.requests import dataset_request, file_request
+from components.data.transforms.encoding import EncodeSpec, empty_rows
+from components.data.transforms.requests import RequestError, dataset_request, encode_request, file_request
 from components.errors import ConfigError
-from components.serving.captioning import load_captioning_model
+from components.evaluation.predict import caption_rows
+from components.tracking.sources import ModelSource
 
 log = logging.getLogger(__name__)
 COLUMNS = ("key", "id", "source", "image", "info", "boxes", "mask_boxes")
@@ -53,23 +58,35 @@ class RequestReader:
         return {key: object_column(values) for key, values in out.items()}
 
 
-class ModelCaptioner:
-    """``map_batches`` callable for an actor pool: requests in, the same rows with their captions out
-    (without the image bytes: the driver re-reads only the images it draws)."""
+KEPT = ("key", "id", "source", "info", "boxes", "mask_boxes")  # what a result carries besides its captions
+CARRIED = tuple(f"request_{column}" for column in KEPT)  # their names beside the encoded columns (boxes ...)
 
-    def __init__(self, source: str, tracking_uri: str, beam_size: int = 1):
-        self.model = load_captioning_model(source, tracking_uri)
-        self.beam_size = beam_size
+
+class RequestEncoder:
+    """``map_batches`` callable: requests to encoded rows (``EncodedRow`` columns, the image id being
+    the request's key, unique per input row) with the request's own columns kept beside them (without
+    the image bytes: the driver re-reads only the images it draws)."""
+
+    def __init__(self, tokenizer: Tokenizer, spec: EncodeSpec, tally=None):
+        self.tokenizer, self.spec, self.tally = tokenizer, spec, tally
 
     def __call__(self, rows: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        kept = {k: v for k, v in rows.items() if k != "image"}
-        for key in ("boxes", "mask_boxes"):  # plain lists of strings keep Arrow blocks (no pickled fallback)
-            kept[key] = object_column([[str(b) for b in one] for one in rows[key]])
-        if len(rows["id"]) == 0:
-            return {**kept, "captions": object_column([])}
-        frame = pd.DataFrame({k: list(rows[k]) for k in ("image", "info", "boxes", "mask_boxes")})
-        captions = self.model.predict(frame, params={"beam_size": self.beam_size})["captions"]
-        return {**kept, "captions": object_column([[str(c) for c in one] for one in captions])}
+        encoded, kept = [], {column: [] for column in KEPT}
+        for i, key in enumerate(rows["key"]):
+            request = {column: rows[column][i] for column in ("id", "image", "info", "boxes", "mask_boxes")}
+            try:
+                row, _ = encode_request(request, self.tokenizer, self.spec)
+            except RequestError as err:
+                log.warning("skipping %s", err)
+                if self.tally is not None:
+                    self.tally.add.remote(err.reason, str(err))
+                continue
+            encoded.append({**row, "image_id": str(key)})
+            for column in KEPT:  # plain lists of strings keep Arrow blocks (no pickled fallback)
+                value = rows[column][i]
+                kept[column].append([str(b) for b in value] if column in ("boxes", "mask_boxes") else str(value))
+        rows_out = empty_rows(self.spec) if not encoded else {c: np.stack([r[c] for r in encoded]) for c in encoded[0]}
+        return {**rows_out, **{f"request_{column}": object_column(values) for column, values in kept.items()}}
 
 
 def batch_inputs(
@@ -94,21 +111,35 @@ def caption_batch(
 
     if not rows:
         raise ConfigError("input", "nothing to caption: the split or requests file is empty")
+    model = ModelSource.parse(source, "--model").load_for_inference(tracking_uri)  # once, on the driver
+    config = ModelConfig.from_dict(model.job["model"])
+    spec = EncodeSpec.for_model(config, seed=int(model.job.get("train", {}).get("seed", 0)))
     tally = make_tally()
-    order = {str(r["key"]): i for i, r in enumerate(rows)}
     ds = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows) // 8, 100)))
     ds = ds.map_batches(RequestReader, fn_constructor_kwargs=dict(root=root, kind=kind, tally=tally), batch_size=8)
-    ds = ds.map_batches(
-        ModelCaptioner,
-        fn_constructor_kwargs=dict(source=source, tracking_uri=tracking_uri, beam_size=beam_size),
-        batch_size=16,
-        compute=actor_pool(actors),
-        num_cpus=1,
-    )
-    results = sorted(ds.take_all(), key=lambda r: order[str(r["key"])])
+    ds = ds.map_batches(RequestEncoder, fn_constructor_kwargs=dict(tokenizer=model.tokenizer, spec=spec, tally=tally))
+    boxes = caption_rows(
+        ds, config, ray.put(model.model_state), model.tokenizer, beam_size=beam_size, actors=actors, keep=CARRIED
+    ).take_all()
+    results = per_request(boxes, [str(r["key"]) for r in rows])
     skipped = ray.get(tally.report.remote())
     ray.kill(tally)
     return results, skipped
+
+
+def per_request(boxes: list[dict[str, Any]], keys: list[str]) -> list[dict[str, Any]]:
+    """The captioner's rows (one per box) as one result per request, its captions in box order, the
+    requests in input order."""
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    for row in boxes:
+        grouped.setdefault(str(row["image_id"]), []).append(row)
+    results = []
+    for key in keys:
+        if key in grouped:
+            ordered = sorted(grouped[key], key=lambda r: int(r["box"]))
+            carried = {column: ordered[0][f"request_{column}"] for column in KEPT}
+            results.append({**carried, "captions": [str(r["prediction"]) for r in ordered]})
+    return results
 
 
 def caption_many(

@@ -92,22 +92,24 @@ def encode_requests(
     requests: Sequence[dict[str, Any]], tokenizer: Tokenizer, spec: EncodeSpec
 ) -> tuple[dict[str, np.ndarray], list[ImageRecord]]:
     """Requests ``{"id", "image": bytes, "info", "boxes", "mask_boxes"?}`` to stacked encoded rows."""
-    if any(len(r["boxes"]) > spec.max_boxes for r in requests):
-        raise RequestError(
-            next(str(r["id"]) for r in requests if len(r["boxes"]) > spec.max_boxes),
-            "boxes",
-            "too_many_boxes",
-            f"at most {spec.max_boxes} boxes per image",
-        )
-    rows, records = [], []
-    for request in requests:
-        request_id = str(request["id"])
-        image = request_image(request["image"], request_id)
-        mask = request.get("mask_boxes")
-        record = request_record(request_id, request["info"], list(request["boxes"]), list(mask or ()), image.size)
-        rows.append(encode_record(record, image, tokenizer, spec))
-        records.append(record)
-    return {key: np.stack([row[key] for row in rows]) for key in rows[0]}, records
+    encoded = [encode_request(request, tokenizer, spec) for request in requests]
+    rows = [row for row, _ in encoded]
+    return {key: np.stack([row[key] for row in rows]) for key in rows[0]}, [record for _, record in encoded]
+
+
+def encode_request(
+    request: dict[str, Any], tokenizer: Tokenizer, spec: EncodeSpec
+) -> tuple[dict[str, Any], ImageRecord]:
+    """One request to its encoded row (``EncodedRow`` columns) and its record; ``RequestError``
+    naming the field if it cannot be encoded."""
+    request_id = str(request["id"])
+    if len(request["boxes"]) > spec.max_boxes:
+        raise RequestError(request_id, "boxes", "too_many_boxes", f"at most {spec.max_boxes} boxes per image")
+    image = request_image(request["image"], request_id)
+    mask = request.get("mask_boxes")
+    mask = [] if mask is None else list(mask)  # a list, or a numpy array out of a Ray Data batch
+    record = request_record(request_id, request["info"], list(request["boxes"]), mask, image.size)
+    return encode_record(record, image, tokenizer, spec), record
 
 
 def dataset_request(images_root: str, image_id: str, record_json: str) -> dict[str, Any]:
