@@ -25,7 +25,7 @@ from components import storage
 from components.cluster import init_ray
 from components.config import JobConfig
 from components.data.ingest.partitions import IngestResult, Plan, commit_ingest, plan_ingest
-from components.data.prepare import prepare_dataset
+from components.data.prepare import prepare_dataset, with_vocabulary
 from components.data.release.dataset import PreparedDataset
 from components.data.release.versions import images_folder, timestamp, write_version
 from components.errors import DataGateFailed, RetrainError
@@ -254,7 +254,11 @@ class Retrain:
         job = self.job.with_overrides(
             task="finetune", init_from=source.text, train={"steps": self.job.retrain.finetune_steps}, data=data
         )
-        job, dataset = prepare_dataset(finetune_job(job, start.job), start.tokenizer)
+        job = finetune_job(job, start.job)  # the champion's (or pre-training's) model and vocabulary
+        if data:  # the view of new and replayed images: a dataset of its own
+            job, dataset = prepare_dataset(job, start.tokenizer)
+        else:
+            dataset = self.current().with_tokenizer(start.tokenizer)
         fitted = tracked_fit(
             job,
             dataset,
@@ -270,7 +274,8 @@ class Retrain:
     def pretrain(self) -> str:
         """Without a champion: pre-train on the whole dataset first (once); the run's id."""
         if not self.pending.reached("pretrained"):
-            job, dataset = prepare_dataset(self.job.with_overrides(task="pretrain"))
+            dataset = self.current()
+            job = with_vocabulary(self.job.with_overrides(task="pretrain"), dataset.tokenizer)
             fitted = tracked_fit(
                 job,
                 dataset,
