@@ -1,11 +1,12 @@
 """Captioning many images with Ray Data: a release-format dataset or a JSON-lines file of requests.
 
-    index rows or lines -> RequestReader -> RequestEncoder -> caption_rows (evaluation's batch captioner)
-                           (image, boxes, info  (EncodedRow     (an actor pool holding the model,
-                            checked)             columns)        one row per box) -> captions per request
+    index rows or requests-file lines
+      -> RequestReader    each request read and checked: its image, boxes and info
+      -> RequestEncoder   each request as an encoded row (``EncodedRow``), its own columns beside it
+      -> caption_rows     evaluation's batch captioner: an actor pool holding the model, a row per box
+      -> per_request      the captions of each request in box order, the requests in input order
 
-Readers validate every request (image, boxes, info) and the encoder what the model takes; a bad one
-is skipped, counted by reason in a tally actor, so one bad record never stops a batch job.
+A bad request is skipped, counted by reason in a tally actor, so one bad record never stops a batch.
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ def load_captioning_model(source: str, tracking_uri: str):
 
 
 def caption_request(request: dict[str, Any], source: str, tracking_uri: str, beam_size: int = 1) -> dict[str, Any]:
-    """One request (``serving.requests.single_request``) with its captions."""
+    """One request (``data.transforms.requests.single_request``) with its captions."""
     model = load_captioning_model(source, tracking_uri)
     frame = pd.DataFrame({k: [request[k]] for k in REQUEST_COLUMNS})
     captions = model.predict(frame, params={"beam_size": beam_size})["captions"][0]
