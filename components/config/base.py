@@ -28,6 +28,12 @@ Text = StrictStr
 NonEmptyText = Annotated[StrictStr, Field(min_length=1)]
 
 
+def bounded(kind: Any, reason: str, **limits: float) -> Any:
+    """``kind`` held within ``limits`` (pydantic's ``ge``, ``gt``, ``le``, ``lt``); a value outside
+    them is refused with ``reason``: why the bound is where it is."""
+    return Annotated[kind, Field(description=reason, **limits)]
+
+
 class Section(BaseModel):
     """A frozen, strict configuration section; ``SECTION`` is its dotted prefix in error messages."""
 
@@ -74,7 +80,33 @@ def dotted_key(prefix: str, location: Iterable[Any]) -> str:
 
 
 def describe(detail: dict[str, Any], model: type[BaseModel], location: tuple) -> str:
-    """One error of pydantic's in the project's phrasing (``must be positive (got -1)``)."""
+    """One error of pydantic's in the project's phrasing (``must be positive (got -1)``), with the
+    field's reason when a bound of ``bounded`` refused it."""
+    text = _phrase(detail, model, location)
+    if detail["type"] in BOUND_ERRORS:
+        reason = _field_reason(model, location)
+        text = f"{text}: {reason}" if reason else text
+    return text
+
+
+BOUND_ERRORS = ("greater_than", "greater_than_equal", "less_than", "less_than_equal")
+
+
+def _field_reason(model: type[BaseModel], location: tuple) -> str | None:
+    """The ``bounded`` reason of the field at ``location``, if it has one."""
+    current: Any = model
+    for part in location:
+        fields = getattr(current, "model_fields", None)
+        if not isinstance(part, str) or fields is None or part not in fields:
+            return None
+        info = fields[part]
+        if part == location[-1]:
+            return info.description
+        current = info.annotation
+    return None
+
+
+def _phrase(detail: dict[str, Any], model: type[BaseModel], location: tuple) -> str:
     kind, context = detail["type"], detail.get("ctx") or {}
     got = f"(got {detail['input']!r})" if "input" in detail else ""
     if kind == "extra_forbidden":

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic import Field, StrictInt, ValidationInfo, field_validator, model_validator
 
 from components.config.base import (
     Flag,
@@ -22,6 +22,7 @@ from components.config.base import (
     Probability,
     Section,
     Text,
+    bounded,
 )
 from components.config.model import ModelConfig, expand_preset
 from components.config.space import check_dimension, flat_space
@@ -58,7 +59,12 @@ class TrainSection(Section):
     SECTION = "train"
 
     steps: PositiveInt = 600
-    images_per_batch: PositiveInt = 8  # per worker; each image brings all its boxes
+    images_per_batch: bounded(
+        StrictInt,
+        "per worker, each image with all its boxes: the paper's whole global batch is 80 images",
+        gt=0,
+        le=512,
+    ) = 8  # per worker; each image brings all its boxes
     lr: PositiveNumber = 5e-4  # peak learning rate of everything but the backbone
     backbone_lr: NonNegativeNumber = 3e-5  # constant, as in the released code
     warmup_steps: NonNegativeInt = 100
@@ -180,11 +186,16 @@ class IngestSection(Section):
     min_chars: PositiveInt = 2  # a caption's length after punctuation and spaces are stripped ...
     max_chars: PositiveInt = 10  # ... within these bounds
     min_captions: PositiveInt = 2  # images with fewer kept captions are dropped
-    near_duplicate_share: Probability = 0.7  # drop an image sharing round(share x its captions) with another
+    near_duplicate_share: Probability = 0.7  # drop an image sharing round(share x its captions) with another; 0: off
     fluency: NonEmptyText = "ngram"  # the dataset's character n-gram model, or a causal LM folder (path or URI)
     fluency_threshold: Number | None = None  # None: calibrated so that 95% of val captions pass
     max_info_chars: PositiveInt = 60  # title and attribute values, cut to this
-    short_side: PositiveInt = 256  # stored images are resized to this short side
+    short_side: bounded(
+        StrictInt,
+        "the model reads at most 32 x 16 pixels a side; a stored side beyond 4096 only costs memory",
+        ge=32,
+        le=4096,
+    ) = 256  # stored images are resized to this short side
     batch_images: PositiveInt = 4  # images per Ray Data batch through an OCR actor
 
     @field_validator("max_chars")
@@ -209,12 +220,16 @@ class RetrainSection(Section):
     replay_ratio: NonNegativeNumber = 1.0  # old training images replayed per new one (at most all of them)
     finetune_steps: PositiveInt = 100  # the candidate's fine-tuning steps (from the champion, or after pre-training)
     test_images: PositiveInt | None = None  # test images both models are scored on (None: the whole split)
-    bootstrap_samples: PositiveInt = 1000  # paired bootstrap resamples of the test images
+    bootstrap_samples: bounded(
+        StrictInt, "fewer resamples cannot place the ends of a 95% interval (or a 99% one)", ge=200, le=100_000
+    ) = 1000  # paired bootstrap resamples of the test images
     confidence: Annotated[Number, Field(gt=0.5, lt=1.0)] = 0.95  # of the gain's interval
     min_gain: NonNegativeNumber = 0.0  # the interval's lower end must exceed this (gate-metric points)
     max_div2_drop: NonNegativeNumber = 2.0  # guardrails: points of Div@2 ...
     max_bleu4_drop: NonNegativeNumber = 1.0  # ... and of BLEU@4 the candidate may lose to the champion
-    lock_lease_s: PositiveInt = 600  # a lock not renewed for this long is stale (its holder died)
+    lock_lease_s: bounded(
+        StrictInt, "the holder renews every quarter lease; shorter, one slow store call loses the lock", ge=60
+    ) = 600  # a lock not renewed for this long is stale (its holder died)
 
     @field_validator("caption_chars", mode="before")
     @classmethod

@@ -11,6 +11,7 @@ one caption per box in the order given. Parameter ``beam_size`` (1: greedy).
 
 from __future__ import annotations
 
+import numbers
 import shutil
 import tempfile
 from importlib.metadata import version
@@ -49,7 +50,7 @@ class CapOnImageModel(mlflow.pyfunc.PythonModel):
         return model
 
     def predict(self, context, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
-        beam_size = int((params or {}).get("beam_size", 1) or 1)
+        beam_size = beam_param(params)
         requests = [
             {
                 "id": str(row.get("id", f"row {index}")),
@@ -88,6 +89,19 @@ def load_pyfunc(source: ModelSource, tracking_uri: str):
         return mlflow.pyfunc.load_model(source.text)
     except Exception as err:  # MLflow raises several types for an unknown model, version or alias
         raise source.not_found(tracking_uri, err) from err
+
+
+MAX_BEAM = 16  # wider beams cost memory and time and change short captions no more
+
+
+def beam_param(params: dict[str, Any] | None) -> int:
+    """The ``beam_size`` parameter, or ``ValueError`` naming it: a whole number from 1 (greedy) to 16."""
+    value = (params or {}).get("beam_size", 1)
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or value != int(value):
+        raise ValueError(f"parameter beam_size: expected a whole number (got {value!r})")
+    if not 1 <= int(value) <= MAX_BEAM:
+        raise ValueError(f"parameter beam_size: must be from 1 (greedy) to {MAX_BEAM} (got {value!r})")
+    return int(value)
 
 
 def _optional_list(value) -> list:

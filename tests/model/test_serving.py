@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import mlflow
+import numpy
 import pandas as pd
 import pytest
 import torch
@@ -298,3 +299,22 @@ def test_one_bad_image_request_is_one_error_line_and_an_exit_code(checkpoint, tm
         printed = capsys.readouterr().err.strip().splitlines()
         assert len(printed) == 1 and printed[0].startswith(message), printed
     assert not (tmp_path / "out").exists()  # nothing was captioned
+
+
+@pytest.mark.parametrize(
+    ("beam", "message"),
+    [
+        (-3, "from 1 (greedy) to 16 (got -3)"),
+        (0, "got 0"),
+        (17, "got 17"),
+        (2.5, "whole number"),
+        ("3", "whole number"),
+    ],
+)
+def test_a_beam_size_out_of_range_is_refused_naming_the_parameter(requests, checkpoint, beam, message):
+    model = CapOnImageModel.from_checkpoint(checkpoint)
+    with pytest.raises(ValueError, match="parameter beam_size") as err:
+        model.predict(None, frame(requests[:1]), params={"beam_size": beam})
+    assert message in str(err.value)
+    wide = model.predict(None, frame(requests[:1]), params={"beam_size": numpy.int64(2)})  # as MLflow may pass it
+    assert len(wide["captions"][0]) == len(requests[0]["boxes"])

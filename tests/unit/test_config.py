@@ -80,6 +80,10 @@ def test_a_dataset_the_user_names_must_exist(tmp_path):
         ("ingest.max_chars=1", "ingest.max_chars", "at least min_chars 2"),
         ("ingest.near_duplicate_share=1.5", "ingest.near_duplicate_share", "at most 1"),
         ("ingest.actors=0", "ingest.actors", "must be positive"),
+        ("retrain.bootstrap_samples=1", "retrain.bootstrap_samples", "at least 200 (got 1): fewer resamples"),
+        ("retrain.lock_lease_s=1", "retrain.lock_lease_s", "at least 60 (got 1): the holder renews"),
+        ("ingest.short_side=100000", "ingest.short_side", "at most 4096 (got 100000): the model reads"),
+        ("train.images_per_batch=1000", "train.images_per_batch", "at most 512 (got 1000): per worker"),
     ],
 )
 def test_config_holes_are_closed(override, key, message):
