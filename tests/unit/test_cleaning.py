@@ -97,6 +97,7 @@ def line(**values):
         (json.dumps({"product_id": "p", "title": "t", "image": "i.png"}), "attributes", "missing_key"),
         (line(product_id=7), "product_id", "bad_type"),
         (line(product_id="../../etc"), "product_id", "bad_id"),
+        (line(product_id="p-1\n"), "product_id", "bad_id"),  # a trailing newline: the whole id must match
         (line(attributes="red"), "attributes", "bad_type"),
         (line(url=3), "url", "bad_type"),
     ],

@@ -21,8 +21,8 @@ from components.data.record.rejection import RecordRejected, json_object
 
 PRODUCTS_FILE = "products.jsonl"  # a partition's products, one JSON object a line
 SUCCESS_FILE = "_SUCCESS"  # written last: the partition is complete
-PARTITION_NAME = re.compile(r"^crawl_date=(\d{4}-\d{2}-\d{2})$")
-PRODUCT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")  # it becomes the image id: a safe file name
+PARTITION_NAME = re.compile(r"crawl_date=(\d{4}-\d{2}-\d{2})")  # the whole name (fullmatch)
+PRODUCT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")  # the whole id (fullmatch): it becomes a file name
 REQUIRED = ("product_id", "title", "attributes", "image")
 INFO_SEPARATOR = "|"  # between the title and each attribute: a token of its own (the paper's separator token)
 
@@ -38,7 +38,7 @@ def find_partitions(root: str) -> list[Partition]:
     """Every ``crawl_date=`` partition under ``root``, oldest first."""
     found = []
     for entry in storage.list_folder(root):
-        if entry.is_folder and PARTITION_NAME.match(entry.name):
+        if entry.is_folder and PARTITION_NAME.fullmatch(entry.name):
             location = storage.join(root, entry.name)
             found.append(Partition(entry.name, location, storage.exists(storage.join(location, SUCCESS_FILE))))
     return found
@@ -79,7 +79,7 @@ def parse_product(partition: str, line: int, text: str) -> Product:
     for key in ("product_id", "title", "image"):
         if not isinstance(value[key], str):
             raise RecordRejected(key, "bad_type", f"expected a string, got {type(value[key]).__name__}")
-    if not PRODUCT_ID.match(value["product_id"]):
+    if not PRODUCT_ID.fullmatch(value["product_id"]):
         raise RecordRejected("product_id", "bad_id", f"{value['product_id']!r} is not a safe file name")
     if not isinstance(value["attributes"], dict | list):
         raise RecordRejected("attributes", "bad_type", f"expected an object or a list, got {value['attributes']!r}")
