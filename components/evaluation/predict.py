@@ -155,7 +155,7 @@ def evaluate_checkpoint(
         beam_size=beam_size,
         decode_actors=job.data.decode_actors,
         use_gpu=job.ray.use_gpu,
-        seed=int(checkpoint.job.get("train", {}).get("seed", 0)),
+        seed=checkpoint.seed,
         index=index,
     )
     return evaluate_rows(rows, checkpoint.tokenizer.mode, meteor=meteor, fields=fields), rows

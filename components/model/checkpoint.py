@@ -74,6 +74,11 @@ class LoadedCheckpoint:
     def step(self) -> int:
         return int(self.training_state["step"]) if self.training_state else 0
 
+    @property
+    def seed(self) -> int:
+        """The seed it trained with: a ``random2`` model's neighbours are drawn from it."""
+        return int(self.job.get("train", {}).get("seed", 0))
+
 
 def load_checkpoint(folder: str | Path, with_training_state: bool = True) -> LoadedCheckpoint:
     """A checkpoint folder's weights, training state, config and vocabulary; ``CheckpointRefused``

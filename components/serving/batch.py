@@ -114,7 +114,7 @@ def caption_batch(
         raise ConfigError("input", "nothing to caption: the split or requests file is empty")
     model = ModelSource.parse(source, "--model").load_for_inference(tracking_uri)  # once, on the driver
     config = ModelConfig.from_dict(model.job["model"])
-    spec = EncodeSpec.for_model(config, seed=int(model.job.get("train", {}).get("seed", 0)))
+    spec = EncodeSpec.for_model(config, seed=model.seed)
     tally = make_tally()
     ds = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows) // 8, 100)))
     ds = ds.map_batches(RequestReader, fn_constructor_kwargs=dict(root=root, kind=kind, tally=tally), batch_size=8)
