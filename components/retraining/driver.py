@@ -10,7 +10,10 @@
 
 Each stage's completion is saved in ``retrain/pending.json`` (``state``): a rerun after a crash
 resumes at the next stage, in the same MLflow parent run, and Ray Train resumes a fit from its last
-checkpoint because the run names derive from the run key.
+checkpoint because the run names derive from the run key. Between a stage's work and its saved
+completion, the rerun finds the work done (the partitions in the ledger, the fit's finished run, the
+version tagged with the run key, the alias on it) and records it instead of doing it again: a kill at
+any boundary of ``crashes.CRASH_POINTS``, then the same command, completes the retrain once.
 """
 
 from __future__ import annotations
@@ -27,12 +30,14 @@ from components.config import JobConfig
 from components.data.ingest.partitions import IngestResult, Plan, commit_ingest, plan_ingest
 from components.data.prepare import prepare_dataset, with_vocabulary
 from components.data.release.dataset import PreparedDataset
-from components.data.release.versions import images_folder, timestamp, write_version
+from components.data.release.index import dataset_version
+from components.data.release.versions import images_folder, list_versions, load_ledger, timestamp, write_version
 from components.errors import DataGateFailed, RetrainError
 from components.evaluation.oracle import validation_field_sheet
 from components.evaluation.tracked_evaluation import Evaluated, evaluate_and_log, metric_value
 from components.redaction import redact
 from components.retraining.comparison import COMPARED, Decision, comparison_figure, decide, paired_gain
+from components.retraining.crashes import crash_point
 from components.retraining.gate import data_figures, gate_reasons
 from components.retraining.lock import Lock, hold_lock
 from components.retraining.replay import write_view
@@ -40,26 +45,28 @@ from components.retraining.state import (
     LOCK_FILE,
     VIEWS_DIR,
     Pending,
+    clear_pending,
     count_failure,
-    finish_pending,
     load_attempts,
     load_last,
     load_pending,
     run_key,
     save_attempts,
+    save_last,
     save_pending,
     waiting_for_a_person,
 )
 from components.retraining.tracked_ingest import ingest_planned
 from components.serving.registry import Score
 from components.tracking.registry import CHALLENGER, CHAMPION, ModelVersion, Promotion, Registry, version_number
-from components.tracking.runs import TrackedRun, job_run, tracked_run
+from components.tracking.runs import TrackedRun, job_run, run_tagged, tracked_run
 from components.tracking.sources import ModelSource, logged_model_uri
 from components.training.driver import finetune_job
 from components.training.tracked_fit import tracked_fit
 
 log = logging.getLogger(__name__)
 RUN_KEY_TAG = "retrain_run_key"
+STARTED_TAG = "retrain_started"  # with the run key, one retrain (the same crawl may be retried another night)
 GATE = (DataGateFailed,)  # a failed data gate is an outcome: the retrain's run ends FINISHED
 
 
@@ -135,6 +142,7 @@ def begin(job: JobConfig, crawl_root: str, plan: Plan) -> Pending:
     key = run_key(plan.keys, champion_number)
     pending = Pending(key, dict(plan.keys), champion_number, parent_run_id=None)
     save_pending(job.data.dataset, pending)
+    crash_point("started")
     log.info("retrain %s: partitions %s, champion %s", key, ", ".join(plan.keys), champion_number or "none")
     return pending
 
@@ -165,8 +173,11 @@ class Retrain:
     @contextlib.contextmanager
     def parent_run(self) -> Iterator[TrackedRun]:
         """The retrain's MLflow run, the parent of its nested ones: opened by the first run of this
-        retrain (its id saved in the pending record), reopened by a rerun after a crash; ended FINISHED
+        retrain (its id saved in the pending record), reopened by a rerun after a crash (also one
+        killed before it saved the id: the run carries the retrain's key and start); ended FINISHED
         after a decision or a failed data gate (both are outcomes), FAILED after an error."""
+        if self.pending.parent_run_id is None:
+            self.pending.parent_run_id = self.orphaned_parent()
         if self.pending.parent_run_id is not None:
             tags = {"resumed_at_stage": self.pending.stage}
             with tracked_run(self.job.tracking, run_id=self.pending.parent_run_id, tags=tags, outcomes=GATE) as run:
@@ -174,14 +185,24 @@ class Retrain:
             return
         tags = {
             RUN_KEY_TAG: self.pending.run_key,
+            STARTED_TAG: self.pending.started,
             "crawl_root": redact(self.crawl_root),
             "partitions": ",".join(self.pending.partitions),
             "champion_at_start": self.pending.champion_version or "none",
         }
         with job_run(self.job, f"retrain-{self.pending.run_key}", tags=tags, outcomes=GATE) as run:
+            crash_point("parent_created")
             self.pending.parent_run_id = run.run_id
             save_pending(self.dataset, self.pending)
             yield run
+
+    def orphaned_parent(self) -> str | None:
+        """This retrain's MLflow run, opened before a kill that came before its id was saved."""
+        found = run_tagged(self.job.tracking, {RUN_KEY_TAG: self.pending.run_key, STARTED_TAG: self.pending.started})
+        if found is None:
+            return None
+        log.info("taking over retrain run %s (%s), left without its id in pending.json", *found)
+        return found[0]
 
     def current(self) -> PreparedDataset:
         """The dataset as this retrain left it after its ingest (what the candidate is scored on and
@@ -192,10 +213,33 @@ class Retrain:
 
     def advance(self, stage: str) -> None:
         save_pending(self.dataset, self.pending, stage)
+        crash_point(stage)
         self.parent.set_tag("retrain_stage", stage)
 
     # -- 3. ingest and the data gate ----------------------------------------------------------------
     def ingest_and_gate(self) -> None:
+        versions = self.published_ingest() or self.ingest_gate_and_publish()
+        crash_point("published")
+        forget_failures(self.dataset, list(self.pending.partitions))  # they passed: earlier failures are moot
+        self.pending.previous_version, self.pending.version = versions
+        self.parent.log_dataset(self.dataset, self.pending.version, "training")
+        self.advance("ingested")
+
+    def published_ingest(self) -> tuple[str, str] | None:
+        """(version ingested into, version made) when the ledger has this retrain's partitions with
+        their keys already: it was killed after publishing, before saving the stage, and goes on from
+        there (the partitions are no longer new, so planning them again would find nothing)."""
+        ledger = load_ledger(self.dataset, dataset_version(self.dataset))
+        entries = {name: ledger.get(name, {}) for name in self.pending.partitions}
+        if any(entries[name].get("key") != key for name, key in self.pending.partitions.items()):
+            return None
+        version = next(iter(entries.values()))["version"]
+        previous = dict(list_versions(self.dataset)).get(version, {}).get("parent") or version
+        log.info("retrain %s: its ingest was published already (version %s)", self.pending.run_key, version)
+        return previous, version
+
+    def ingest_gate_and_publish(self) -> tuple[str, str]:
+        """Ingest the partitions without publishing, check the data gate, publish; (previous, new) version."""
         plan = plan_new(self.job, self.crawl_root, only=list(self.pending.partitions))
         if plan.keys != self.pending.partitions:
             raise RetrainError(
@@ -204,6 +248,7 @@ class Retrain:
                 f"remove {self.dataset}/retrain/pending.json to start over"
             )
         result = ingest_planned(self.job, plan, self.crawl_root, parent_run_id=self.parent.run_id, commit=False)
+        crash_point("ingest_checked")
         fixed = [i for split in ("val", "test") for i in plan.state.splits.get(split, [])]
         figures = data_figures(result, fixed)
         self.parent.log_metrics(figures.metrics())
@@ -211,10 +256,7 @@ class Retrain:
         if reasons:
             self.gate_failed(result, reasons)
         commit_ingest(result, note={RUN_KEY_TAG: self.pending.run_key})
-        forget_failures(self.dataset, list(self.pending.partitions))  # they passed: earlier failures are moot
-        self.pending.previous_version, self.pending.version = result.previous_version, result.version
-        self.parent.log_dataset(self.dataset, result.version, "training")
-        self.advance("ingested")
+        return result.previous_version, result.version
 
     def gate_failed(self, result: IngestResult, reasons: list[str]) -> None:
         """Record a failed gate everywhere a person looks, count it per partition, and stop (exit 3).
@@ -226,12 +268,16 @@ class Retrain:
             manifest.update(data_gate="failed", reasons=reasons, **{RUN_KEY_TAG: self.pending.run_key})
             version = write_version(self.dataset, state.with_records(result.new_records), manifest)
             kept = f"; the ingested records are version {version} (not current: --set data.version={version} reads it)"
-        attempts = count_failure(load_attempts(self.dataset), self.pending.partitions, reasons, self.pending.run_key)
+        crash_point("gate_version_written")
+        pending, attempts = self.pending, load_attempts(self.dataset)
+        attempts = count_failure(attempts, pending.partitions, reasons, pending.run_key, pending.started)
         save_attempts(self.dataset, attempts)
+        crash_point("gate_failure_counted")
         counts = ", ".join(f"{name} {attempts[name]['attempts']}x" for name in self.pending.partitions)
         self.parent.set_tags({"retrain_outcome": "data_gate_failed", "data_gate_reasons": "; ".join(reasons)[:4000]})
         self.parent.log_text("\n".join(reasons) + "\n", "retrain/data_gate.txt")
-        finish_pending(self.dataset, self.pending, "data_gate_failed", reasons=reasons)
+        save_last(self.dataset, self.pending, "data_gate_failed", reasons=reasons)
+        clear_pending(self.dataset)
         raise DataGateFailed(
             f"the data gate failed for {', '.join(self.pending.partitions)} (attempts: {counts}), nothing was "
             f"trained: {'; '.join(reasons)}{kept}"
@@ -239,6 +285,23 @@ class Retrain:
 
     # -- 4. the candidate ---------------------------------------------------------------------------
     def train_candidate(self) -> None:
+        name = f"retrain-{self.pending.run_key}-finetune"
+        self.pending.candidate_run_id = self.finished_fit(name) or self.fit_candidate(name)
+        crash_point("candidate_fitted")
+        self.advance("trained")
+
+    def finished_fit(self, ray_run_name: str) -> str | None:
+        """The run of a fit that finished with its model before a kill kept its stage from being saved."""
+        found = run_tagged(self.job.tracking, {"ray_run_name": ray_run_name})
+        if found is None or found[1] != "FINISHED":
+            return None
+        if logged_model_uri(found[0], self.job.tracking.tracking_uri) is None:
+            return None
+        log.info("%s finished already (run %s): not trained again", ray_run_name, found[0])
+        return found[0]
+
+    def fit_candidate(self, name: str) -> str:
+        """The champion (or a new pre-training) fine-tuned, in the run ``name``; the run's id."""
         key, uri = self.pending.run_key, self.job.tracking.tracking_uri
         data: dict[str, str] = {}
         if self.pending.champion_version is None:
@@ -262,36 +325,42 @@ class Retrain:
         fitted = tracked_fit(
             job,
             dataset,
-            f"retrain-{key}-finetune",  # the same name on a rerun: Ray Train resumes from its checkpoint
+            name,  # the same name on a rerun: Ray Train resumes from its checkpoint
             parent_run_id=self.parent.run_id,
             tags={RUN_KEY_TAG: key, "init_from": source.text},
             init_weights=start.model_state,
             fields=validation_field_sheet(dataset.index, job.data.val_images),  # the view's val is the dataset's
         )
-        self.pending.candidate_run_id = fitted.run_id
-        self.advance("trained")
+        return fitted.run_id
 
     def pretrain(self) -> str:
         """Without a champion: pre-train on the whole dataset first (once); the run's id."""
         if not self.pending.reached("pretrained"):
-            dataset = self.current()
-            job = with_vocabulary(self.job.with_overrides(task="pretrain"), dataset.tokenizer)
-            fitted = tracked_fit(
-                job,
-                dataset,
-                f"retrain-{self.pending.run_key}-pretrain",
-                parent_run_id=self.parent.run_id,
-                tags={RUN_KEY_TAG: self.pending.run_key},
-                fields=validation_field_sheet(dataset.index, job.data.val_images),
-            )
-            self.pending.pretrain_run_id = fitted.run_id
+            name = f"retrain-{self.pending.run_key}-pretrain"
+            self.pending.pretrain_run_id = self.finished_fit(name) or self.fit_pretraining(name)
+            crash_point("pretrain_fitted")
             self.advance("pretrained")
         return self.pending.pretrain_run_id
+
+    def fit_pretraining(self, name: str) -> str:
+        """Pre-training on the whole dataset, in the run ``name``; the run's id."""
+        dataset = self.current()
+        job = with_vocabulary(self.job.with_overrides(task="pretrain"), dataset.tokenizer)
+        fitted = tracked_fit(
+            job,
+            dataset,
+            name,
+            parent_run_id=self.parent.run_id,
+            tags={RUN_KEY_TAG: self.pending.run_key},
+            fields=validation_field_sheet(dataset.index, job.data.val_images),
+        )
+        return fitted.run_id
 
     # -- 5 and 6. compare, register, promote ----------------------------------------------------------
     def compare_and_register(self) -> None:
         """Through the registry's one promotion decision (``Registry.promote``), shared with sweeps and
-        fine-tunes: the candidate judged against whoever holds ``champion`` when the alias moves."""
+        fine-tunes: the candidate judged against whoever holds ``champion`` when the alias moves. The
+        decision is recorded in the retrain's run before the alias moves (a rerun records it again)."""
         candidate = self.evaluate(ModelSource.parse(self.pending.candidate_run_id), "candidate")
         judged: dict[str, Any] = {}
 
@@ -299,21 +368,24 @@ class Retrain:
             if self.already_promoted(holder):
                 return None
             decision, champion = self.decide(candidate, holder)
-            judged.update(decision=decision, champion=champion)
-            return Promotion(self.register(candidate, decision), decision.promote)
+            version = self.register(candidate, decision)
+            self.parent.set_tags({**decision.tags(), "registered_version": version})
+            figure = comparison_figure(_metrics(candidate), champion, decision)
+            self.parent.log_figure(figure, "retrain/comparison.png")
+            judged.update(decision=decision)
+            return Promotion(version, decision.promote)
 
         verdict, _, alias = self.registry.promote(judge, before_move=self.check_lock)
-        if verdict is None:
+        if verdict is None:  # promoted before a kill that came before the stage was saved
+            self.parent.set_tag("registered_alias", CHAMPION)
             self.advance("registered")
             return
-        decision, version = judged["decision"], verdict.version
-        self.parent.set_tags({**decision.tags(), "registered_version": version, "registered_alias": alias})
-        self.parent.log_figure(
-            comparison_figure(_metrics(candidate), judged["champion"], decision), "retrain/comparison.png"
-        )
-        self.pending.registered_version, self.pending.decision = version, decision.as_dict()
+        crash_point("alias_moved")
+        decision = judged["decision"]
+        self.parent.set_tag("registered_alias", alias)
+        self.pending.registered_version, self.pending.decision = verdict.version, decision.as_dict()
         self.advance("registered")
-        log.info("candidate version %s -> @%s: %s", version, alias, "; ".join(decision.reasons))
+        log.info("candidate version %s -> @%s: %s", verdict.version, alias, "; ".join(decision.reasons))
 
     def check_lock(self) -> None:
         if self.lock.lost:
@@ -384,6 +456,7 @@ class Retrain:
             run_id = self.pending.candidate_run_id
             added = self.registry.add_version(model_uri, run_id=run_id, tags=tags, description=score.description())
             number = str(added.version)
+            crash_point("candidate_registered")
         for tag, value in decision.tags().items():
             self.registry.tag_version(number, tag, value)
         return number
@@ -392,7 +465,9 @@ class Retrain:
         decision = self.pending.decision or {}
         outcome = "promoted" if decision.get("promote") else "kept_champion"
         self.parent.set_tag("retrain_outcome", outcome)
-        finish_pending(self.dataset, self.pending, outcome)
+        save_last(self.dataset, self.pending, outcome)
+        crash_point("outcome_recorded")
+        clear_pending(self.dataset)
         alias = CHAMPION if outcome == "promoted" else CHALLENGER
         lines = [
             f"retrain {self.pending.run_key}: partitions {', '.join(self.pending.partitions)} -> dataset version "

@@ -27,6 +27,7 @@ from urllib.parse import urlparse
 
 from components import storage
 from components.errors import ConfigError, RetrainLocked
+from components.processes import dead_here
 from components.redaction import redact
 
 log = logging.getLogger(__name__)
@@ -47,21 +48,11 @@ class Holder:
         """Its lease ran out, or it is a process of this machine that no longer runs."""
         if (now or time.time()) - self.renewed > lease_s:
             return True
-        return self.host == socket.gethostname() and not _alive(self.pid)
+        return dead_here(self.host, self.pid)
 
     def text(self) -> str:
         age = time.time() - self.renewed
         return f"{self.purpose} (pid {self.pid} on {self.host}, renewed {age:.0f} s ago)"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 # -- where a lock lives: compare-and-swap on a file or an S3 object -----------------------------------

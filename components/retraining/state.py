@@ -74,10 +74,13 @@ def save_pending(dataset: str, pending: Pending, stage: str | None = None) -> No
     _write_json(storage.join(dataset, PENDING_FILE), asdict(pending))
 
 
-def finish_pending(dataset: str, pending: Pending, outcome: str, **details: Any) -> None:
-    """The retrain ended (``outcome``): it becomes the last one and nothing is pending."""
+def save_last(dataset: str, pending: Pending, outcome: str, **details: Any) -> None:
+    """The retrain ended (``outcome``): it becomes the last one (``clear_pending`` follows)."""
     record = {**asdict(pending), "outcome": outcome, "finished": timestamp(), **details}
     _write_json(storage.join(dataset, LAST_FILE), record)
+
+
+def clear_pending(dataset: str) -> None:
     storage.delete(storage.join(dataset, PENDING_FILE))
 
 
@@ -95,15 +98,19 @@ def save_attempts(dataset: str, attempts: dict[str, dict[str, Any]]) -> None:
 
 
 def count_failure(
-    attempts: dict[str, dict[str, Any]], partitions: dict[str, str], reasons: list[str], key: str
+    attempts: dict[str, dict[str, Any]], partitions: dict[str, str], reasons: list[str], key: str, started: str
 ) -> dict[str, dict[str, Any]]:
     """``attempts`` with one more gate failure for each partition; a partition whose key changed
-    (its files were fixed) starts again from one."""
+    (its files were fixed) starts again from one. One retrain (run ``key``, ``started`` then) counts
+    once: its rerun after a crash that had counted already does not count again."""
     out = dict(attempts)
     for name, partition_key in partitions.items():
         before = out.get(name, {})
+        if before.get("key") == partition_key and (before.get("run_key"), before.get("started")) == (key, started):
+            continue
         count = before.get("attempts", 0) + 1 if before.get("key") == partition_key else 1
-        out[name] = {"key": partition_key, "attempts": count, "reasons": reasons, "run_key": key, "at": timestamp()}
+        out[name] = {"key": partition_key, "attempts": count, "reasons": reasons, "run_key": key, "started": started}
+        out[name]["at"] = timestamp()
     return out
 
 

@@ -4,7 +4,8 @@ The gate is one decision at a time (``Registry.gate``): reading the champion, ju
 against it and moving the alias happen while holding a lock in the registry itself, the only service
 every machine shares. Taking it creates the registered model ``<name>.gate-lock`` (the store refuses
 a second create: an atomic test-and-set on any MLflow backend), with its owner and expiry as tags;
-releasing deletes it; an expired one (its holder died) is deleted by the next taker.
+releasing deletes it; an expired one, or one whose holder is a process of this machine that no
+longer runs (killed inside the gate), is deleted by the next taker.
 
 ``Registry.promote`` is the one promotion decision every caller goes through (a sweep's or a
 fine-tune's winner, a scheduled retrain's candidate): they differ only in how they judge a candidate
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
@@ -28,6 +28,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from components.errors import CapOnImageError
+from components.processes import dead_here, this_host
 
 log = logging.getLogger(__name__)
 CHAMPION, CHALLENGER = "champion", "challenger"
@@ -129,7 +130,7 @@ class Registry:
     @contextmanager
     def gate(self, *, lease_s: float = 3600.0, wait_s: float = 3600.0, poll_s: float = 0.5) -> Iterator[str]:
         """The champion gate, held (see the module's docstring); waits for another holder."""
-        lock, owner = f"{self.name}{GATE_LOCK_SUFFIX}", f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        lock, owner = f"{self.name}{GATE_LOCK_SUFFIX}", f"{this_host()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         deadline = time.time() + wait_s
         while not self._take(lock, owner, lease_s):
             if time.time() > deadline:
@@ -155,8 +156,16 @@ class Registry:
             held = self.client.get_registered_model(lock)
         except MlflowException:
             return False  # released meanwhile: try again
-        if float(held.tags.get("expires", "0")) < time.time():
-            log.warning("taking over the expired champion gate of %s (owner %s)", lock, held.tags.get("owner"))
+        owner = held.tags.get("owner", "")
+        if float(held.tags.get("expires", "0")) < time.time() or owner_dead(owner):
+            log.warning("taking over the champion gate %s of a holder gone (owner %s)", lock, owner)
             with suppress(MlflowException):  # another taker may have deleted it first
                 self.client.delete_registered_model(lock)
         return False
+
+
+def owner_dead(owner: str) -> bool:
+    """A gate owner (``host:pid:nonce``) that is a process of this machine no longer running."""
+    host, _, rest = owner.partition(":")
+    pid = rest.partition(":")[0]
+    return pid.isdigit() and dead_here(host, int(pid))

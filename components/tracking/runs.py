@@ -89,20 +89,25 @@ def local_artifact_root(tracking_uri: str, experiment: str) -> str | None:
     return str(folder / "mlartifacts" / slug)
 
 
-def run_of_ray_run(tracking: TrackingSection, ray_run_name: str) -> tuple[str, str] | None:
-    """(run id, status) of the MLflow run that trained the Ray Train run ``ray_run_name`` before, if
-    any: a resumed training continues it (also one a killed driver left RUNNING)."""
+def run_tagged(tracking: TrackingSection, tags: Mapping[str, str]) -> tuple[str, str] | None:
+    """(run id, status) of the newest run of the experiment carrying all of ``tags``, if any: the run
+    of a piece of work done before (a Ray Train run, a retrain), also one a killed driver left RUNNING.
+    The values are the project's own names (run keys, run names): no quotes in them."""
     client = MlflowClient(tracking.tracking_uri)
     experiment = client.get_experiment_by_name(tracking.experiment)
     if experiment is None:
         return None
+    query = " and ".join(f"tags.{name} = '{value}'" for name, value in tags.items())
     found = client.search_runs(
-        [experiment.experiment_id],
-        f"tags.ray_run_name = '{ray_run_name}'",
-        order_by=["attributes.start_time DESC"],
-        max_results=1,
+        [experiment.experiment_id], query, order_by=["attributes.start_time DESC"], max_results=1
     )
     return (found[0].info.run_id, found[0].info.status) if found else None
+
+
+def run_of_ray_run(tracking: TrackingSection, ray_run_name: str) -> tuple[str, str] | None:
+    """The MLflow run that trained the Ray Train run ``ray_run_name`` before (``run_tagged``): a
+    resumed training continues it."""
+    return run_tagged(tracking, {"ray_run_name": ray_run_name})
 
 
 def latest_run_id(tracking_uri: str, experiment: str, task: str = "pretrain", key: str = "init_from") -> str:

@@ -1,25 +1,35 @@
 """flows/retrain.py for real, as a scheduler runs it: crawl partitions arriving one after the other,
 the real OCR engine, a local Ray cluster, sqlite MLflow and its registry.
 
-    1. no champion yet: ingest, pre-train, fine-tune, register, promote; a rerun does nothing
+    1. no champion yet: ingest, pre-train, fine-tune, register, promote, killed at every boundary
+       between two durable writes in turn and completed by the same command; a rerun does nothing
     2. a crash mid-training, then the same command again: it resumes (no second ingest, Ray Train
        from its checkpoint, one model version) and the paired bootstrap promotes a clearly better model
-    3. a deliberately weakened candidate: registered, kept out (challenger), the champion stays
-    4. a corrupted partition: the data gate fails (exit 3) and nothing trains; after three attempts it
-       waits for a person; another retrain holding the lock means exit 75
+    3. a deliberately weakened candidate, its driver process killed right after publishing its ingest
+       (a real kill: lock, runs and gate left as they were): the same command registers it, kept out
+       (challenger), the champion stays
+    4. a corrupted partition, killed at the data gate's boundaries: the gate fails (exit 3) once and
+       nothing trains; after three attempts it waits for a person; another retrain holding the lock
+       means exit 75
 """
 
 import json
+import os
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
-from helpers import load_flow
+from helpers import REPO, load_flow
 from mlflow.tracking import MlflowClient
 
 from components.cli import run
 from components.data.release.index import dataset_version
 from components.data.release.versions import LEDGER_FILE
 from components.data.synthetic.build import SyntheticSpec, build_crawl, build_release
+from components.retraining import crashes
+from components.retraining.crashes import CRASH_AT_ENV, CRASH_POINTS, GATE_CRASH_POINTS, KILLED_EXIT
 from components.retraining.lock import acquire
 from components.retraining.state import ATTEMPTS_FILE, LAST_FILE, LOCK_FILE, PENDING_FILE
 
@@ -47,6 +57,26 @@ def arrive(root, date: str, seed: int, images: int = 10) -> None:
 
 def retrain(argv: list[str]) -> int:
     return run(load_flow("retrain").main, argv)
+
+
+class Killed(BaseException):
+    """A kill, in-process: raised at the crash point, handled by nothing a kill would skip but the
+    ``finally`` blocks (so the lock is released and the runs end FAILED, unlike a real kill's)."""
+
+
+def kill_at_each(argv: list[str], points) -> None:
+    """The retrain killed at each point in turn, each time by the same command: every point must be
+    reached (a rerun resumes after the last one, so the next point comes next)."""
+
+    def die(name):
+        raise Killed(name)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(crashes, "die", die)
+        for point in points:
+            patch.setenv(CRASH_AT_ENV, point)
+            with pytest.raises(Killed, match=f"^{point}$"):
+                retrain(argv)
 
 
 def runs(uri: str, where: str = ""):
@@ -81,11 +111,14 @@ def first(place):
     root, uri, common = place
     arrive(root, "2026-11-20", 21)
     before = dataset_version(str(root / "dataset"))
-    assert retrain([*common, "--set", "train.steps=6", "--set", "retrain.finetune_steps=2"]) == 0  # a weak champion
+    argv = [*common, "--set", "train.steps=6", "--set", "retrain.finetune_steps=2"]  # a weak champion
+    kill_at_each(argv, CRASH_POINTS)
+    assert retrain(argv) == 0
     return last(root), before
 
 
 def test_the_first_retrain_pretrains_fine_tunes_and_promotes(first, place):
+    """Killed at every crash point in turn, it still did each durable thing once."""
     root, uri, _ = place
     record, before = first
     assert record["outcome"] == "promoted" and record["registered_version"] == "1"
@@ -93,19 +126,20 @@ def test_the_first_retrain_pretrains_fine_tunes_and_promotes(first, place):
     tags = version(uri, "1").tags
     assert tags["retrain_run_key"] == record["run_key"] and tags["retrain_decision"] == "promote"
     assert tags["score.split"] == "test" and tags["score.images"] == "20"
-    top = parent(uri, record["run_key"])
+    top = parent(uri, record["run_key"])  # one parent run, also after the kill before its id was saved
     assert top.info.status == "FINISHED" and top.data.tags["retrain_outcome"] == "promoted"
     assert top.data.metrics["gate_new_images"] >= 2 and top.data.metrics["gate_fixed_split_overlap"] == 0
+    assert top.data.tags["registered_version"] == "1"
     nested = children(uri, top.info.run_id)
-    assert [(r.data.tags["task"], r.info.status) for r in nested] == [
-        ("ingest", "FINISHED"),
-        ("pretrain", "FINISHED"),
-        ("finetune", "FINISHED"),
-        ("evaluate", "FINISHED"),
-    ]
-    (source,) = nested[1].inputs.dataset_inputs  # pre-training read the version the ingest made
+    tasks = [r.data.tags["task"] for r in nested]
+    # The ingest killed before publishing is done again (its OCR results were never kept); each
+    # training once; the candidate evaluated again by each rerun before its stage was saved.
+    assert tasks == ["ingest", "ingest", "pretrain", "finetune", "evaluate", "evaluate", "evaluate"]
+    assert {r.info.status for r in nested} == {"FINISHED"}
+    assert len(MlflowClient(uri).search_model_versions(f"name = '{NAME}'")) == 1
+    (source,) = nested[2].inputs.dataset_inputs  # pre-training read the version the ingest made
     assert source.dataset.digest == dataset_version(str(root / "dataset")) == record["version"]
-    assert nested[1].data.metrics["skipped_records"] == 0
+    assert nested[2].data.metrics["skipped_records"] == 0
     artifacts = {a.path for a in MlflowClient(uri).list_artifacts(top.info.run_id, "retrain")}
     assert "retrain/comparison.png" in artifacts
     ledger = json.loads((root / "dataset" / LEDGER_FILE).read_text())
@@ -184,12 +218,33 @@ def third(second, place):
     arrive(root, "2026-11-22", 23, images=6)
     weakened = ["--set", "retrain.finetune_steps=4", "--set", "train.lr=1.0"]  # destroys what the champion knew
     weakened += ["--set", "retrain.test_images=8"]
+    killed = kill_for_real([*common, *weakened], "published")
     assert retrain([*common, *weakened]) == 0
-    return last(root)
+    return last(root), killed
+
+
+def kill_for_real(argv: list[str], point: str) -> dict:
+    """flows/retrain.py in a process of its own (on this session's Ray cluster), killed at ``point``:
+    what it left behind."""
+    import ray
+
+    env = {**os.environ, CRASH_AT_ENV: point, "RAY_ADDRESS": ray.get_runtime_context().gcs_address}
+    flow = [sys.executable, str(REPO / "flows" / "retrain.py"), *argv]
+    done = subprocess.run(flow, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == KILLED_EXIT, done.stderr[-3000:]
+    dataset = Path(argv[argv.index("--dataset") + 1])
+    lock = json.loads((dataset / LOCK_FILE).read_text())  # never released
+    return {"pending": json.loads((dataset / PENDING_FILE).read_text()), "lock": lock}
 
 
 def test_a_weakened_candidate_is_registered_but_the_champion_stays(third, place):
     _, uri, _ = place
+    third, killed = third
+    assert killed["pending"]["stage"] == "started"  # published, then killed before the stage was saved
+    assert killed["lock"]["pid"] != os.getpid() and not (place[0] / "dataset" / LOCK_FILE).exists()  # taken over
+    top = parent(uri, third["run_key"])
+    assert top.info.run_id == killed["pending"]["parent_run_id"] and top.data.tags["resumed_at_stage"] == "started"
+    assert [r.data.tags["task"] for r in children(uri, top.info.run_id)].count("ingest") == 1  # not ingested again
     assert third["outcome"] == "kept_champion" and third["registered_version"] == "3"
     assert alias_of(uri, "champion") == "2" and alias_of(uri, "challenger") == "3"
     tags = version(uri, "3").tags
@@ -212,6 +267,7 @@ def test_a_corrupted_partition_fails_the_data_gate_and_trains_nothing(corrupted,
     root, uri, common = place
     current, models = dataset_version(str(root / "dataset")), alias_of(uri, "champion")
     trainings = len(runs(uri, "tags.task = 'finetune'"))
+    kill_at_each(common, GATE_CRASH_POINTS)  # the failure is counted once, however often it is killed
     assert retrain(common) == 3
     err = capsys.readouterr().err
     assert "error: the data gate failed for crawl_date=2026-11-23 (attempts: crawl_date=2026-11-23 1x)" in err
@@ -219,7 +275,7 @@ def test_a_corrupted_partition_fails_the_data_gate_and_trains_nothing(corrupted,
     record = last(root)
     top = parent(uri, record["run_key"])
     assert top.data.tags["retrain_outcome"] == "data_gate_failed" and top.info.status == "FINISHED"
-    assert [r.data.tags["task"] for r in children(uri, top.info.run_id)] == ["ingest"]
+    assert [r.data.tags["task"] for r in children(uri, top.info.run_id)] == ["ingest"] * 3  # one per kill
     assert len(runs(uri, "tags.task = 'finetune'")) == trainings and alias_of(uri, "champion") == models
     assert dataset_version(str(root / "dataset")) == current
 

@@ -133,3 +133,27 @@ def test_two_registrations_at_once_leave_the_better_one_champion(registry):
     assert aliases(client) == {CHAMPION: outcomes["a"].version, CHALLENGER: outcomes["b"].version}
     assert outcomes["b"].champion_before.value == 60.0  # B was compared with A, the champion it found
     assert [m.name for m in client.search_registered_models()] == [NAME]  # the gate's lock is gone
+
+
+def test_a_gate_left_by_a_killed_process_of_this_machine_is_taken_at_once(registry):
+    """A retrain killed inside the gate leaves its lock with an hour's lease: a dead holder on this
+    machine is known dead, so the next taker does not wait the hour out; a live holder is waited for."""
+    import subprocess
+    import time
+
+    from components.processes import this_host
+    from components.tracking.registry import GATE_LOCK_SUFFIX, GateBusy
+
+    client, _ = registry
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    lock = f"{NAME}{GATE_LOCK_SUFFIX}"
+    expires = repr(time.time() + 3600)
+    client.create_registered_model(lock, tags={"owner": f"{this_host()}:{dead.pid}:abcd", "expires": expires})
+    started = time.monotonic()
+    with Registry(client.tracking_uri, NAME).gate(wait_s=5):
+        assert client.get_registered_model(lock).tags["owner"].startswith(f"{this_host()}:")
+    assert time.monotonic() - started < 5
+    client.create_registered_model(lock, tags={"owner": f"{this_host()}:1:abcd", "expires": expires})  # pid 1 runs
+    with pytest.raises(GateBusy, match="stayed held for 1 s"), Registry(client.tracking_uri, NAME).gate(wait_s=1):
+        pass

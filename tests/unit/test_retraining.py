@@ -71,15 +71,16 @@ def test_run_key_follows_partitions_and_champion():
 
 def test_gate_attempts_count_up_and_park_a_partition_until_it_changes():
     attempts = {}
-    for _ in range(2):
-        attempts = count_failure(attempts, {"p": "k1"}, ["too few"], "r")
+    for night in ("1", "2"):  # the same crawl on the same champion: the same run key, started anew
+        attempts = count_failure(attempts, {"p": "k1"}, ["too few"], "r", night)
     assert attempts["p"]["attempts"] == 2 and waiting_for_a_person(attempts, {"p": "k1"}, 3) == {}
-    attempts = count_failure(attempts, {"p": "k1"}, ["too few"], "r")
+    assert count_failure(attempts, {"p": "k1"}, ["too few"], "r", "2") == attempts  # a rerun after a crash
+    attempts = count_failure(attempts, {"p": "k1"}, ["too few"], "r", "3")
     waiting = waiting_for_a_person(attempts, {"p": "k1", "q": "k5"}, 3)
     assert list(waiting) == ["p"] and "failed the data gate 3 times (too few)" in waiting["p"]
     assert "--retry p" in waiting["p"]
     assert waiting_for_a_person(attempts, {"p": "k2"}, 3) == {}  # its files changed: tried again
-    assert count_failure(attempts, {"p": "k2"}, ["x"], "r")["p"]["attempts"] == 1
+    assert count_failure(attempts, {"p": "k2"}, ["x"], "r", "4")["p"]["attempts"] == 1
 
 
 def test_replay_takes_a_seeded_sample_of_the_old_in_order_then_every_new():
