@@ -21,6 +21,7 @@ FLOORS = {
     "cli": 0,
     "progress": 0,
     "redaction": 0,
+    "processes": 0,
     "storage": 1,
     "config": 2,
     "cluster": 3,
