@@ -27,6 +27,7 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from components.redaction import redact
 from components.errors import CapOnImageError
 from components.processes import dead_here, this_host
 
@@ -76,12 +77,13 @@ class Registry:
     def add_version(
         self, model_uri: str, *, run_id: str, tags: Mapping[str, str], description: str = ""
     ) -> ModelVersion:
-        """``model_uri`` registered as a new version, tagged with its source run and ``tags``."""
+        """``model_uri`` registered as a new version, tagged with its source run and ``tags`` (redacted,
+        as everything the registry stores)."""
         mlflow.set_tracking_uri(self.tracking_uri)  # register_model has no client form that waits
-        tags = {"source_run": run_id, **dict(tags)}
+        tags = {"source_run": run_id, **{key: redact(str(value)) for key, value in tags.items()}}
         version = mlflow.register_model(model_uri, self.name, tags=tags, await_registration_for=300)
         if description:
-            self.client.update_model_version(self.name, version.version, description=description)
+            self.client.update_model_version(self.name, version.version, description=redact(description))
         return version
 
     def versions_tagged(self, key: str, value: str) -> list[ModelVersion]:
@@ -90,7 +92,7 @@ class Registry:
         return sorted(found, key=lambda v: int(v.version))
 
     def tag_version(self, version: str, key: str, value: str) -> None:
-        self.client.set_model_version_tag(self.name, version, key, value)
+        self.client.set_model_version_tag(self.name, version, key, redact(str(value)))
 
     def set_alias(self, alias: str, version: str, replacing: ModelVersion | None) -> None:
         """Point ``alias`` at ``version``; a champion it replaces is tagged ``replaced_by``."""

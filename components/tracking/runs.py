@@ -151,7 +151,7 @@ def dataset_input(location: str, version: str, context: str) -> DatasetInput:
     with warnings.catch_warnings():  # a local path resolves to two identical local sources
         warnings.simplefilter("ignore", UserWarning)
         source = resolve_dataset_source(redact(location))
-    name = location.rstrip("/").rsplit("/", 1)[-1]
+    name = redact(location).rstrip("/").rsplit("/", 1)[-1]
     dataset = MetaDataset(source, name=name, digest=version)
     return DatasetInput(dataset._to_mlflow_entity(), tags=[InputTag(MLFLOW_DATASET_CONTEXT, context)])
 
@@ -173,20 +173,21 @@ class TrackedRun:
     def log_metric(self, key: str, value: float, step: int = 0) -> None:
         self.log_metrics({key: value}, step)
 
+    # Every text a run stores goes through ``redact``: a location with credentials may reach any of them.
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         if tags:
-            self.client.log_batch(self.run_id, tags=[RunTag(key, str(value)) for key, value in tags.items()])
+            self.client.log_batch(self.run_id, tags=[RunTag(key, redact(str(value))) for key, value in tags.items()])
 
     def set_tag(self, key: str, value: Any) -> None:
-        self.client.set_tag(self.run_id, key, str(value))
+        self.client.set_tag(self.run_id, key, redact(str(value)))
 
     def log_params(self, params: Mapping[str, str]) -> None:
-        items = [Param(key, value) for key, value in params.items()]
+        items = [Param(key, redact(str(value))) for key, value in params.items()]
         for start in range(0, len(items), PARAMS_PER_BATCH):
             self.client.log_batch(self.run_id, params=items[start : start + PARAMS_PER_BATCH])
 
     def log_text(self, text: str, path: str) -> None:
-        self.client.log_text(self.run_id, text, path)
+        self.client.log_text(self.run_id, redact(text), path)
 
     def log_figure(self, figure, path: str) -> None:
         """A matplotlib figure as a PNG artifact, then closed."""
@@ -286,7 +287,7 @@ def tracked_run(
         parent_run_id=None if run_id else parent_run_id,
         nested=mlflow.active_run() is not None,
         log_system_metrics=system_metrics,
-        tags=dict(tags or {}),
+        tags={key: redact(str(value)) for key, value in (tags or {}).items()},
     )
     run = TrackedRun(uri, active.info.run_id)
     try:

@@ -3,6 +3,7 @@ logged by several runs at once (the trials of a sweep start together, each logs 
 its input), and why a run failed."""
 
 import threading
+from pathlib import Path
 
 import mlflow
 import pytest
@@ -72,3 +73,69 @@ def test_a_failed_run_says_why_without_its_secrets(tmp_path):
     assert run.info.status == "FAILED"
     assert run.data.tags["error"].startswith("ConnectionError: postgresql://***@db:5432/crawls unreachable")
     assert "s3cr3t" not in run.data.tags["error"]
+
+
+SECRET_URIS = [  # (location, its secret's tail)
+    ("s3://AK:se?cret-1@minio.internal:9000/datasets/ds", "cret-1"),  # "?" in the password
+    ("s3://AK:se#cret-2@minio.internal/datasets/ds", "cret-2"),  # "#" in the password
+    ("s3://AK:se/cr@et-3@minio.internal/datasets/ds", "et-3"),  # "/" and "@"
+    ("https://minio.internal/datasets/ds?X-Amz-Signature=secret-4&X-Amz-Date=1", "secret-4"),
+    ("https://minio.internal/datasets/ds#access_token=secret-5&state=x", "secret-5"),
+]
+
+
+@pytest.mark.parametrize(("location", "secret"), SECRET_URIS)
+def test_no_sink_stores_a_credential(location, secret, tmp_path, capsys, caplog):
+    """Each place a location is written: a run's params, config/job.json, its tags (at the start and
+    later), a text artifact, its dataset input, a registered version's tags and description, a log line
+    and an error message. The host and path stay readable; the secret appears in none."""
+    import json
+    import logging
+
+    from components.cli import run
+    from components.errors import ConfigError
+    from components.tracking.registry import Registry
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    job = load_job_config(preset="tiny", overrides=[f"tracking.tracking_uri={uri}"]).with_overrides(
+        data={"dataset": location}, tracking={"system_metrics": False}
+    )
+    client = MlflowClient(uri)
+    with job_run(job, "sinks", tags={"crawl_root": location}) as tracked:
+        tracked.set_tag("dataset_seen", location)
+        tracked.set_tags({"partitions": f"read from {location}"})
+        tracked.log_text(f"ingested {location}\n", "ingest/summary.txt")
+        tracked.log_dataset(location, "v1", "training")
+        with mlflow.start_run(run_id=tracked.run_id, nested=True):
+            model = mlflow.pyfunc.log_model(name="model", python_model=lambda rows: rows, pip_requirements=[])
+    registry = Registry(uri, "sinks")
+    version = registry.add_version(
+        model.model_uri, run_id=tracked.run_id, tags={"dataset": location}, description=location
+    )
+    registry.tag_version(version.version, "data_source", location)
+
+    stored = client.get_run(tracked.run_id)
+    artifacts = {path: client.download_artifacts(tracked.run_id, path, str(tmp_path)) for path in ("config", "ingest")}
+    registered = client.get_model_version("sinks", version.version)
+
+    def failing(argv):  # a flow's main, as cli.run calls it (its log handlers redact)
+        logging.getLogger("components.test").warning("reading %s", location)
+        raise ConfigError("data.dataset", f"{location} is not a dataset")
+
+    code = run(failing, [])
+
+    sinks = {
+        "params": json.dumps(stored.data.params),
+        "run tags": json.dumps(stored.data.tags),
+        "config/job.json": (Path(artifacts["config"]) / "job.json").read_text(),
+        "text artifact": (Path(artifacts["ingest"]) / "summary.txt").read_text(),
+        "dataset input": json.dumps([i.dataset.source + i.dataset.name for i in stored.inputs.dataset_inputs]),
+        "registry tags": json.dumps(registered.tags),
+        "registry description": registered.description,
+        "log line": caplog.text,
+        "error message": capsys.readouterr().err,
+    }
+    assert code == 2
+    for sink, text in sinks.items():
+        assert secret not in text, f"{sink} stores the secret: {text[:300]}"
+        assert "minio.internal" in text, f"{sink} lost the host: {text[:300]}"

@@ -74,6 +74,12 @@ def test_a_run_without_a_checkpoint_is_a_config_error(tmp_path):
         ("s3://bucket/path", "s3://bucket/path"),
         ("sqlite:////tmp/m.db", "sqlite:////tmp/m.db"),
         ("s3://bucket/user@example/file.png", "s3://bucket/user@example/file.png"),  # "@" in a path is not a secret
+        ("s3://AK:se?cret@host/ds", "s3://***@host/ds"),  # a password holding "?"
+        ("s3://AK:se#cr/et@host:9000/ds?x=1", "s3://***@host:9000/ds?x=1"),  # "#" and "/"
+        ("https://ghp_abc@github.com/o/r.git", "https://***@github.com/o/r.git"),  # a token as the user
+        ("http://[::1]:5000/?a=1", "http://[::1]:5000/?a=1"),
+        ("https://app/cb#access_token=ey.J&state=1", "https://app/cb#access_token=***&state=1"),
+        ("https://app/cb?code=1#id_token=ey", "https://app/cb?code=1#id_token=***"),
     ],
 )
 def test_credentials_in_uris_are_redacted_before_logging(text, redacted):
