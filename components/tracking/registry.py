@@ -27,9 +27,9 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from components.redaction import redact
 from components.errors import CapOnImageError
 from components.processes import dead_here, this_host
+from components.redaction import redact
 
 log = logging.getLogger(__name__)
 CHAMPION, CHALLENGER = "champion", "challenger"
