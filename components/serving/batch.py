@@ -22,6 +22,7 @@ from components.config import JobConfig, ModelConfig
 from components.data.pipeline.stream import make_tally
 from components.data.record.rejection import RecordRejected
 from components.data.record.tokenizer import Tokenizer
+from components.data.record.untrusted import json_lines
 from components.data.release.format import IMAGES_DIR
 from components.data.release.index import read_index
 from components.data.transforms.encoding import EncodeSpec, empty_rows
@@ -97,9 +98,7 @@ def batch_inputs(
     if dataset:
         rows = [{"key": r["image_id"], "text": r["record"]} for r in read_index(dataset, split, limit)]
         return rows, storage.join(dataset, IMAGES_DIR), "dataset"
-    text = storage.read_bytes(requests_file).decode("utf-8")
-    lines = [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
-    rows = [{"key": n, "text": line} for n, line in lines[:limit]]
+    rows = [{"key": n, "text": line} for n, line in json_lines(storage.read_bytes(requests_file))[:limit]]
     root = requests_file.rsplit("/", 1)[0] if "/" in requests_file else "."
     return rows, root, "requests"
 

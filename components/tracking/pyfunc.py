@@ -2,8 +2,11 @@
 
 Input: one row per image, with columns ``image`` (the encoded PNG or JPEG bytes), ``info`` (the
 product info), ``boxes`` (the caption boxes as ``"x1_y1_x2_y2"``, fractions or pixels) and,
-optionally, ``mask_boxes`` (other text on the image to black out). Output: a ``captions`` column,
-one caption per box in the order given. Parameter ``beam_size`` (1: greedy).
+optionally, ``mask_boxes`` (other text on the image to black out) and ``id`` (a safe id, named in
+errors). Output: a ``captions`` column, one caption per box in the order given, and an ``error``
+column: empty for a captioned row; for a row that cannot be captioned (an undecodable image, a bad
+box, too many boxes, an unsafe id) the field and the reason, its captions empty, while every other
+row is captioned. Parameter ``beam_size`` (1: greedy).
 
     model = mlflow.pyfunc.load_model("models:/caponimage@champion")
     model.predict(frame, params={"beam_size": 3})["captions"]
@@ -23,9 +26,11 @@ import pandas as pd
 from mlflow.models import ModelSignature
 from mlflow.types.schema import Array, ColSpec, ParamSchema, ParamSpec, Schema
 
+from components.data.record.rejection import RecordRejected
+from components.data.record.untrusted import checked_id
 from components.data.release.dataset import PreparedDataset
 from components.data.release.index import index_head
-from components.data.transforms.requests import dataset_request, encode_requests
+from components.data.transforms.requests import RequestError, dataset_request, encode_request, stack_rows
 from components.model.checkpoint import CHECKPOINT_ARTIFACT, STATE_FILE
 from components.model.inference import Captioner
 from components.tracking.runs import TrackedRun
@@ -51,22 +56,22 @@ class CapOnImageModel(mlflow.pyfunc.PythonModel):
 
     def predict(self, context, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
         beam_size = beam_param(params)
-        requests = [
-            {
-                "id": str(row.get("id", f"row {index}")),
-                "image": row["image"],
-                "info": row["info"],
-                "boxes": list(row["boxes"]),
-                "mask_boxes": _optional_list(row.get("mask_boxes")),
-            }
-            for index, row in enumerate(model_input.to_dict("records"))
-        ]
-        captions: list[list[str]] = []
-        for start in range(0, len(requests), BATCH_IMAGES):
-            chunk = requests[start : start + BATCH_IMAGES]
-            rows, _ = encode_requests(chunk, self.captioner.tokenizer, self.captioner.spec)
-            captions += self.captioner.caption(rows, beam_size)[1]
-        return pd.DataFrame({"captions": captions})
+        frame = model_input.to_dict("records")
+        captions: list[list[str]] = [[] for _ in frame]
+        errors: list[str] = [""] * len(frame)
+        encoded: list[tuple[int, dict]] = []  # (row number, its encoded row)
+        for number, row in enumerate(frame):
+            try:
+                request = row_request(number, row)
+                encoded.append((number, encode_request(request, self.captioner.tokenizer, self.captioner.spec)[0]))
+            except RequestError as err:
+                errors[number] = str(err)
+        for start in range(0, len(encoded), BATCH_IMAGES):
+            chunk = encoded[start : start + BATCH_IMAGES]
+            written = self.captioner.caption(stack_rows([row for _, row in chunk]), beam_size)[1]
+            for (number, _), row_captions in zip(chunk, written, strict=True):
+                captions[number] = row_captions
+        return pd.DataFrame({"captions": captions, "error": errors})
 
 
 class LocalModel:
@@ -104,10 +109,34 @@ def beam_param(params: dict[str, Any] | None) -> int:
     return int(value)
 
 
-def _optional_list(value) -> list:
-    if value is None or (isinstance(value, float) and pd.isna(value)):
-        return []
-    return list(value)
+def row_request(number: int, row: dict[str, Any]) -> dict[str, Any]:
+    """One input row as a captioning request, or ``RequestError`` naming the row and the field."""
+    request_id = row.get("id")
+    request_id = f"row {number}" if request_id is None or _missing(request_id) else str(request_id)
+    try:
+        checked_id(request_id, "id")
+    except RecordRejected as rejected:
+        raise RequestError(f"row {number}", "id", rejected.reason, rejected.detail) from rejected
+    for name, required in (("image", True), ("info", True), ("boxes", True), ("mask_boxes", False)):
+        if required and (name not in row or _missing(row[name])):
+            raise RequestError(request_id, name, "missing_key", f"row {number} has no '{name}'")
+    if not isinstance(row["image"], bytes | bytearray):
+        raise RequestError(request_id, "image", "bad_type", f"expected bytes, got {type(row['image']).__name__}")
+    lists = {}
+    for name in ("boxes", "mask_boxes"):
+        value = row.get(name)
+        if value is None or _missing(value):
+            lists[name] = []
+        elif isinstance(value, str | bytes) or not hasattr(value, "__len__"):
+            raise RequestError(request_id, name, "bad_type", f"expected a list, got {type(value).__name__}")
+        else:
+            lists[name] = list(value)
+    return {"id": request_id, "image": bytes(row["image"]), "info": row["info"], **lists}
+
+
+def _missing(value: Any) -> bool:
+    """A cell pandas left empty (``None`` or NaN), not a list or a string."""
+    return value is None or (isinstance(value, float) and pd.isna(value))
 
 
 def signature() -> ModelSignature:
@@ -119,7 +148,7 @@ def signature() -> ModelSignature:
             ColSpec(Array("string"), "mask_boxes", required=False),
         ]
     )
-    outputs = Schema([ColSpec(Array("string"), "captions")])
+    outputs = Schema([ColSpec(Array("string"), "captions"), ColSpec("string", "error", required=False)])
     return ModelSignature(inputs, outputs, ParamSchema([ParamSpec("beam_size", "integer", 1)]))
 
 

@@ -262,3 +262,26 @@ def test_a_garbled_page_behind_an_intact_footer_fails_its_checksum_then_is_rebui
     with caplog.at_level(logging.WARNING, logger="components.data.release.index"):
         assert read_index(root, "train") == whole
     assert "cannot be read" in caplog.text and load_index(root).build != index.build
+
+
+def test_ids_and_captions_no_utf8_can_hold_are_indexed_escaped_then_refused_by_the_record_check(tmp_path):
+    """An unpaired surrogate (JSON's "\\ud800", or in a names file) used to stop the index build
+    writing the split; it is stored escaped, hashed as content_version hashes it, and the record
+    check refuses it as unsafe_id (a caption holding one as bad_caption); the other records are kept."""
+    from components.data.record.rejection import RecordRejected
+    from components.data.release.format import parse_record_value
+
+    captions = {"ok": record(1), "x\ud800": record(2), "nl\n": record(3), "cap": {**record(4), "ocr_txts": ["a\udc00"]}}
+    splits = {"train": ["ok", "x\ud800", "nl\n", "cap"]}
+    root = write_folder(tmp_path / "ds", {}, splits)
+    (tmp_path / "ds" / CAPTIONS_FILE).write_text(json.dumps(captions), "utf-8")  # as JSON escapes
+    index = build_index(root)
+    assert index.version == content_version(captions, splits, b'{"<pad>": 0}')
+    outcomes = {}
+    for row in read_index(root, "train"):
+        try:
+            parse_record_value(row["image_id"], json.loads(row["record"]), None)
+            outcomes[row["image_id"]] = "ok"
+        except RecordRejected as rejected:
+            outcomes[row["image_id"]] = rejected.reason
+    assert outcomes == {"ok": "ok", "x\\ud800": "unsafe_id", "nl\n": "unsafe_id", "cap": "bad_caption"}

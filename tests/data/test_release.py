@@ -163,12 +163,12 @@ def test_image_rejections_missing_corrupt_unsafe_and_unlisted(tmp_path):
     assert reasons == {
         "gone": ("image", "missing_image"),
         "broken": ("image", "corrupt_image"),
-        "../escape": ("image", "unsafe_path"),
-        "nul\x00id": ("image", "unsafe_path"),
-        "x\ud800": ("image", "unsafe_path"),
+        "../escape": ("image_id", "unsafe_id"),  # one id check, before any path is made of it
+        "nul\x00id": ("image_id", "unsafe_id"),
+        "x\ud800": ("image_id", "unsafe_id"),
         "not_there": ("ref_captions.json", "missing_record"),
     }
-    assert result.rejection_counts() == {"corrupt_image": 1, "missing_image": 1, "missing_record": 1, "unsafe_path": 3}
+    assert result.rejection_counts() == {"corrupt_image": 1, "missing_image": 1, "missing_record": 1, "unsafe_id": 3}
 
 
 def test_pixel_boxes_without_images_are_rejected_not_misread(tmp_path):

@@ -134,10 +134,30 @@ def test_a_logged_pyfunc_model_loads_in_a_fresh_process(requests, checkpoint, tm
     assert str(REPO) not in served["code"]  # the model's own copy of the code, not this checkout
 
 
-def test_a_corrupt_image_is_named(requests, checkpoint):
-    bad = frame(requests[:1]).assign(image=[b"not an image"])
-    with pytest.raises(RequestError, match="'row 0', field 'image': corrupt_image"):
-        CapOnImageModel.from_checkpoint(checkpoint).predict(None, bad)
+def test_each_bad_row_is_answered_with_its_error_and_the_others_are_captioned(requests, checkpoint):
+    """One frame: good rows between rows that cannot be captioned. Each bad row gets its field and
+    reason in ``error`` and no captions; the good rows get what they get alone."""
+    model = CapOnImageModel.from_checkpoint(checkpoint)
+    good = frame(requests[:2])
+    bad_rows = [
+        ({"image": b"not an image"}, "'row 1', field 'image': corrupt_image"),
+        ({"boxes": [["a", "b", "c", "d"]]}, "field 'boxes[0]': bad_box"),
+        ({"boxes": "0.1_0.1_0.2_0.2"}, "field 'boxes': bad_type"),
+        ({"boxes": ["0.1_0.1_0.2_0.2"] * 40}, "field 'boxes': too_many_boxes"),
+        ({"id": "p\ud800"}, "field 'id': unsafe_id"),
+        ({"image": None}, "field 'image': missing_key"),
+    ]
+    rows = [good.iloc[0].to_dict()]
+    for change, _ in bad_rows:
+        rows.append({**good.iloc[1].to_dict(), **change})
+    rows.append(good.iloc[1].to_dict())
+    answered = model.predict(None, pd.DataFrame(rows, dtype=object))  # object: pandas' strings refuse "\ud800"
+    alone = model.predict(None, good)
+    assert len(answered) == len(rows)
+    assert [list(c) for c in answered["captions"].iloc[[0, -1]]] == [list(c) for c in alone["captions"]]
+    assert list(answered["error"].iloc[[0, -1]]) == ["", ""]
+    for number, (_, message) in enumerate(bad_rows, 1):
+        assert message in answered["error"][number] and list(answered["captions"][number]) == []
 
 
 def test_requests_file_lines_are_checked(tiny_dataset, tmp_path):
@@ -318,3 +338,40 @@ def test_a_beam_size_out_of_range_is_refused_naming_the_parameter(requests, chec
     assert message in str(err.value)
     wide = model.predict(None, frame(requests[:1]), params={"beam_size": numpy.int64(2)})  # as MLflow may pass it
     assert len(wide["captions"][0]) == len(requests[0]["boxes"])
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_pyfunc_rows_fuzzed_each_bad_one_answered_every_good_one_captioned(requests, checkpoint, seed):
+    """A seeded mix of good rows and broken ones (image, boxes, info, id): no exception escapes
+    ``predict``, each broken row names its reason, each good row is captioned as it is alone."""
+    import random
+
+    rng = random.Random(seed)
+    model = CapOnImageModel.from_checkpoint(checkpoint)
+    good = frame(requests[:1]).iloc[0].to_dict()
+    breaks = [
+        ({"image": b"\x89PNG\r\n\x1a\n" + bytes(rng.randrange(256) for _ in range(64))}, "corrupt_image"),
+        ({"image": "a.png"}, "bad_type"),
+        ({"boxes": [rng.choice(["0.1_0.1", "x_y_z_w", [[1], 2, 3, 4], [0.5, 0.5, 0.1, 0.1]])]}, "bad_box"),
+        ({"boxes": []}, "no_captions"),
+        ({"boxes": ["0.1_0.1_0.2_0.2"] * rng.randrange(33, 100)}, "too_many_boxes"),
+        ({"info": rng.choice([3, ["x"], {"a": 1}])}, "bad_type"),
+        ({"id": rng.choice(["", "a\x00", "p\n", "../x", "x" * 300])}, "unsafe_id"),
+        ({"mask_boxes": 5}, "bad_type"),
+    ]
+    rows, expected = [], []
+    for _ in range(14):
+        if rng.random() < 0.4:
+            rows.append(dict(good))
+            expected.append(None)
+        else:
+            change, reason = rng.choice(breaks)
+            rows.append({**good, **change})
+            expected.append(reason)
+    answered = model.predict(None, pd.DataFrame(rows, dtype=object))
+    alone = list(model.predict(None, frame(requests[:1]))["captions"][0])
+    for number, reason in enumerate(expected):
+        if reason is None:
+            assert answered["error"][number] == "" and list(answered["captions"][number]) == alone
+        else:
+            assert reason in answered["error"][number] and list(answered["captions"][number]) == []

@@ -96,8 +96,11 @@ def line(**values):
         ("[1, 2]", "<line>", "bad_type"),
         (json.dumps({"product_id": "p", "title": "t", "image": "i.png"}), "attributes", "missing_key"),
         (line(product_id=7), "product_id", "bad_type"),
-        (line(product_id="../../etc"), "product_id", "bad_id"),
-        (line(product_id="p-1\n"), "product_id", "bad_id"),  # a trailing newline: the whole id must match
+        (line(product_id="../../etc"), "product_id", "unsafe_id"),
+        (line(product_id="p-1\n"), "product_id", "unsafe_id"),  # a trailing newline: the whole id must match
+        (line(product_id="p\ud800"), "product_id", "unsafe_id"),
+        ("[" * 100_000, "<line>", "too_deep"),
+        ('{"product_id": "' + "x" * 1_000_001 + '"}', "<line>", "too_large"),
         (line(attributes="red"), "attributes", "bad_type"),
         (line(url=3), "url", "bad_type"),
     ],

@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from components import storage
-from components.data.record.rejection import RecordRejected, json_object
+from components.data.record.rejection import RecordRejected
+from components.data.record.untrusted import checked_id, json_lines, json_object
 
 PRODUCTS_FILE = "products.jsonl"  # a partition's products, one JSON object a line
 SUCCESS_FILE = "_SUCCESS"  # written last: the partition is complete
 PARTITION_NAME = re.compile(r"crawl_date=(\d{4}-\d{2}-\d{2})")  # the whole name (fullmatch)
-PRODUCT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")  # the whole id (fullmatch): it becomes a file name
 REQUIRED = ("product_id", "title", "attributes", "image")
 INFO_SEPARATOR = "|"  # between the title and each attribute: a token of its own (the paper's separator token)
 
@@ -68,9 +68,8 @@ class Product:
 
 
 def read_products(partition: Partition) -> list[tuple[int, str]]:
-    """(line number, text) of every non-empty line of the partition's products file."""
-    text = storage.read_bytes(storage.join(partition.location, PRODUCTS_FILE)).decode("utf-8", errors="replace")
-    return [(n, line) for n, line in enumerate(text.splitlines(), 1) if line.strip()]
+    """(line number, text) of every non-empty line of the partition's products file (``json_lines``)."""
+    return json_lines(storage.read_bytes(storage.join(partition.location, PRODUCTS_FILE)))
 
 
 def parse_product(partition: str, line: int, text: str) -> Product:
@@ -79,8 +78,7 @@ def parse_product(partition: str, line: int, text: str) -> Product:
     for key in ("product_id", "title", "image"):
         if not isinstance(value[key], str):
             raise RecordRejected(key, "bad_type", f"expected a string, got {type(value[key]).__name__}")
-    if not PRODUCT_ID.fullmatch(value["product_id"]):
-        raise RecordRejected("product_id", "bad_id", f"{value['product_id']!r} is not a safe file name")
+    checked_id(value["product_id"], "product_id")  # it names the image file too
     if not isinstance(value["attributes"], dict | list):
         raise RecordRejected("attributes", "bad_type", f"expected an object or a list, got {value['attributes']!r}")
     url = value.get("url")

@@ -6,10 +6,7 @@ by reason (a ``Rejection``), or, in strict mode, stops with ``DatasetError`` nam
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from components.errors import DatasetError
 
@@ -27,6 +24,10 @@ REASONS = (
     "corrupt_image",
     "oversized_image",  # more pixels than data.images.MAX_IMAGE_PIXELS
     "too_many_boxes",  # a captioning request with more boxes than an image's encoding holds
+    "unsafe_id",  # an id no record, request or file may have (``untrusted.checked_id``)
+    "bad_json",  # a JSON line from outside that does not parse ...
+    "too_large",  # ... or is longer than ``untrusted.MAX_JSON_CHARS``
+    "too_deep",  # ... or nests deeper than ``untrusted.MAX_JSON_DEPTH``
 )
 
 
@@ -52,17 +53,3 @@ class RecordRejected(Exception):
 
     def rejection(self, image_id: str) -> Rejection:
         return Rejection(image_id, self.rejection_field, self.reason, self.detail)
-
-
-def json_object(text: str, required: Sequence[str], where: str = "the line") -> dict[str, Any]:
-    """One JSON-lines entry that must be an object with ``required`` keys, or ``RecordRejected``."""
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise RecordRejected("<line>", "bad_json", str(err)) from err
-    if not isinstance(value, dict):
-        raise RecordRejected("<line>", "bad_type", f"expected an object, got {type(value).__name__}")
-    for key in required:
-        if key not in value:
-            raise RecordRejected(key, "missing_key", f"{where} has no '{key}'")
-    return value

@@ -25,6 +25,7 @@ from components import storage
 from components.data.record.boxes import Box, RawBox, format_box, is_pixel_box_set, normalise_box, parse_box
 from components.data.record.images import image_size
 from components.data.record.rejection import RecordRejected, Rejection
+from components.data.record.untrusted import checked_id
 from components.errors import BoxError, DatasetFormatError
 
 CAPTIONS_FILE = "ref_captions.json"
@@ -145,6 +146,10 @@ def _check_structure(value: Any) -> None:
     for i, text in enumerate(value["ocr_txts"]):
         if not isinstance(text, str) or not text.strip():
             raise RecordRejected(f"ocr_txts[{i}]", "bad_caption", f"expected a non-empty string, got {text!r}")
+        if storage.unnameable(text):
+            raise RecordRejected(f"ocr_txts[{i}]", "bad_caption", f"{text!r} holds a NUL byte or is not valid UTF-8")
+    if storage.unnameable(value["info"]):
+        raise RecordRejected("info", "bad_type", "holds a NUL byte or is not valid UTF-8")
     if "url" in value and value["url"] is not None and not isinstance(value["url"], str):
         raise RecordRejected("url", "bad_type", f"expected a string, got {type(value['url']).__name__}")
 
@@ -186,6 +191,7 @@ def parse_record_value(image_id: str, value: Any, image_size: tuple[int, int] | 
 
     ``image_size`` (width, height) is needed only when the record's boxes are in pixels.
     """
+    checked_id(image_id)
     _check_structure(value)
     boxes = _normalise(_parse_raw_boxes(value), image_size)
     colors = value.get("ocr_colors")
@@ -205,6 +211,7 @@ def parse_record(image_id: str, value: Any, images_root: str | Path | None) -> I
 
     Without ``images_root`` (no images to check) pixel boxes cannot be normalised and are rejected.
     """
+    checked_id(image_id)
     _check_structure(value)
     size = image_size(str(images_root), f"{image_id}.png") if images_root is not None else None
     return parse_record_value(image_id, value, size)

@@ -150,8 +150,20 @@ def content_version(captions: dict[str, Any], splits: dict[str, list[str]], voca
     for split in sorted(splits):
         digest.update(f"\n#{split}\n".encode())
         for image_id in splits[split]:
-            digest.update(f"{image_id}\t{record_text(captions.get(image_id))}\n".encode())
+            digest.update(utf8(f"{image_id}\t{record_text(captions.get(image_id))}\n"))
     return digest.hexdigest()[:12]
+
+
+def utf8(text: str) -> bytes:
+    """``text`` as UTF-8, an unpaired surrogate (which JSON and NumPy can hold, UTF-8 cannot) written as
+    its escape ``\\udXXX``: such an id is indexed, then refused as ``unsafe_id`` by the record check
+    (a backslash is in no safe id), instead of stopping the index build."""
+    return text.encode("utf-8", "backslashreplace")
+
+
+def storable(text: str) -> str:
+    """``text`` as the index stores it (``utf8``)."""
+    return utf8(text).decode("utf-8")
 
 
 def read_split_ids(dataset: str) -> dict[str, list[str]]:
@@ -222,7 +234,7 @@ class _Buckets:
         key = (number, position // BUCKET_POSITIONS)
         if key not in self.handles:
             self.handles[key] = open(self.folder / f"{key[0]}-{key[1]}", "ab")  # noqa: SIM115 closed in close()
-        self.handles[key].write(f"{position}\t{text}\n".encode())
+        self.handles[key].write(utf8(f"{position}\t{text}\n"))
 
     def close(self) -> None:
         for handle in self.handles.values():
@@ -313,12 +325,12 @@ def _write_split(
         for position in range(bucket * BUCKET_POSITIONS, min(len(ids), (bucket + 1) * BUCKET_POSITIONS)):
             image_id = ids[position]
             text = repeats.get(image_id) if position in repeated else records.get(position)
-            digest.update(f"{image_id}\t{'null' if text is None else text}\n".encode())
+            digest.update(utf8(f"{image_id}\t{'null' if text is None else text}\n"))
             if position in repeated:
                 duplicates.append(image_id)
                 continue
             missing += text is None
-            writer.add(image_id, text or "")
+            writer.add(storable(image_id), text or "")
     writer.flush()
     kept = tuple(duplicates[:KEPT_DUPLICATES])
     return SplitIndex(len(ids) - len(duplicates), tuple(writer.files), missing, len(duplicates), kept)

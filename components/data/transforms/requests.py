@@ -17,8 +17,9 @@ from PIL import Image
 from components import storage
 from components.data.record.boxes import format_box, is_pixel_box_set, normalise_box, parse_box
 from components.data.record.images import decode_image, open_image
-from components.data.record.rejection import RecordRejected, json_object
+from components.data.record.rejection import RecordRejected
 from components.data.record.tokenizer import Tokenizer
+from components.data.record.untrusted import checked_id, json_object, parse_json
 from components.data.release.format import CAPTIONS_FILE, ImageRecord, parse_record_value
 from components.data.transforms.encoding import EncodeSpec, encode_record
 from components.errors import BoxError, ConfigError, DatasetError
@@ -34,8 +35,11 @@ def box_text(box: Any) -> str:
     """A box as ``"x1_y1_x2_y2"``: strings pass through; four numbers are formatted."""
     if isinstance(box, str):
         return box
-    if isinstance(box, Sequence) and len(box) == 4:
-        return format_box([float(v) for v in box])
+    if isinstance(box, Sequence | np.ndarray) and len(box) == 4:
+        try:
+            return format_box([float(v) for v in box])
+        except (TypeError, ValueError) as err:
+            raise BoxError(f"expected four numbers, got {box!r}") from err
     raise BoxError(f"expected 'x1_y1_x2_y2' or four numbers, got {box!r}")
 
 
@@ -93,8 +97,12 @@ def encode_requests(
 ) -> tuple[dict[str, np.ndarray], list[ImageRecord]]:
     """Requests ``{"id", "image": bytes, "info", "boxes", "mask_boxes"?}`` to stacked encoded rows."""
     encoded = [encode_request(request, tokenizer, spec) for request in requests]
-    rows = [row for row, _ in encoded]
-    return {key: np.stack([row[key] for row in rows]) for key in rows[0]}, [record for _, record in encoded]
+    return stack_rows([row for row, _ in encoded]), [record for _, record in encoded]
+
+
+def stack_rows(rows: Sequence[dict[str, Any]]) -> dict[str, np.ndarray]:
+    """Encoded rows (``EncodedRow`` columns) as one batch: each column stacked."""
+    return {key: np.stack([row[key] for row in rows]) for key in rows[0]}
 
 
 def encode_request(
@@ -139,6 +147,7 @@ def file_request(root: str, line_number: int, line: str) -> dict[str, Any]:
         opened = open_image(root, str(value["image"]))
     except RecordRejected as err:  # named by the request, not only by its line
         raise RecordRejected(err.rejection_field, err.reason, f"request {request_id!r}: {err.detail}") from err
+    checked_id(request_id, "id")  # after the image: an id that defaults to a bad path names the path's fault
     try:
         boxes = [box_text(b) for b in value["boxes"]]
         mask = [box_text(b) for b in value.get("mask_boxes") or []]
@@ -173,9 +182,12 @@ def read_named_file(location: str, key: str) -> bytes:
 def read_json(location: str, key: str) -> Any:
     """A JSON file named on the command line; ``ConfigError`` naming the option if unreadable or not JSON."""
     try:
-        return json.loads(read_named_file(location, key).decode("utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        return parse_json(read_named_file(location, key).decode("utf-8"), key)
+    except UnicodeDecodeError as err:
         raise ConfigError(key, f"{location} is not JSON: {err}") from err
+    except RecordRejected as rejected:
+        detail = f"{rejected.reason}: {rejected.detail}"
+        raise ConfigError(key, f"{location} is not JSON within limits: {detail}") from rejected
 
 
 def single_request(image: str, boxes_file: str | None, record_file: str | None, info: str | None) -> dict[str, Any]:
