@@ -90,6 +90,13 @@ class RetrainLocked(CapOnImageError):
     exit_code = 75
 
 
+class ClusterBusy(CapOnImageError):
+    """Another Ray cluster runs on this machine and a flow would start a local one beside it; a
+    scheduler should try again later (EX_TEMPFAIL)."""
+
+    exit_code = 75
+
+
 class RetrainError(CapOnImageError):
     """A retrain that cannot go on as asked (e.g. it lost its lock, or a pending partition vanished)."""
 

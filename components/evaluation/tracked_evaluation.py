@@ -22,7 +22,7 @@ from components.evaluation.predict import evaluate_checkpoint
 from components.evaluation.rendering import qualitative_sheet, type_map
 from components.evaluation.report import EvaluationReport
 from components.model.checkpoint import LoadedCheckpoint
-from components.tracking.runs import TrackedRun, job_run
+from components.tracking.runs import TrackedRun, job_run, work_key
 
 
 class Evaluated(NamedTuple):
@@ -50,7 +50,10 @@ def evaluate_and_log(
     # The run's params describe the model evaluated, not the preset the evaluation was started from.
     evaluated = job.with_overrides(**{k: checkpoint.job[k] for k in ("model", "train") if k in checkpoint.job})
     tags = {"task": "evaluate", "split": split, **(tags or {})}  # not the task of the flow that asked for it
-    with job_run(evaluated, run_name, parent_run_id=parent_run_id, tags=tags) as run:
+    work = work_key(
+        "evaluate", tags.get("model_source", run_name), dataset.version, split, limit, beam_size, parent_run_id
+    )
+    with job_run(evaluated, run_name, parent_run_id=parent_run_id, tags=tags, work_key=work) as run:
         run.log_dataset(dataset.location, dataset.version, "evaluation")
         index = index_head(dataset.index, split, limit)
         fields = dataset_field_sheet(dataset.index, index)  # None without a truth sidecar

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from components import storage
-from components.cluster import init_ray
+from components.cluster import check_can_start, init_ray
 from components.config import JobConfig
 from components.data.ingest.partitions import IngestResult, Plan, commit_ingest, plan_ingest
 from components.data.prepare import prepare_dataset, with_vocabulary
@@ -88,6 +88,7 @@ def retrain(job: JobConfig, crawl_root: str, retry: Sequence[str] = ()) -> Retra
         plan = plan_new(job, crawl_root)  # read-only: with nothing new, nothing is touched
         if not plan.partitions:
             return nothing_to_do(dataset, crawl_root, plan)
+    check_can_start(job)  # another local Ray cluster: exit 75 now, before the lock or a pending retrain
     with hold_lock(
         storage.join(dataset, LOCK_FILE), job.retrain.lock_lease_s, f"retrain of {redact(crawl_root)}"
     ) as lock:

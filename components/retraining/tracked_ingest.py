@@ -14,7 +14,7 @@ from components.data.pictures.preview import ocr_tile, sheet_of
 from components.data.record.boxes import Box
 from components.data.record.images import open_image
 from components.redaction import redact
-from components.tracking.runs import TrackedRun, job_run, new_run_name
+from components.tracking.runs import TrackedRun, job_run, new_run_name, work_key
 
 
 def tracked_ingest(job: JobConfig, crawl_root: str, *, only: str | None = None, reingest: bool = False) -> IngestResult:
@@ -32,8 +32,11 @@ def ingest_planned(
     """A planned ingest in its own MLflow run (nested under ``parent_run_id``); without ``commit`` the
     new version is left for the caller to publish (``commit_ingest``)."""
     tags = {"crawl_root": redact(crawl_root)}
-    with job_run(job.with_overrides(task="ingest"), new_run_name("ingest"), parent_run_id, tags=tags) as run:
-        init_ray(job)
+    init_ray(job)
+    work = work_key("ingest", job.data.dataset, sorted(plan.keys.items()))  # these partitions into this dataset
+    with job_run(
+        job.with_overrides(task="ingest"), new_run_name("ingest"), parent_run_id, tags=tags, work_key=work
+    ) as run:
         result = run_ingest(plan, job.ingest, commit=commit)
         log_ingest(run, result)
     return result

@@ -17,8 +17,10 @@ or serving.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
+import os
 import re
 import time
 import uuid
@@ -39,6 +41,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 from components.config import JobConfig, TrackingSection
 from components.errors import ConfigError
 from components.model.checkpoint import CHECKPOINT_ARTIFACT, inference_files
+from components.processes import dead_here, this_host
 from components.redaction import redact
 from components.tracking.callback import checkpoint_uri
 
@@ -280,6 +283,7 @@ def tracked_run(
     uri = tracking.tracking_uri
     mlflow.set_tracking_uri(uri)
     experiment_id = ensure_experiment(uri, tracking.experiment)
+    tags = {**(tags or {}), DRIVER_TAG: f"{this_host()}:{os.getpid()}"}  # who has it open: a kill is told apart
     active = mlflow.start_run(
         run_id=run_id,
         experiment_id=None if run_id else experiment_id,
@@ -287,7 +291,7 @@ def tracked_run(
         parent_run_id=None if run_id else parent_run_id,
         nested=mlflow.active_run() is not None,
         log_system_metrics=system_metrics,
-        tags={key: redact(str(value)) for key, value in (tags or {}).items()},
+        tags={key: redact(str(value)) for key, value in tags.items()},
     )
     run = TrackedRun(uri, active.info.run_id)
     try:
@@ -316,14 +320,20 @@ def job_run(
     tags: Mapping[str, str] | None = None,
     resume_run_id: str | None = None,
     outcomes: tuple[type[BaseException], ...] = (),
+    work_key: str | None = None,
 ) -> Iterator[TrackedRun]:
     """The job's run, its resolved config as params and as ``config/job.json`` (``tracked_run``).
 
     The run's kind is its ``task`` tag (the job's task unless ``tags`` says otherwise, e.g. ``tune``).
     ``resume_run_id`` continues that run instead (a resumed training): params it has keep their
-    values, and the ones that changed are named in the tag ``changed_on_resume``.
+    values, and the ones that changed are named in the tag ``changed_on_resume``. ``work_key`` names
+    the work (an ingest of these partitions, an evaluation of this model on this split): a run of the
+    same work left RUNNING by a killed driver is closed first (``close_abandoned``).
     """
     tags = {"task": job.task, **(tags or {})}
+    if work_key is not None:
+        close_abandoned(job.tracking, work_key)
+        tags[WORK_TAG] = work_key
     before = MlflowClient(job.tracking.tracking_uri).get_run(resume_run_id).data.params if resume_run_id else {}
     with tracked_run(
         job.tracking,
@@ -344,6 +354,35 @@ def job_run(
         run.log_params({k: v for k, v in params.items() if k not in changed})
         run.log_text(redact(json.dumps(job.as_dict(), indent=2, default=list)), "config/job.json")
         yield run
+
+
+DRIVER_TAG = "driver"  # host:pid of the process that has the run open
+WORK_TAG = "work_key"
+
+
+def work_key(*parts: Any) -> str:
+    """A short key for a piece of work from what defines it (``job_run``'s ``work_key``)."""
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def close_abandoned(tracking: TrackingSection, key: str) -> list[str]:
+    """The runs of the work ``key`` left RUNNING by a driver that is a dead process of this machine,
+    closed as KILLED (tag ``interrupted``); their ids. A RUNNING run of another machine's driver is left
+    alone: whether that driver lives cannot be told from here."""
+    client = MlflowClient(tracking.tracking_uri)
+    experiment = client.get_experiment_by_name(tracking.experiment)
+    if experiment is None:
+        return []
+    query = f"tags.{WORK_TAG} = '{key}' and attributes.status = 'RUNNING'"
+    closed = []
+    for found in client.search_runs([experiment.experiment_id], query):
+        host, _, pid = found.data.tags.get(DRIVER_TAG, "").rpartition(":")
+        if pid.isdigit() and dead_here(host, int(pid)):
+            note = f"its driver (pid {pid} on {host}) died without ending it; closed by the next run of the same work"
+            close_run(tracking.tracking_uri, found.info.run_id, "KILLED", {"interrupted": note})
+            log.warning("closed run %s: %s", found.info.run_id, note)
+            closed.append(found.info.run_id)
+    return closed
 
 
 def close_run(tracking_uri: str, run_id: str, status: str, tags: Mapping[str, str] = ()) -> None:

@@ -72,9 +72,9 @@ def tracked_fit(
     resumes_from = check_resumable(job, ray_run_name)
     tags = {"ray_run_name": ray_run_name, **(tags or {})}
     resume_run_id = earlier_run(job, ray_run_name, resumes_from)
+    init_ray(job)  # before the run: a cluster that cannot start leaves no run behind
     with job_run(job, run_name, parent_run_id, tags=tags, resume_run_id=resume_run_id) as run:
         run.log_dataset(dataset.location, dataset.version, "training")
-        init_ray(job)
         weights = ray.put(init_weights) if init_weights is not None else None  # reaches workers on any node
         callbacks = tuple(extra_callbacks(run.run_id)) if extra_callbacks else ()
         result, skipped = fit(job, dataset, ray_run_name, run.run_id, weights, callbacks, fields)

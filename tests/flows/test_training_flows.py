@@ -193,6 +193,35 @@ def test_bad_config_fails_before_ray_starts(flags, key, tmp_path):
     assert not (tmp_path / "mlflow.db").exists() and time.monotonic() - started < 60
 
 
+def test_a_flow_beside_another_local_cluster_says_at_once_why_it_will_not_start(pretrained, place, tmp_path):
+    """This session's cluster (the fixture's) runs; a second pretrain.py that would start its own local
+    cluster used to start it and lose its workers minutes in. It exits 75 (try again later) before
+    Ray or MLflow start, naming the cluster and how to attach to it."""
+    import os
+
+    import ray
+
+    from components.cluster import local_ray_clusters
+
+    assert ray.get_runtime_context().gcs_address in local_ray_clusters()
+    _, _, common = place
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    env = {name: value for name, value in os.environ.items() if name != "RAY_ADDRESS"}
+    started = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, str(REPO / "flows" / "pretrain.py"), *common, "--set", f"tracking.tracking_uri={uri}"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert result.returncode == 75, result.stderr[-3000:]
+    assert "error: another Ray cluster runs on this machine (GCS " in result.stderr
+    assert f"--set ray.address={ray.get_runtime_context().gcs_address}" in result.stderr
+    assert "Started a local Ray instance" not in result.stdout + result.stderr
+    assert not (tmp_path / "mlflow.db").exists() and time.monotonic() - started < 120
+
+
 def test_dataset_and_checkpoints_on_s3(pretrained, s3_bucket, place):
     """The pre-training run's own dataset, from S3, with another seed: other losses."""
     from components import storage

@@ -2,6 +2,7 @@
 logged by several runs at once (the trials of a sweep start together, each logs the training data as
 its input), and why a run failed."""
 
+import os
 import threading
 from pathlib import Path
 
@@ -139,3 +140,32 @@ def test_no_sink_stores_a_credential(location, secret, tmp_path, capsys, caplog)
     for sink, text in sinks.items():
         assert secret not in text, f"{sink} stores the secret: {text[:300]}"
         assert "minio.internal" in text, f"{sink} lost the host: {text[:300]}"
+
+
+def test_a_run_of_the_same_work_left_running_by_a_dead_driver_is_closed_by_the_next(tmp_path):
+    """An ingest (or evaluation) killed mid-way leaves its run RUNNING; the next run of the same work
+    closes it as KILLED, tagged why. A live driver's run, another machine's and other work stay open."""
+    import subprocess
+    import sys
+
+    from components.processes import this_host
+    from components.tracking.runs import DRIVER_TAG, WORK_TAG, ensure_experiment
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    job = load_job_config(preset="tiny", overrides=[f"tracking.tracking_uri={uri}", "tracking.system_metrics=false"])
+    client = MlflowClient(uri)
+    experiment = ensure_experiment(uri, job.tracking.experiment)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    left = {
+        "killed": {WORK_TAG: "w1", DRIVER_TAG: f"{this_host()}:{dead.pid}"},
+        "alive": {WORK_TAG: "w1", DRIVER_TAG: f"{this_host()}:{os.getpid()}"},
+        "elsewhere": {WORK_TAG: "w1", DRIVER_TAG: f"another-host:{dead.pid}"},
+        "other work": {WORK_TAG: "w2", DRIVER_TAG: f"{this_host()}:{dead.pid}"},
+    }
+    ids = {name: client.create_run(experiment, tags=tags).info.run_id for name, tags in left.items()}
+    with job_run(job.with_overrides(task="ingest"), "ingest-again", work_key="w1") as run:
+        assert run.info().data.tags[DRIVER_TAG] == f"{this_host()}:{os.getpid()}"
+    status = {name: client.get_run(run_id).info.status for name, run_id in ids.items()}
+    assert status == {"killed": "KILLED", "alive": "RUNNING", "elsewhere": "RUNNING", "other work": "RUNNING"}
+    assert f"pid {dead.pid}" in client.get_run(ids["killed"]).data.tags["interrupted"]
