@@ -2,7 +2,7 @@
 
     python flows/index_dataset.py /data/CapOnImage2M            # build it when missing, stale or corrupt
     python flows/index_dataset.py /data/CapOnImage2M --rebuild  # build it anew
-    python flows/index_dataset.py s3://bucket/CapOnImage2M --check   # say whether it is current; exit 3 if not
+    python flows/index_dataset.py s3://bucket/CapOnImage2M --check   # current and every page intact? exit 3 if not
 
 Every flow that reads a dataset builds its index itself when needed (and ``make_dataset.py`` and
 ingest write it with every version), so this is for doing it ahead of a job, on a machine with room
@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     started = time.perf_counter()
     if args.check:
-        index = load_index(args.dataset)  # 1. a missing, stale or corrupt index is an error (exit 3)
+        index = load_index(args.dataset, pages=True)  # 1. missing, stale or corrupt (any page): exit 3
     else:
         index = build_index(args.dataset) if args.rebuild else ensure_index(args.dataset)  # 1. build
     print(describe(index))  # 2. what it holds

@@ -5,6 +5,7 @@ import io
 import json
 import logging
 import os
+from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -241,8 +242,16 @@ def test_the_index_flow_builds_then_checks_and_names_a_stale_source(folder, caps
     assert "train          8 images in 1 files; 1 listed twice, 1 without a record" in out
     assert run(flow, [root, "--check"]) == 0
     os.utime(os.path.join(root, "trn_names.npy"), ns=(1, 1))
+    assert run(flow, [root, "--check"]) == 0  # touched, not changed: still current
+    captions = Path(root, "ref_captions.json")
+    before, stat = captions.read_bytes(), captions.stat()
+    edited = before.replace("保温3小时".encode(), "保温8小时".encode())  # the same size
+    assert len(edited) == len(before) and edited != before
+    captions.write_bytes(edited)
+    os.utime(captions, ns=(stat.st_atime_ns, stat.st_mtime_ns))  # and the modification time put back
     assert run(flow, [root, "--check"]) == 3
-    assert "older than trn_names.npy" in capsys.readouterr().err
+    assert "older than ref_captions.json" in capsys.readouterr().err
+    assert json.loads(read_index(root, "train")[0]["record"])["ocr_txts"] == ["保温8小时"]  # readers rebuild
 
 
 def test_a_garbled_page_behind_an_intact_footer_fails_its_checksum_then_is_rebuilt(folder, caplog):
@@ -257,6 +266,8 @@ def test_a_garbled_page_behind_an_intact_footer_fails_its_checksum_then_is_rebui
     with open(part, "wb") as handle:
         handle.write(bytes(data))
     assert load_index(root).build == index.build  # the footer still reads
+    with pytest.raises(IndexProblem, match=f"index file {part} cannot be read .*CRC"):
+        load_index(root, pages=True)  # what index_dataset.py --check reads
     with pytest.raises(IndexProblem, match=f"index file {part} cannot be read .*CRC"):
         read_rows(part, 0, 8)  # what a worker reads: an error naming the file, not other records
     with caplog.at_level(logging.WARNING, logger="components.data.release.index"):

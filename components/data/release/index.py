@@ -12,7 +12,8 @@ is the release record as compact JSON ("" for an id the captions file lacks: cou
 ``missing_record`` downstream); an id listed twice in a split is a row once (the manifest counts it).
 
 The manifest holds the dataset version (``content_version``, computed while building), the size and
-modification time of every source file, and each split's files with their sizes and row counts.
+content digest of every source file (an edit that keeps the size and puts the modification time back
+is still an edit), and each split's files with their sizes and row counts.
 ``ensure_index`` rebuilds the index when it is missing, stale (a source changed) or corrupt (an
 unreadable manifest; a file missing, truncated, or without a readable footer holding its rows),
 saying which. Building streams the captions file (``components.data.release.jsonstream``) through position
@@ -49,7 +50,7 @@ log = logging.getLogger(__name__)
 
 INDEX_DIR = "index"
 MANIFEST_FILE = "manifest.json"
-INDEX_FORMAT = 1
+INDEX_FORMAT = 2  # 2: sources by content digest, not modification time
 ROWS_PER_FILE = 65_536  # a few dozen files for CapOnImage2M's train split
 ROWS_PER_GROUP = 4_096  # a validation subset reads the first row groups only
 BUCKET_POSITIONS = 100_000  # split positions per scratch bucket: the records one bucket holds in memory
@@ -102,7 +103,7 @@ class DatasetIndex:
     dataset: str
     version: str  # content_version of the splits, records and vocabulary
     build: str  # the folder under index/ holding the files
-    sources: dict[str, tuple[int, int]]  # release file -> (bytes, modification time in ns)
+    sources: dict[str, tuple[int, str]]  # release file -> (bytes, content digest)
     splits: dict[str, SplitIndex]
     unsplit: int  # records in no split
 
@@ -177,13 +178,15 @@ def read_split_ids(dataset: str) -> dict[str, list[str]]:
     return splits
 
 
-def source_files(dataset: str) -> dict[str, tuple[int, int]]:
-    """(bytes, modification time in ns) of each release file the index derives from."""
+def source_files(dataset: str) -> dict[str, tuple[int, str]]:
+    """(bytes, content digest) of each release file the index derives from: an edit is seen whatever
+    it does to the file's size and modification time."""
     found = {}
     for name in (CAPTIONS_FILE, *SPLIT_FILES.values(), VOCABULARY_FILE):
-        stat = storage.stat(storage.join(dataset, name))
+        location = storage.join(dataset, name)
+        stat = storage.stat(location)
         if stat is not None:
-            found[name] = stat
+            found[name] = (stat[0], storage.content_digest(location))
     return found
 
 
@@ -382,8 +385,10 @@ def manifest_uri(dataset: str) -> str:
     return storage.join(dataset, INDEX_DIR, MANIFEST_FILE)
 
 
-def load_index(dataset: str) -> DatasetIndex:
-    """The dataset's index as it is, or ``IndexProblem`` saying why it cannot be used."""
+def load_index(dataset: str, *, pages: bool = False) -> DatasetIndex:
+    """The dataset's index as it is, or ``IndexProblem`` saying why it cannot be used. Every file's
+    size and footer are checked; with ``pages`` every page is read and its checksum verified too (as
+    ``index_dataset.py --check`` does; readers verify the pages they read)."""
     uri = manifest_uri(dataset)
     if not storage.exists(uri):
         raise IndexProblem("missing", f"{dataset} has no index ({uri})")
@@ -395,7 +400,7 @@ def load_index(dataset: str) -> DatasetIndex:
             dataset,
             str(value["version"]),
             str(value["build"]),
-            {str(k): (int(v[0]), int(v[1])) for k, v in value["sources"].items()},
+            {str(k): (int(v[0]), str(v[1])) for k, v in value["sources"].items()},
             {str(k): SplitIndex.from_json(v) for k, v in value["splits"].items()},
             int(value["unsplit"]),
         )
@@ -406,7 +411,19 @@ def load_index(dataset: str) -> DatasetIndex:
         names = sorted({name for name, _ in changed})
         raise IndexProblem("stale", f"the index of {dataset} is older than {', '.join(names)}")
     _check_files(index)
+    if pages:
+        _check_pages(index)
     return index
+
+
+def _check_pages(index: DatasetIndex) -> None:
+    """Every page of every index file read, its checksum verified."""
+    for name in index.splits:
+        for uri in index.files(name):
+            try:
+                _parquet_file(uri).read()
+            except (pa.ArrowException, OSError) as err:
+                raise IndexProblem("corrupt", f"index file {uri} cannot be read ({err})") from err
 
 
 def _check_files(index: DatasetIndex) -> None:
