@@ -32,20 +32,23 @@ def main(argv: list[str] | None = None) -> int:
     from components.evaluation.oracle import validation_field_sheet
     from components.serving.registry import evaluate_and_register
     from components.tracking.sources import ModelSource
-    from components.training.driver import finetune_job
+    from components.training.driver import extend_vocabulary, finetune_job, vocabulary_params
     from components.training.tracked_fit import default_run_name, tracked_fit
 
     source = ModelSource.resolve(job.init_from, job.tracking, latest_of="pretrain", key="--init-from")
     pretrained = source.load_for_inference(job.tracking.tracking_uri)
     job = finetune_job(job.with_overrides(init_from=source.text), pretrained.job)  # 2. the pre-trained model
-    job, dataset = prepare_dataset(job, pretrained.tokenizer)  # 3. data, read with the checkpoint's vocabulary
+    job, dataset = prepare_dataset(job)  # 3. data; the model's vocabulary grown by the tokens the data's gained
+    job, tokenizer, weights, added = extend_vocabulary(job, pretrained, dataset.tokenizer)
+    dataset = dataset.with_tokenizer(tokenizer)
     fitted = tracked_fit(  # 4. MLflow run nested under pre-training, Ray, train from its weights, log the model
         job,
         dataset,
         default_run_name(job),
         parent_run_id=source.run_id,
         tags={"init_from": source.text, "pretrain_run_id": source.run_id or ""},
-        init_weights=pretrained.model_state,
+        init_weights=weights,
+        params=vocabulary_params(pretrained, added),
         fields=validation_field_sheet(dataset.index, job.data.val_images),  # a synthetic crawl's
     )
     report, registration = evaluate_and_register(  # 5. scored on the gate split, 6. behind the champion gate

@@ -197,6 +197,13 @@ class IngestSection(Section):
         le=4096,
     ) = 256  # stored images are resized to this short side
     batch_images: PositiveInt = 4  # images per Ray Data batch through an OCR actor
+    vocabulary_min_count: bounded(
+        StrictInt,
+        "a token the new records hold fewer times than this stays unknown; 1 adds every one (a single "
+        "misread character included), over 1000 adds almost none",
+        ge=1,
+        le=1000,
+    ) = 2  # the dataset's vocabulary grows by the new tokens seen at least this often (as it was built)
 
     @field_validator("max_chars")
     @classmethod

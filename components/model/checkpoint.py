@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from components.data.record.tokenizer import Tokenizer
+from components.data.record.tokenizer import SPECIALS, Tokenizer
 from components.errors import CheckpointRefused
 
 MODEL_FILE = "model.pt"
@@ -78,6 +78,22 @@ class LoadedCheckpoint:
     def seed(self) -> int:
         """The seed it trained with: a ``random2`` model's neighbours are drawn from it."""
         return int(self.job.get("train", {}).get("seed", 0))
+
+
+WORD_TABLE = "text.words.weight"  # (V, d): the only weight sized by the vocabulary (the output is tied to it)
+
+
+def grow_word_table(model_state: dict[str, torch.Tensor], vocab_size: int) -> dict[str, torch.Tensor]:
+    """``model_state`` with its word table grown to ``vocab_size`` rows for tokens appended to the
+    vocabulary. Each new row starts as the mean of the trained rows (the specials left out): an
+    embedding of the typical token, which reads as neither a special nor any one token, and which the
+    tied output first scores like an average token, neither certain nor never."""
+    table = model_state[WORD_TABLE]  # (V, d)
+    if vocab_size < table.shape[0]:
+        raise ValueError(f"a word table of {table.shape[0]} rows cannot shrink to {vocab_size}")
+    mean = table[len(SPECIALS) :].float().mean(dim=0, keepdim=True).to(table.dtype)  # (1, d)
+    rows = mean.expand(vocab_size - table.shape[0], -1)  # (V' - V, d)
+    return {**model_state, WORD_TABLE: torch.cat([table, rows], dim=0)}  # (V', d)
 
 
 def load_checkpoint(folder: str | Path, with_training_state: bool = True) -> LoadedCheckpoint:

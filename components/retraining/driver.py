@@ -61,7 +61,7 @@ from components.serving.registry import Score
 from components.tracking.registry import CHALLENGER, CHAMPION, ModelVersion, Promotion, Registry, version_number
 from components.tracking.runs import TrackedRun, job_run, run_tagged, tracked_run
 from components.tracking.sources import ModelSource, logged_model_uri
-from components.training.driver import finetune_job
+from components.training.driver import extend_vocabulary, finetune_job, vocabulary_params
 from components.training.tracked_fit import tracked_fit
 
 log = logging.getLogger(__name__)
@@ -318,18 +318,21 @@ class Retrain:
         job = self.job.with_overrides(
             task="finetune", init_from=source.text, train={"steps": self.job.retrain.finetune_steps}, data=data
         )
-        job = finetune_job(job, start.job)  # the champion's (or pre-training's) model and vocabulary
+        job = finetune_job(job, start.job)  # the champion's (or pre-training's) model ...
+        # ... and its vocabulary, grown by the tokens the dataset's vocabulary gained since
+        job, tokenizer, weights, added = extend_vocabulary(job, start, self.current().tokenizer)
         if data:  # the view of new and replayed images: a dataset of its own
-            job, dataset = prepare_dataset(job, start.tokenizer)
+            job, dataset = prepare_dataset(job, tokenizer)
         else:
-            dataset = self.current().with_tokenizer(start.tokenizer)
+            dataset = self.current().with_tokenizer(tokenizer)
         fitted = tracked_fit(
             job,
             dataset,
             name,  # the same name on a rerun: Ray Train resumes from its checkpoint
             parent_run_id=self.parent.run_id,
             tags={RUN_KEY_TAG: key, "init_from": source.text},
-            init_weights=start.model_state,
+            init_weights=weights,
+            params=vocabulary_params(start, added),
             fields=validation_field_sheet(dataset.index, job.data.val_images),  # the view's val is the dataset's
         )
         return fitted.run_id

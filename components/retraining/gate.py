@@ -29,7 +29,7 @@ class DataFigures:
     new_images: int  # usable new training images
     bad_input: dict[str, int]  # reason -> product lines lost to it (dedup excluded)
     mean_caption_chars: float  # of the new captions (0 without any)
-    oov_share: float  # new caption characters outside the vocabulary
+    oov_share: float  # new caption characters outside the vocabulary, after it grew by the frequent ones
     overlap: list[str] = field(default_factory=list)  # val/test images the crawl repeats (same id or bytes)
     near_fixed: list[str] = field(default_factory=list)  # val/test images it nearly repeats (dropped, allowed)
 
@@ -81,8 +81,9 @@ def gate_reasons(figures: DataFigures, limits: RetrainSection) -> list[str]:
         reasons.append(f"mean caption length {figures.mean_caption_chars:.2f} characters outside [{low:g}, {high:g}]")
     if figures.oov_share > limits.max_oov_share:
         reasons.append(
-            f"{100 * figures.oov_share:.2f}% of the new caption characters are outside the vocabulary "
-            f"(at most {100 * limits.max_oov_share:.2f}%)"
+            f"{100 * figures.oov_share:.2f}% of the new caption characters stay outside the vocabulary "
+            f"after it grew by those seen at least ingest.vocabulary_min_count times (at most "
+            f"{100 * limits.max_oov_share:.2f}%)"
         )
     if figures.overlap:
         shown = ", ".join(figures.overlap[:5]) + (" ..." if len(figures.overlap) > 5 else "")

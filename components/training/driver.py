@@ -5,6 +5,7 @@ The worker side is ``components.training.worker``; tracking around a fit is ``co
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import ray
@@ -13,13 +14,18 @@ from ray.train.torch import TorchTrainer
 
 from components.config import JobConfig
 from components.data.pipeline.stream import build_dataset, make_tally
+from components.data.prepare import with_vocabulary
+from components.data.record.tokenizer import Tokenizer
 from components.data.release.dataset import PreparedDataset
 from components.data.transforms.encoding import EncodeSpec
 from components.errors import TrainingDiverged
 from components.evaluation.fields import FieldSheet
+from components.model.checkpoint import LoadedCheckpoint, grow_word_table
 from components.tracking.callback import MlflowReportCallback
 from components.training.steps import NonFiniteLoss
 from components.training.worker import train_loop_per_worker
+
+log = logging.getLogger(__name__)
 
 
 def fit(
@@ -98,6 +104,32 @@ def _data_config(preserve_order: bool) -> DataConfig:
     options = DataConfig.default_ingest_options()
     options.preserve_order = preserve_order
     return DataConfig(execution_options=options)
+
+
+def extend_vocabulary(
+    job: JobConfig, start: LoadedCheckpoint, tokenizer: Tokenizer
+) -> tuple[JobConfig, Tokenizer, dict, list[str]]:
+    """Fine-tuning ``start`` on data whose vocabulary is ``tokenizer``: (the job, the vocabulary, the
+    initial weights, the tokens added). When ``tokenizer`` is ``start``'s vocabulary with tokens
+    appended (a dataset's vocabulary grows with its ingests), the model grows with it: a word-table row
+    per new token (``grow_word_table``; the output is tied to the table), so the fine-tuned model can
+    read and write them. Otherwise (another vocabulary altogether) ``start``'s own, unchanged."""
+    if len(tokenizer) == len(start.tokenizer) or not tokenizer.extends(start.tokenizer):
+        return with_vocabulary(job, start.tokenizer), start.tokenizer, start.model_state, []
+    added = [tokenizer.int2word[i] for i in range(len(start.tokenizer), len(tokenizer))]
+    log.info("the model's vocabulary grows by %d tokens to %d for the data's", len(added), len(tokenizer))
+    weights = grow_word_table(start.model_state, len(tokenizer))
+    return with_vocabulary(job, tokenizer), tokenizer, weights, added
+
+
+def vocabulary_params(start: LoadedCheckpoint, added: list[str]) -> dict[str, str]:
+    """What ``extend_vocabulary`` did, as a run's params."""
+    return {
+        "vocab_size_before": str(len(start.tokenizer)),
+        "vocab_added": str(len(added)),
+        "vocab_added_tokens": "".join(added)[:500] if start.tokenizer.mode == "char" else " ".join(added)[:500],
+        "vocab_new_rows": "mean of the trained rows",
+    }
 
 
 def finetune_job(job: JobConfig, pretrained_job: dict[str, Any]) -> JobConfig:

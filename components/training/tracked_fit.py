@@ -56,6 +56,7 @@ def tracked_fit(
     extra_callbacks: Callable[[str], Sequence[Any]] | None = None,
     log_model: bool = True,
     fields: FieldSheet | None = None,
+    params: dict[str, str] | None = None,
 ) -> FitOutcome:
     """Train ``job`` on the prepared ``dataset`` (the version it logs is the one it reads) in its own
     MLflow run ``run_name`` (nested under ``parent_run_id``).
@@ -65,7 +66,8 @@ def tracked_fit(
     object store. ``extra_callbacks(run_id)``: more Ray Train callbacks beside the MLflow one (Tune's).
     ``log_model``: the final checkpoint is logged as the run's pyfunc model (else as loose files).
     ``fields``: the validation subset's field sheet (``evaluation.oracle.validation_field_sheet``, built
-    where the truth may be read); validation then reports field accuracy per input.
+    where the truth may be read); validation then reports field accuracy per input. ``params``: more
+    params beside the job's (e.g. ``driver.vocabulary_params``).
     """
     ray_run_name = ray_run_name or run_name
     job = with_resolved_backbone(job)
@@ -75,6 +77,8 @@ def tracked_fit(
     init_ray(job)  # before the run: a cluster that cannot start leaves no run behind
     with job_run(job, run_name, parent_run_id, tags=tags, resume_run_id=resume_run_id) as run:
         run.log_dataset(dataset.location, dataset.version, "training")
+        if params:
+            run.log_params(params)
         weights = ray.put(init_weights) if init_weights is not None else None  # reaches workers on any node
         callbacks = tuple(extra_callbacks(run.run_id)) if extra_callbacks else ()
         result, skipped = fit(job, dataset, ray_run_name, run.run_id, weights, callbacks, fields)

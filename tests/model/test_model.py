@@ -416,3 +416,21 @@ def test_backbone_weights_from_torchvision_cache(tmp_path):
         torch.hub.set_dir(previous)
     assert backbone.weights_source.endswith(name)
     assert torch.equal(backbone.trunk.conv1.weight, reference.conv1.weight)
+
+
+def test_a_grown_word_table_keeps_every_trained_token_and_adds_mean_rows():
+    """Fine-tuning on a grown vocabulary: the old tokens' embeddings and output logits stay as they
+    were; each new token starts as the mean of the trained rows (specials left out)."""
+    from components.model.checkpoint import WORD_TABLE, grow_word_table
+
+    torch.manual_seed(0)
+    state = {WORD_TABLE: torch.randn(12, 8), "other.weight": torch.randn(3, 3)}
+    grown = grow_word_table(state, 15)
+    table = grown[WORD_TABLE]
+    assert table.shape == (15, 8) and torch.equal(table[:12], state[WORD_TABLE])
+    assert torch.allclose(table[12:], state[WORD_TABLE][5:].mean(0).expand(3, 8))
+    assert grown["other.weight"] is state["other.weight"]
+    hidden = torch.randn(4, 8)
+    assert torch.allclose((hidden @ table.T)[:, :12], hidden @ state[WORD_TABLE].T)  # tied output: old logits kept
+    with pytest.raises(ValueError, match="cannot shrink"):
+        grow_word_table(state, 11)

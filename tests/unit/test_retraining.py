@@ -58,7 +58,7 @@ def test_every_gate_reason_is_named_with_its_figures():
     assert reasons[0] == "1 new usable images, fewer than 2"
     assert reasons[1] == "rejection rate 0.60 above 0.50 (bad_json 5, too_few_captions 1 of 10 lines)"
     assert reasons[2] == "mean caption length 15.00 characters outside [2, 10]"
-    assert reasons[3].startswith("5.00% of the new caption characters are outside the vocabulary")
+    assert reasons[3].startswith("5.00% of the new caption characters stay outside the vocabulary after it grew")
     assert reasons[4] == "1 images repeat the fixed val/test images (tst-001)"
 
 
@@ -187,3 +187,35 @@ def test_renewal_keeps_a_lock_alive(tmp_path):
     time.sleep(0.3)
     assert lock.holder.renewed > before and not lock.lost  # renewed by its thread every lease/4
     lock.release()
+
+
+def test_an_ingest_grows_the_vocabulary_by_the_frequent_new_characters():
+    """New records whose characters the dataset's vocabulary lacks: those seen at least
+    ``vocabulary_min_count`` times are appended (old ids unchanged) and the version carries them; the
+    OOV share is what stays unknown (the rare ones)."""
+    from components.data.ingest.partitions import IngestResult, grow_vocabulary, oov_share
+    from components.data.record.boxes import Box
+    from components.data.record.tokenizer import VOCABULARY_FILE, Tokenizer
+    from components.data.release.format import ImageRecord
+    from components.data.release.versions import DatasetState
+
+    base = Tokenizer.build(["保温杯保温杯", "保温壶"], min_count=1)
+    state = DatasetState({}, {"train": []}, base.vocabulary_files())
+    box = Box(0.1, 0.1, 0.4, 0.3)
+
+    def record(number: int, caption: str) -> ImageRecord:
+        return ImageRecord(f"n{number}", "保温杯", (box,), (box,), (caption,))
+
+    records = [record(1, "新品杯"), record(2, "新款壶"), record(3, "新独杯")]  # 新 3x, 品 款 独 once
+    result = IngestResult("d", "v0", "v0", {}, {}, {}, parent_state=state)
+    result.new_records = records
+    assert oov_share(records, base) == 6 / 9
+    grow_vocabulary(result, state, min_count=2)
+    assert result.vocabulary_added == ["新"] and result.vocabulary.extends(base)
+    assert oov_share(records, result.vocabulary) == 3 / 9  # 品 款 独 stay unknown
+    grown = Tokenizer.from_vocabulary(json.loads(result.new_state().extras[VOCABULARY_FILE]))
+    assert grown.word2int == result.vocabulary.word2int and result.new_state().version != state.version
+    unchanged = IngestResult("d", "v0", "v0", {}, {}, {}, parent_state=state)
+    unchanged.new_records = [record(4, "保温杯")]
+    grow_vocabulary(unchanged, state, min_count=1)
+    assert unchanged.vocabulary is None and unchanged.new_state().extras == state.extras

@@ -69,3 +69,20 @@ def test_bad_vocabulary_is_refused():
 def test_guess_mode():
     assert guess_mode(["深层补水"]) == "char"
     assert guess_mode(["deep hydration"]) == "word"
+
+
+def test_a_vocabulary_grows_by_frequent_new_tokens_and_keeps_every_id():
+    base = Tokenizer.build(["保温杯", "保温壶"], min_count=1)
+    added = base.new_tokens(["新品杯", "新款", "新", "独"], min_count=2)
+    assert added == ["新"]  # 3 times; 品, 款, 独 once; 杯 known already
+    # with a count of one each new token, ties in code-point order
+    assert base.new_tokens(["新品杯", "新款", "新", "独"], min_count=1) == ["新", "品", "款", "独"]
+    grown = base.extended(["新", "品", "新"])
+    assert len(grown) == len(base) + 2 and grown.extends(base) and not base.extends(grown)
+    assert all(grown.word2int[t] == i for t, i in base.word2int.items())
+    assert grown.decode(grown.encode_caption("新品保温杯")) == "新品保温杯" and UNK in base.encode_caption("新品")
+    other = Tokenizer.build(["杯保温壶"], min_count=1)  # the same tokens, other ids: not an extension
+    assert set(other.word2int) == set(base.word2int) and not other.extends(base)
+    files = grown.vocabulary_files()
+    assert Tokenizer.from_vocabulary(json.loads(files["word2int.json"])).word2int == grown.word2int
+    assert json.loads(files["int2word.json"])[str(len(base))] == "新"

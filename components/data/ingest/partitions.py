@@ -8,7 +8,9 @@
        image resized to short side 256 into the dataset's ``images/``; a bad image is counted;
     3. the driver drops duplicate images and near-duplicates in crawl order (``dedup``), removes
        their written images, and publishes the new training records as the dataset's next version
-       (``versions``); val and test never change, the vocabulary stays the dataset's.
+       (``versions``); val and test never change. The vocabulary grows with the data: the new
+       records' tokens it lacks, seen at least ``ingest.vocabulary_min_count`` times, are appended
+       (every id it had keeps its token), so the version carries the vocabulary its records need.
 
 Nothing here talks to MLflow: ``IngestResult`` carries the counts, timings and examples to log.
 """
@@ -47,7 +49,7 @@ from components.data.ingest.fluency import (
 from components.data.ingest.ocr import OcrEngine, build_engine, engine_id
 from components.data.record.images import image_digest, open_image
 from components.data.record.rejection import RecordRejected
-from components.data.record.tokenizer import VOCABULARY_FILE, Tokenizer, split_chars
+from components.data.record.tokenizer import VOCABULARY_FILE, Tokenizer
 from components.data.release.format import ImageRecord, parse_record_value
 from components.data.release.stats import format_summary, summarize_split
 from components.data.release.versions import (
@@ -299,13 +301,22 @@ class IngestResult:
     examples: list[dict[str, Any]] = field(default_factory=list)  # outcomes (with their texts' fates) to draw
     messages: list[str] = field(default_factory=list)  # a few rejections in words
     ocr_seconds: list[float] = field(default_factory=list)
-    oov_share: float = 0.0  # new caption characters outside the vocabulary
+    oov_share: float = 0.0  # new caption characters outside the vocabulary, after it grew
+    vocabulary: Tokenizer | None = None  # the dataset's vocabulary grown by the new tokens (None: unchanged)
+    vocabulary_added: list[str] = field(default_factory=list)
     new_records: list[ImageRecord] = field(default_factory=list)
     locations: dict[str, str] = field(default_factory=dict)  # partition -> where it is
     duplicates_of: dict[str, tuple[str, str]] = field(default_factory=dict)  # dropped -> (reason, image it repeats)
     committed: bool = False  # the new version is the dataset's current one and the ledger has the partitions
     digests: dict[str, str] = field(default_factory=dict)  # image digest -> id, the dataset's and the new images'
     parent_state: DatasetState | None = None  # the version ingested into
+
+    def new_state(self) -> DatasetState:
+        """The version this ingest makes: the parent's records plus the new ones, the grown vocabulary."""
+        state = self.parent_state.with_records(self.new_records)
+        if self.vocabulary is not None:
+            state.extras.update(self.vocabulary.vocabulary_files())
+        return state
 
     def summary(self) -> str:
         """The funnel, the rejections by reason, what became of the OCR texts, and the versions."""
@@ -324,7 +335,9 @@ class IngestResult:
             lines.append(
                 f"OCR: {np.mean(self.ocr_seconds):.2f} s per image (p95 {np.quantile(self.ocr_seconds, 0.95):.2f})"
             )
-        lines.append(f"new caption characters outside the vocabulary: {100 * self.oov_share:.2f}%")
+        added = "".join(self.vocabulary_added[:40]) + ("..." if len(self.vocabulary_added) > 40 else "")
+        lines.append(f"vocabulary: {len(self.vocabulary_added)} new tokens added {added}".rstrip())
+        lines.append(f"new caption characters still outside the vocabulary: {100 * self.oov_share:.2f}%")
         lines.append(
             f"version: {self.previous_version} -> {self.version} ({self.stages['added']} training images added)"
         )
@@ -401,10 +414,11 @@ def run_ingest(
     job = OcrJob(result.locations, images_folder(plan.dataset), section, plan.fluency)
     for outcome in ocr(products, job):
         _settle(outcome, index, job.images_out, result, examples)
-    result.oov_share = oov_share(result.new_records, state.extras.get(VOCABULARY_FILE))
+    grow_vocabulary(result, state, section.vocabulary_min_count)
+    result.oov_share = oov_share(result.new_records, result.vocabulary or _tokenizer(state))
     result.digests = index.digests
     if result.new_records:
-        result.version = state.with_records(result.new_records).version
+        result.version = result.new_state().version
     if commit:
         commit_ingest(result)
     return result
@@ -413,7 +427,7 @@ def run_ingest(
 def commit_ingest(result: IngestResult, note: dict[str, Any] | None = None) -> None:
     """Publish an ingest's new records as the dataset's current version (when there are any) and
     record its partitions in the ledger; ``note`` goes into the version's manifest."""
-    dataset, state = result.dataset, result.parent_state
+    dataset = result.dataset
     if result.new_records:
         manifest = {
             "partitions": result.partitions,
@@ -421,7 +435,9 @@ def commit_ingest(result: IngestResult, note: dict[str, Any] | None = None) -> N
             "rejected": dict(result.rejected),
         }
         manifest.update(note or {})
-        result.version = publish(dataset, state.with_records(result.new_records), manifest)
+        if result.vocabulary_added:
+            manifest["vocabulary_added"] = len(result.vocabulary_added)
+        result.version = publish(dataset, result.new_state(), manifest)
         save_digests(dataset, result.digests)
     ledger = load_ledger(dataset, result.version)
     for name, key in result.partitions.items():
@@ -460,10 +476,33 @@ def _settle(outcome: dict[str, Any], index: DedupIndex, images_out: str, result:
     result.stages["added"] += 1
 
 
-def oov_share(records: list[ImageRecord], vocabulary: bytes | None) -> float:
-    """The share of the new captions' characters outside the dataset's vocabulary (0 without one)."""
-    if not vocabulary or not records:
+def _tokenizer(state: DatasetState) -> Tokenizer | None:
+    """The version's stored vocabulary, if it has one."""
+    stored = state.extras.get(VOCABULARY_FILE)
+    return Tokenizer.from_vocabulary(json.loads(stored)) if stored else None
+
+
+def grow_vocabulary(result: IngestResult, state: DatasetState, min_count: int) -> None:
+    """The dataset's vocabulary plus the new records' tokens (captions and info) it lacks, seen at
+    least ``min_count`` times, into ``result`` (nothing without a stored vocabulary or new tokens)."""
+    base = _tokenizer(state)
+    if base is None or not result.new_records:
+        return
+    texts = [text for record in result.new_records for text in (*record.captions, record.info)]
+    added = base.new_tokens(texts, min_count)
+    if added:
+        result.vocabulary, result.vocabulary_added = base.extended(added), added
+        log.info(
+            "vocabulary: %d new tokens seen at least %d times added (%d in all)",
+            len(added),
+            min_count,
+            len(result.vocabulary),
+        )
+
+
+def oov_share(records: list[ImageRecord], vocabulary: Tokenizer | None) -> float:
+    """The share of the new captions' tokens (characters, or words) outside ``vocabulary`` (0 without one)."""
+    if vocabulary is None or not records:
         return 0.0
-    known = set(json.loads(vocabulary))
-    chars = [c for r in records for caption in r.captions for c in split_chars(caption)]
-    return sum(c not in known for c in chars) / max(1, len(chars))
+    tokens = [token for r in records for caption in r.captions for token in vocabulary.tokenize(caption)]
+    return sum(token not in vocabulary.word2int for token in tokens) / max(1, len(tokens))

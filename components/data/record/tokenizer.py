@@ -23,6 +23,7 @@ CAPTION_LENGTH = CAPTION_MAX_TOKENS + 2  # with <sos> and <eos>
 INFO_MAX_TOKENS = 60
 MODES = ("char", "word")
 VOCABULARY_FILE = "word2int.json"  # the release's vocabulary, beside int2word.json
+INVERSE_VOCABULARY_FILE = "int2word.json"
 
 _WORD_PATTERN = re.compile(r"[0-9a-z']+|[^\s0-9a-z']")
 
@@ -79,9 +80,35 @@ class Tokenizer:
     def save(self, folder: str | Path) -> None:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        (folder / VOCABULARY_FILE).write_text(json.dumps(self.word2int, ensure_ascii=False, indent=0), "utf-8")
+        for name, data in self.vocabulary_files().items():
+            (folder / name).write_bytes(data)
+
+    def vocabulary_files(self) -> dict[str, bytes]:
+        """``word2int.json`` and ``int2word.json`` as ``save`` writes them."""
         int2word = {str(i): w for i, w in sorted(self.int2word.items())}
-        (folder / "int2word.json").write_text(json.dumps(int2word, ensure_ascii=False, indent=0), "utf-8")
+        return {
+            VOCABULARY_FILE: json.dumps(self.word2int, ensure_ascii=False, indent=0).encode("utf-8"),
+            INVERSE_VOCABULARY_FILE: json.dumps(int2word, ensure_ascii=False, indent=0).encode("utf-8"),
+        }
+
+    # -- growing -------------------------------------------------------------------------------
+    def new_tokens(self, texts: Iterable[str], min_count: int) -> list[str]:
+        """Tokens of ``texts`` this vocabulary lacks, seen at least ``min_count`` times, most frequent first."""
+        counts = Counter(token for text in texts for token in self.tokenize(text) if token not in self.word2int)
+        return sorted(
+            (t for t, c in counts.items() if c >= min_count and t not in SPECIALS), key=lambda t: (-counts[t], t)
+        )
+
+    def extended(self, tokens: Iterable[str]) -> Tokenizer:
+        """This vocabulary with ``tokens`` it lacks appended: every id it has keeps its token."""
+        word2int = dict(self.word2int)
+        for token in tokens:
+            word2int.setdefault(token, len(word2int))
+        return Tokenizer(word2int, self.mode)
+
+    def extends(self, base: Tokenizer) -> bool:
+        """Whether this vocabulary is ``base`` with tokens appended (each of base's ids means the same)."""
+        return self.mode == base.mode and all(self.word2int.get(t) == i for t, i in base.word2int.items())
 
     @classmethod
     def from_vocabulary(cls, word2int: dict[str, int], mode: str | None = None) -> Tokenizer:

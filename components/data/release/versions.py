@@ -11,9 +11,12 @@
 A version is named by ``content_version``: a hash of each split's ids and records and of the
 vocabulary. Publishing writes the new version's folder whole (under a temporary name, then one
 rename; on an object store ``ref_captions.json`` last, the release format's mark of a complete
-folder), then brings the top level to it: ``ref_captions.json`` first (a superset: the old splits
-still select exactly the old records), then ``trn_names.npy``. A crash at any point leaves the top
-level reading as the old version or the new one, never a half. ``--set data.version=V`` reads an
+folder), then brings the top level to it: a grown vocabulary first, then ``ref_captions.json`` (both
+supersets: the old splits still select exactly the old records, and read them with the same ids),
+then ``trn_names.npy``. A crash at any point leaves the top level reading the old records or the new
+ones, never a half; after a crash between a grown vocabulary and ``trn_names.npy`` the old records
+are read with the grown vocabulary (a version of its own, which the rerun of the ingest, its
+partitions not yet in the ledger, publishes over). ``--set data.version=V`` reads an
 earlier version back (``version_folder``).
 """
 
@@ -28,7 +31,7 @@ from typing import Any
 
 from components import storage
 from components.data.record.images import image_digest
-from components.data.record.tokenizer import VOCABULARY_FILE
+from components.data.record.tokenizer import INVERSE_VOCABULARY_FILE, VOCABULARY_FILE
 from components.data.release.format import CAPTIONS_FILE, IMAGES_DIR, SPLIT_FILES, ImageRecord, names_bytes
 from components.data.release.index import build_index, content_version, ensure_index, read_split_ids
 from components.errors import DatasetFormatError
@@ -38,7 +41,6 @@ INGEST_DIR = "ingest"
 MANIFEST_FILE = "manifest.json"
 LEDGER_FILE = f"{INGEST_DIR}/ledger.json"
 DIGESTS_FILE = f"{INGEST_DIR}/image_digests.json"
-INVERSE_VOCABULARY_FILE = "int2word.json"
 
 
 @dataclass
@@ -134,6 +136,9 @@ def publish(dataset: str, state: DatasetState, manifest: dict[str, Any]) -> str:
     write_version(dataset, current, {"created": timestamp(), "parent": None, "partitions": {}, "note": "before ingest"})
     version = write_version(dataset, state, {"created": timestamp(), "parent": current.version, **manifest})
     files = state.files()
+    for name in (VOCABULARY_FILE, INVERSE_VOCABULARY_FILE):  # a grown vocabulary: a superset too
+        if name in files and files[name] != current.extras.get(name):
+            storage.write_bytes(storage.join(dataset, name), files[name])
     storage.write_bytes(storage.join(dataset, CAPTIONS_FILE), files[CAPTIONS_FILE])  # a superset first
     storage.write_bytes(storage.join(dataset, SPLIT_FILES["train"]), files[SPLIT_FILES["train"]])
     build_index(dataset)  # a crash before this leaves the index stale: its next reader rebuilds it
