@@ -72,9 +72,9 @@ def tracked_fit(
     ray_run_name = ray_run_name or run_name
     job = with_resolved_backbone(job)
     resumes_from = check_resumable(job, ray_run_name)
+    init_ray(job)  # before MLflow: a cluster that cannot start leaves no run behind
     tags = {"ray_run_name": ray_run_name, **(tags or {})}
     resume_run_id = earlier_run(job, ray_run_name, resumes_from)
-    init_ray(job)  # before the run: a cluster that cannot start leaves no run behind
     with job_run(job, run_name, parent_run_id, tags=tags, resume_run_id=resume_run_id) as run:
         run.log_dataset(dataset.location, dataset.version, "training")
         if params:

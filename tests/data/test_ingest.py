@@ -62,7 +62,8 @@ def ingest(dataset, crawls, section, **kwargs):
 
 def test_a_partition_becomes_the_next_version_and_val_test_stay(world):
     dataset, crawls, partition, section = world
-    before = {name: (dataset / name).read_bytes() for name in ("val_names.npy", "tst_names.npy", "word2int.json")}
+    before = {name: (dataset / name).read_bytes() for name in ("val_names.npy", "tst_names.npy")}
+    vocabulary = json.loads((dataset / "word2int.json").read_text("utf-8"))
     old_train = [str(i) for i in np.load(dataset / "trn_names.npy")]
     old = dataset_version(str(dataset))
     result = ingest(dataset, crawls, section)
@@ -73,7 +74,10 @@ def test_a_partition_becomes_the_next_version_and_val_test_stay(world):
     assert result.previous_version == old and result.version == dataset_version(str(dataset)) != old
     assert result.stages["added"] == 8 and result.rejected["digits"] == 0  # the price is no caption ...
     assert result.texts["digits"] == 8  # ... it was on every image and is masked
-    assert {name: (dataset / name).read_bytes() for name in before} == before  # val, test, vocabulary unchanged
+    assert {name: (dataset / name).read_bytes() for name in before} == before  # val and test unchanged
+    grown = json.loads((dataset / "word2int.json").read_text("utf-8"))  # the vocabulary only grew:
+    assert len(grown) - len(vocabulary) == len(result.vocabulary_added) > 0  # the crawl's new characters
+    assert {t: grown[t] for t in vocabulary} == vocabulary  # every old id keeps its character
     train = [str(i) for i in np.load(dataset / "trn_names.npy")]
     assert train[: len(old_train)] == old_train and len(train) == len(old_train) + 8
     record = json.loads((dataset / "ref_captions.json").read_text("utf-8"))[f"s{CRAWL_SEED}-0000000"]
@@ -120,10 +124,13 @@ def test_incomplete_partitions_wait(world):
     assert find_partitions(str(crawls))[0].complete is False
 
 
-@pytest.mark.parametrize("crash_at", ["ref_captions.json", "trn_names.npy"])
+@pytest.mark.parametrize("crash_at", ["word2int.json", "ref_captions.json", "trn_names.npy"])
 def test_a_crash_while_publishing_leaves_the_old_version(world, monkeypatch, crash_at):
+    """A crash at each top-level write leaves the old records; after the grown vocabulary was written
+    (a superset: the old ids keep their characters) the old records read with it, a version of its own
+    until the next run of the ingest publishes over it."""
     dataset, crawls, _, section = world
-    old = dataset_version(str(dataset))
+    old, old_train = dataset_version(str(dataset)), (dataset / "trn_names.npy").read_bytes()
     write = storage.write_bytes
 
     def crash(location, data):
@@ -134,7 +141,9 @@ def test_a_crash_while_publishing_leaves_the_old_version(world, monkeypatch, cra
     monkeypatch.setattr(storage, "write_bytes", crash)
     with pytest.raises(OSError, match="injected crash"):
         ingest(dataset, crawls, section)
-    assert dataset_version(str(dataset)) == old  # still reads as the old version
+    assert (dataset / "trn_names.npy").read_bytes() == old_train  # the old records, whole
+    if crash_at == "word2int.json":
+        assert dataset_version(str(dataset)) == old  # still reads as the old version
     assert check_release(dataset, strict=True).by_split["val"].records
     assert not (dataset / LEDGER_FILE).exists()  # nothing recorded as ingested
     monkeypatch.setattr(storage, "write_bytes", write)
