@@ -6,7 +6,7 @@ from components.config import ModelConfig, load_preset
 from components.model.backbone import CHANNELS, GridBackbone
 from components.model.build import build_model, count_parameters
 from components.model.capon import CapOnImage, ModelBatch, ModelOutput
-from components.model.decoding import beam_decode, decode, greedy_decode
+from components.model.decoding import beam_candidates, beam_decode, decode, greedy_decode
 
 __all__ = [
     "CHANNELS",
@@ -15,6 +15,7 @@ __all__ = [
     "ModelBatch",
     "ModelConfig",
     "ModelOutput",
+    "beam_candidates",
     "beam_decode",
     "build_model",
     "count_parameters",

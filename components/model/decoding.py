@@ -69,6 +69,23 @@ def beam_decode(
     use_cache: bool = True,
 ) -> torch.Tensor:
     """Beam search per box; the best beam by summed log-probability / length ** ``length_penalty``."""
+    sequences, _ = beam_candidates(model, batch, beam_size, max_tokens, length_penalty, use_cache)
+    return sequences[:, 0]
+
+
+@torch.no_grad()
+def beam_candidates(
+    model: CapOnImage,
+    batch: ModelBatch,
+    beam_size: int = 3,
+    max_tokens: int = 10,
+    length_penalty: float = 0.0,
+    use_cache: bool = True,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every final beam of each box, best first: ``(N, beam_size, max_tokens)`` token ids (as
+    ``decode`` returns them) and ``(N, beam_size)`` summed log-probabilities (``<eos>`` included), the
+    beams ranked by log-probability / length ** ``length_penalty``. The N best captions a choice among
+    candidates starts from; a beam that found fewer than ``beam_size`` distinct captions has -inf."""
     n, k = batch.num_boxes, beam_size
     device = batch.boxes.device
     beams = torch.arange(n, device=device).repeat_interleave(k)  # (N*k,): the box of each beam
@@ -93,9 +110,9 @@ def beam_decode(
         if bool(finished.all()):
             break
     lengths = ((sequences[:, 1:] != PAD) & (sequences[:, 1:] != EOS)).sum(dim=1).clamp(min=1).view(n, k)
-    best = (scores / lengths.float() ** length_penalty).argmax(dim=1)  # (N,)
-    chosen = torch.arange(n, device=device) * k + best
-    return _finish(sequences[chosen], max_tokens)
+    ranked = (scores / lengths.float() ** length_penalty).argsort(dim=1, descending=True, stable=True)  # (N, k)
+    chosen = (torch.arange(n, device=device)[:, None] * k + ranked).view(-1)  # (N*k,)
+    return _finish(sequences[chosen], max_tokens).view(n, k, max_tokens), scores.gather(1, ranked)
 
 
 def decode(

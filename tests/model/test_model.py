@@ -12,6 +12,7 @@ from components.model import (
     GridBackbone,
     ModelBatch,
     ModelConfig,
+    beam_candidates,
     beam_decode,
     build_model,
     count_parameters,
@@ -177,6 +178,26 @@ def test_beam_search_finds_at_least_the_greedy_score(model):
 
     greedy, beam = greedy_decode(model, batch), beam_decode(model, batch, beam_size=4)
     assert (log_prob(beam) >= log_prob(greedy) - 1e-9).all()
+
+
+def test_beam_candidates_are_every_beam_best_first_with_their_log_probabilities(model):
+    """The N best captions per box: the first is beam_decode's, each box's are distinct and ranked,
+    and each score is the caption's teacher-forced log-probability (its <eos> included)."""
+    batch = as_double(make_batch(seed=5))
+    sequences, scores = beam_candidates(model, batch, beam_size=4)
+    assert sequences.shape == (batch.num_boxes, 4, 10) and scores.shape == (batch.num_boxes, 4)
+    assert torch.equal(sequences[:, 0], beam_decode(model, batch, beam_size=4))
+    assert (scores[:, :-1] >= scores[:, 1:]).all()
+    for box in range(batch.num_boxes):
+        assert len({tuple(c.tolist()) for c in sequences[box]}) == 4
+    for rank in range(4):
+        tokens = sequences[:, rank]
+        forced = torch.cat([torch.full((batch.num_boxes, 1), SOS), tokens], dim=1)
+        logits = suppress_never_generated(model(ModelBatch(**{**batch.__dict__, "captions": forced})).logits[:, :-1])
+        per_token = torch.log_softmax(logits, -1).gather(2, tokens[..., None])[..., 0]
+        assert torch.allclose(torch.where(tokens == PAD, 0.0, per_token).sum(1), scores[:, rank].double(), atol=1e-6)
+    uncached = beam_candidates(model, batch, beam_size=4, use_cache=False)
+    assert torch.equal(uncached[0], sequences) and torch.allclose(uncached[1], scores)
 
 
 class _LovesSpecials(torch.nn.Module):
