@@ -13,7 +13,8 @@ PACKAGE = REPO / "components"
 # Bottom up. errors and cli: typed errors and the one place that turns them into exit codes; progress:
 # bars and log lines for long work; redaction: credentials out of every message and log line. storage:
 # paths and URIs. config: every section, presets, the --set loader (it reads files through storage).
-# cluster: Ray up. Then the data contract, the model and its I/O, the MLflow adapter, evaluation,
+# cluster: Ray up. Then the data contract, the model and its I/O, the checks a caption must pass to be
+# published, the MLflow adapter, evaluation,
 # training, serving, retraining, which runs all of them in turn, and what the benches share. Flows sit on
 # top of all of it.
 FLOORS = {
@@ -27,12 +28,13 @@ FLOORS = {
     "cluster": 3,
     "data": 4,
     "model": 5,
-    "tracking": 6,
-    "evaluation": 7,
-    "training": 8,
-    "serving": 9,
-    "retraining": 10,
-    "bench": 11,
+    "publishing": 6,
+    "tracking": 7,
+    "evaluation": 8,
+    "training": 9,
+    "serving": 10,
+    "retraining": 11,
+    "bench": 12,
 }
 # The rooms of the data floor, bottom up: a room imports its own modules and the rooms below it, never
 # a room beside it or above it.
