@@ -62,6 +62,13 @@ class RapidOcrEngine:
             for quad, text, score in found or []
         ]
 
+    def read_line(self, image: Image.Image) -> tuple[str, float]:
+        """(text, score) of an image holding one line of text, by the recognition model alone: no
+        detection (the caller knows where the line is), about 15 ms for a caption's line on one core."""
+        bgr = np.ascontiguousarray(np.asarray(image.convert("RGB"))[:, :, ::-1])
+        found, _ = self.engine(bgr, use_det=False, use_cls=False, use_rec=True)
+        return (str(found[0][0]), float(found[0][1])) if found else ("", 0.0)
+
 
 class FixtureOcrEngine:
     """Texts from a JSON file ``{key: [[x1, y1, x2, y2, text], ...]}`` (pixels), whatever the image shows."""
