@@ -18,7 +18,7 @@ from components.data.transforms.encoding import EncodeSpec
 from components.model.batches import collate
 from components.model.build import build_model
 from components.model.checkpoint import backbone_norm_of, load_checkpoint
-from components.model.decoding import decode
+from components.model.decoding import beam_candidates, decode
 
 
 class Captioner:
@@ -52,3 +52,21 @@ class Captioner:
         for owner, generated in zip(batch.image_index.tolist(), tokens, strict=True):
             per_image[owner].append(self.tokenizer.decode(generated))
         return batch, per_image
+
+    @torch.no_grad()
+    def candidates(self, rows: dict[str, np.ndarray], count: int = 3) -> list[list[list[tuple[str, float]]]]:
+        """Per image, per box (in the rows' box order), up to ``count`` distinct captions from beam
+        search of width ``count``, best first, each with its summed log-probability: what a choice among
+        candidates (``components.publishing``) starts from. The first is ``caption(rows, count)``'s."""
+        batch, _ = collate(rows)
+        sequences, scores = beam_candidates(self.model, batch.to(self.device), count, self.config.max_caption_tokens)
+        per_image: list[list[list[tuple[str, float]]]] = [[] for _ in range(len(rows["n_boxes"]))]
+        for owner, beams, beam_scores in zip(batch.image_index.tolist(), sequences.cpu().tolist(),
+                                             scores.cpu().tolist(), strict=True):  # fmt: skip
+            seen: dict[str, float] = {}
+            for tokens, score in zip(beams, beam_scores, strict=True):
+                text = self.tokenizer.decode(tokens)
+                if score != float("-inf") and text not in seen:  # -inf: fewer distinct beams than asked
+                    seen[text] = score
+            per_image[owner].append(list(seen.items()))
+        return per_image

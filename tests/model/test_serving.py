@@ -25,6 +25,7 @@ from components.data.transforms.requests import (
 from components.errors import ConfigError
 from components.model import build_model
 from components.model.checkpoint import load_checkpoint, save_checkpoint
+from components.model.inference import Captioner
 from components.serving.captioning import load_captioning_model
 from components.tracking.pyfunc import CapOnImageModel, example_request, log_pyfunc
 from components.tracking.runs import TrackedRun
@@ -235,6 +236,20 @@ def test_batch_predictor_rows_agree_with_the_captioner(requests, checkpoint):
     assert set(out["reference"].tolist()) == {""}  # requests carry no reference captions
     empty = predictor({k: v[:0] for k, v in rows.items()})
     assert all(len(v) == 0 for v in empty.values())
+
+
+def test_candidates_are_ranked_distinct_and_led_by_the_beam_caption(requests, checkpoint):
+    captioner = Captioner.from_checkpoint(checkpoint)
+    rows, _ = encode_requests(requests, captioner.tokenizer, captioner.spec)
+    candidates = captioner.candidates(rows, count=3)
+    _, beam = captioner.caption(rows, beam_size=3)
+    assert [len(boxes) for boxes in candidates] == [len(r["boxes"]) for r in requests]
+    for per_box, captions in zip(candidates, beam, strict=True):
+        assert [options[0][0] for options in per_box] == captions
+        for options in per_box:
+            texts, scores = [t for t, _ in options], [s for _, s in options]
+            assert 1 <= len(options) <= 3 and len(set(texts)) == len(texts)
+            assert scores == sorted(scores, reverse=True) and all(s <= 0 for s in scores)
 
 
 def test_a_folder_that_is_not_a_checkpoint_or_a_pickled_one_is_refused_in_one_line(tiny_dataset, checkpoint, tmp_path):
