@@ -36,11 +36,14 @@ def _to_simplified():
     return opencc.OpenCC("t2s")
 
 
+def simplified(text: str) -> str:
+    """NFKC, Traditional to Simplified, case-folded: the form every check reads a text in."""
+    return _to_simplified().convert(unicodedata.normalize("NFKC", text)).casefold()
+
+
 def normalise(text: str) -> str:
-    """NFKC, Traditional to Simplified, case-folded, whitespace removed: the form terms are matched in."""
-    text = unicodedata.normalize("NFKC", text)
-    text = _to_simplified().convert(text)
-    return "".join(text.casefold().split())
+    """``simplified`` with whitespace removed: the form terms are matched in."""
+    return "".join(simplified(text).split())
 
 
 def read_terms(path: Path = TERMS_FILE) -> tuple[Term, ...]:

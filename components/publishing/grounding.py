@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import functools
 import re
-import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
+
+from components.publishing.compliance import simplified
 
 UNITS_FILE = Path(__file__).with_name("units.tsv")
 CHINESE_DIGITS = {
@@ -99,7 +100,7 @@ def default_units() -> dict[str, tuple[str, float]]:
 
 
 def _fold(text: str) -> str:
-    return unicodedata.normalize("NFKC", text).casefold()
+    return simplified(text)  # 兩瓶 and 两瓶, ５００ＭＬ and 500ml read alike
 
 
 def amounts(text: str, units: dict[str, tuple[str, float]] | None = None) -> list[Amount]:

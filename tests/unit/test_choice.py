@@ -68,3 +68,14 @@ def test_publish_removes_the_old_text_writes_the_chosen_and_reads_back(engine):
     old_text_row = pixels[WIDE[1] : WIDE[3] + 1, WIDE[0] : WIDE[2] + 1]
     assert (old_text_row == first.fit.colour).all(axis=2).any()  # the chosen caption is written in
     json.dumps([v.as_dict() for v in verdicts], ensure_ascii=False)  # plain JSON
+
+
+@pytest.mark.parametrize(
+    "info, failed",
+    [("選萊格酸奶十二杯", ()), ("", ("grounding",))],  # Traditional info grounds it; an empty one cannot
+)
+def test_traditional_or_empty_info_gets_a_verdict_not_an_exception(info, failed):
+    verdict = Publisher(checks=("compliance", "grounding", "fit")).choose(
+        page(), WIDE, [("十二杯装", -1.0)], info, "zh"
+    )
+    assert verdict.failed == failed

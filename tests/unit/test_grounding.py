@@ -30,6 +30,8 @@ def test_not_a_numeral_is_an_error():
         ("５００ＭＬ", "500毫升"),  # full width and case
         ("万能收纳 一起分享", "收纳盒"),  # numerals without a unit are words
         ("第3代", "3代升级款"),  # a bare number the info holds
+        ("兩瓶裝", "两瓶"),  # Traditional characters in the caption
+        ("两瓶装", "純淨水兩瓶"),  # or in the info
     ],
 )
 def test_grounded_amounts_pass(caption, info):
@@ -43,6 +45,7 @@ def test_grounded_amounts_pass(caption, info):
         ("一克装", "牛肉干一百克", [(1.0, "g")]),
         ("500ml 2瓶", "350ml", [(500.0, "ml"), (2.0, "瓶")]),
         ("买3送1", "3件", [(1.0, "")]),
+        ("十二杯装", "", [(12.0, "杯")]),  # an empty info supports no amount
         ("5g", "5 girls", [(5.0, "g")]),  # a unit must be the whole word: "5 girls" states no grams
     ],
 )
