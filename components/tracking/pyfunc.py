@@ -6,7 +6,12 @@ optionally, ``mask_boxes`` (other text on the image to black out) and ``id`` (a 
 errors). Output: a ``captions`` column, one caption per box in the order given, and an ``error``
 column: empty for a captioned row; for a row that cannot be captioned (an undecodable image, a bad
 box, too many boxes, an unsafe id) the field and the reason, its captions empty, while every other
-row is captioned. Parameter ``beam_size`` (1: greedy).
+row is captioned. Parameters: ``beam_size`` (1: greedy); ``candidates`` (captions per box to choose
+from, best first, default 1); ``checks`` (comma-separated, of compliance, grounding, fit, read_back; ""
+for none, the default); ``render`` (also return the published image). With checks, each box's caption
+is the most likely candidate that passes them all (else the most likely, its failures named), and the
+``verdicts`` column holds one JSON object per box (``components.publishing``); with ``render`` the
+``rendered`` column holds the published PNG.
 
     model = mlflow.pyfunc.load_model("models:/caponimage@champion")
     model.predict(frame, params={"beam_size": 3})["captions"]
@@ -14,25 +19,38 @@ row is captioned. Parameter ``beam_size`` (1: greedy).
 
 from __future__ import annotations
 
+import json
 import numbers
 import shutil
 import tempfile
+from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import mlflow.pyfunc
+import numpy
 import pandas as pd
 from mlflow.models import ModelSignature
 from mlflow.types.schema import Array, ColSpec, ParamSchema, ParamSpec, Schema
 
+from components.data.ingest.ocr import RapidOcrEngine
 from components.data.record.rejection import RecordRejected
 from components.data.record.untrusted import checked_id
 from components.data.release.dataset import PreparedDataset
 from components.data.release.index import index_head
-from components.data.transforms.requests import RequestError, dataset_request, encode_request, stack_rows
+from components.data.transforms.requests import (
+    RequestError,
+    dataset_request,
+    encode_request,
+    request_image,
+    request_record,
+    stack_rows,
+)
 from components.model.checkpoint import CHECKPOINT_ARTIFACT, STATE_FILE
 from components.model.inference import Captioner
+from components.publishing.choice import CHECKS, Publisher
+from components.publishing.records import png_bytes, publish_record
 from components.tracking.runs import TrackedRun
 from components.tracking.sources import ModelSource
 
@@ -43,6 +61,7 @@ COMPONENTS_DIR = Path(__file__).resolve().parents[1]
 class CapOnImageModel(mlflow.pyfunc.PythonModel):
     def __init__(self):
         self.captioner = None
+        self.reader = None  # the OCR engine read-back uses, loaded on first use
 
     def load_context(self, context) -> None:
         self.captioner = Captioner.from_checkpoint(context.artifacts[CHECKPOINT_ARTIFACT])
@@ -55,23 +74,43 @@ class CapOnImageModel(mlflow.pyfunc.PythonModel):
         return model
 
     def predict(self, context, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
-        beam_size = beam_param(params)
+        beam_size, options = beam_param(params), publish_params(params)
         frame = model_input.to_dict("records")
         captions: list[list[str]] = [[] for _ in frame]
+        verdicts: list[list[str]] = [[] for _ in frame]
+        rendered: list[bytes] = [b""] * len(frame)
         errors: list[str] = [""] * len(frame)
-        encoded: list[tuple[int, dict]] = []  # (row number, its encoded row)
+        encoded: list[tuple[int, dict, dict]] = []  # (row number, its request, its encoded row)
         for number, row in enumerate(frame):
             try:
                 request = row_request(number, row)
-                encoded.append((number, encode_request(request, self.captioner.tokenizer, self.captioner.spec)[0]))
+                row_encoded = encode_request(request, self.captioner.tokenizer, self.captioner.spec)[0]
+                encoded.append((number, request, row_encoded))
             except RequestError as err:
                 errors[number] = str(err)
         for start in range(0, len(encoded), BATCH_IMAGES):
             chunk = encoded[start : start + BATCH_IMAGES]
-            written = self.captioner.caption(stack_rows([row for _, row in chunk]), beam_size)[1]
-            for (number, _), row_captions in zip(chunk, written, strict=True):
-                captions[number] = row_captions
-        return pd.DataFrame({"captions": captions, "error": errors})
+            rows = stack_rows([row for _, _, row in chunk])
+            if not options.publishing:
+                for (number, _, _), row_captions in zip(chunk, self.captioner.caption(rows, beam_size)[1], strict=True):
+                    captions[number] = row_captions
+                continue
+            per_image = self.captioner.candidates(rows, max(beam_size, options.candidates))
+            for (number, request, _), per_box in zip(chunk, per_image, strict=True):
+                chosen, picture = self.publish(request, [c[: options.candidates] for c in per_box], options)
+                captions[number] = [v.caption for v in chosen]
+                verdicts[number] = [json.dumps(v.as_dict(), ensure_ascii=False) for v in chosen]
+                rendered[number] = png_bytes(picture) if options.render else b""
+        return pd.DataFrame({"captions": captions, "error": errors, "verdicts": verdicts, "rendered": rendered})
+
+    def publish(self, request: dict[str, Any], candidates: list, options: PublishParams):
+        """A request's chosen captions and published image, with one OCR engine per model, made on first use."""
+        if "read_back" in options.checks and self.reader is None:
+            self.reader = RapidOcrEngine(threads=1)
+        publisher = Publisher(checks=options.checks, reader=self.reader if "read_back" in options.checks else None)
+        image = request_image(request["image"], request["id"])
+        record = request_record(request["id"], request["info"], request["boxes"], request["mask_boxes"], image.size)
+        return publish_record(publisher, image, record, candidates)
 
 
 class LocalModel:
@@ -107,6 +146,40 @@ def beam_param(params: dict[str, Any] | None) -> int:
     if not 1 <= int(value) <= MAX_BEAM:
         raise ValueError(f"parameter beam_size: must be from 1 (greedy) to {MAX_BEAM} (got {value!r})")
     return int(value)
+
+
+@dataclass(frozen=True)
+class PublishParams:
+    candidates: int = 1
+    checks: tuple[str, ...] = ()
+    render: bool = False
+
+    @property
+    def publishing(self) -> bool:
+        return bool(self.checks) or self.candidates > 1 or self.render
+
+
+def publish_params(params: dict[str, Any] | None) -> PublishParams:
+    """``candidates``, ``checks`` and ``render``, or ``ValueError`` naming the parameter."""
+    params = params or {}
+    count = params.get("candidates", 1)
+    if isinstance(count, bool) or not isinstance(count, numbers.Real) or count != int(count):
+        raise ValueError(f"parameter candidates: expected a whole number (got {count!r})")
+    if not 1 <= int(count) <= MAX_BEAM:
+        raise ValueError(f"parameter candidates: must be from 1 to {MAX_BEAM} (got {count!r})")
+    text = params.get("checks", "")
+    if not isinstance(text, str):
+        raise ValueError(f"parameter checks: expected a comma-separated string (got {text!r})")
+    checks = tuple(c.strip() for c in text.split(",") if c.strip())
+    unknown = sorted(set(checks) - set(CHECKS))
+    if unknown:
+        raise ValueError(f"parameter checks: unknown {unknown}; choose from {list(CHECKS)}")
+    if "read_back" in checks and "fit" not in checks:
+        raise ValueError("parameter checks: read_back needs fit (it reads what fit drew)")
+    render = params.get("render", False)
+    if not isinstance(render, bool | numpy.bool_):
+        raise ValueError(f"parameter render: expected true or false (got {render!r})")
+    return PublishParams(int(count), checks, bool(render))
 
 
 def row_request(number: int, row: dict[str, Any]) -> dict[str, Any]:
@@ -148,15 +221,40 @@ def signature() -> ModelSignature:
             ColSpec(Array("string"), "mask_boxes", required=False),
         ]
     )
-    outputs = Schema([ColSpec(Array("string"), "captions"), ColSpec("string", "error", required=False)])
-    return ModelSignature(inputs, outputs, ParamSchema([ParamSpec("beam_size", "integer", 1)]))
+    outputs = Schema(
+        [
+            ColSpec(Array("string"), "captions"),
+            ColSpec("string", "error", required=False),
+            ColSpec(Array("string"), "verdicts", required=False),
+            ColSpec("binary", "rendered", required=False),
+        ]
+    )
+    params = [
+        ParamSpec("beam_size", "integer", 1),
+        ParamSpec("candidates", "integer", 1),
+        ParamSpec("checks", "string", ""),
+        ParamSpec("render", "boolean", False),
+    ]
+    return ModelSignature(inputs, outputs, ParamSchema(params))
 
 
 def requirements() -> list[str]:
     """What serving needs, pinned to this environment's versions."""
     return [
         f"{name}=={version(name)}"
-        for name in ("mlflow", "torch", "torchvision", "numpy", "pandas", "pillow", "pyyaml", "pyarrow", "pydantic")
+        for name in (
+            "mlflow",
+            "torch",
+            "torchvision",
+            "numpy",
+            "pandas",
+            "pillow",
+            "pyyaml",
+            "pyarrow",
+            "pydantic",
+            "opencc",
+            "rapidocr-onnxruntime",
+        )  # fmt: skip
     ]
 
 

@@ -1,5 +1,6 @@
 """Captioning without Ray: requests, the pyfunc model through MLflow, and flows/caption.py on one image."""
 
+import io
 import json
 import runpy
 import subprocess
@@ -250,6 +251,46 @@ def test_candidates_are_ranked_distinct_and_led_by_the_beam_caption(requests, ch
             texts, scores = [t for t, _ in options], [s for _, s in options]
             assert 1 <= len(options) <= 3 and len(set(texts)) == len(texts)
             assert scores == sorted(scores, reverse=True) and all(s <= 0 for s in scores)
+
+
+def test_pyfunc_chooses_among_candidates_and_returns_verdicts_and_the_published_image(requests, checkpoint):
+    from PIL import Image
+
+    model = CapOnImageModel.from_checkpoint(checkpoint)
+    plain = model.predict(None, frame(requests), {"beam_size": 3})
+    assert set(plain.columns) == {"captions", "error", "verdicts", "rendered"}
+    assert all(len(v) == 0 for v in plain["verdicts"]) and set(plain["rendered"]) == {b""}
+    params = {"beam_size": 3, "candidates": 3, "checks": "compliance,grounding,fit,read_back", "render": True}
+    published = model.predict(None, frame(requests), params)
+    for request, captions, verdicts, png, first in zip(
+        requests, published["captions"], published["verdicts"], published["rendered"], plain["captions"], strict=True
+    ):
+        judged = [json.loads(v) for v in verdicts]
+        assert len(judged) == len(captions) == len(request["boxes"])
+        assert [j["caption"] for j in judged] == list(captions)
+        for j, beam_caption in zip(judged, first, strict=True):
+            assert set(j) >= {"caption", "log_prob", "rank", "passed", "failed", "reasons", "fit", "read_back"}
+            assert j["passed"] == (not j["failed"]) and 0 <= j["rank"] < 3
+            if j["rank"] == 0:
+                assert j["caption"] == beam_caption  # the most likely, passing or with its failures named
+            else:
+                assert j["passed"]  # a lower candidate is chosen only when it passes every check
+        image = Image.open(io.BytesIO(png))
+        assert image.size == Image.open(io.BytesIO(request["image"])).size
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"candidates": 0}, "parameter candidates: must be from 1 to 16"),
+        ({"checks": "fit,spelling"}, "parameter checks: unknown \\['spelling'\\]"),
+        ({"checks": "read_back"}, "read_back needs fit"),
+        ({"render": "yes"}, "parameter render: expected true or false"),
+    ],
+)
+def test_bad_publishing_params_are_refused_naming_the_parameter(requests, checkpoint, params, message):
+    with pytest.raises(ValueError, match=message):
+        CapOnImageModel.from_checkpoint(checkpoint).predict(None, frame(requests), params)
 
 
 def test_a_folder_that_is_not_a_checkpoint_or_a_pickled_one_is_refused_in_one_line(tiny_dataset, checkpoint, tmp_path):
