@@ -10,9 +10,9 @@ from typing import Any
 import pandas as pd
 
 from components import storage
-from components.data.record.tokenizer import guess_mode
 from components.data.transforms.requests import request_image, request_record
 from components.evaluation.rendering import draw_captions, masked_image
+from components.publishing.records import caption_lang
 from components.tracking.pyfunc import load_pyfunc
 from components.tracking.sources import ModelSource
 
@@ -37,7 +37,7 @@ def draw_result(result: dict[str, Any], out: Path) -> Path:
     data = result["image"] if "image" in result else storage.read_bytes(result["source"])
     image = request_image(data, str(result["id"]))
     record = request_record(str(result["id"]), result["info"], result["boxes"], result["mask_boxes"], image.size)
-    lang = "zh" if guess_mode(result["captions"] + [result["info"]]) == "char" else "en"
+    lang = caption_lang(list(result["captions"]) + [result["info"]])
     picture = draw_captions(masked_image(image, record.mask_boxes), record.caption_boxes, result["captions"], lang)
     path = out / f"{Path(str(result['id'])).stem}_captioned.png"
     picture.save(path)

@@ -44,7 +44,6 @@ from components.data.transforms.requests import (
     dataset_request,
     encode_request,
     request_image,
-    request_record,
     stack_rows,
 )
 from components.model.checkpoint import CHECKPOINT_ARTIFACT, STATE_FILE
@@ -80,37 +79,37 @@ class CapOnImageModel(mlflow.pyfunc.PythonModel):
         verdicts: list[list[str]] = [[] for _ in frame]
         rendered: list[bytes] = [b""] * len(frame)
         errors: list[str] = [""] * len(frame)
-        encoded: list[tuple[int, dict, dict]] = []  # (row number, its request, its encoded row)
+        encoded: list[tuple[int, dict, tuple]] = []  # (row number, its request, (its encoded row, its record))
         for number, row in enumerate(frame):
             try:
                 request = row_request(number, row)
-                row_encoded = encode_request(request, self.captioner.tokenizer, self.captioner.spec)[0]
-                encoded.append((number, request, row_encoded))
+                encoded.append(
+                    (number, request, encode_request(request, self.captioner.tokenizer, self.captioner.spec))
+                )
             except RequestError as err:
                 errors[number] = str(err)
         for start in range(0, len(encoded), BATCH_IMAGES):
             chunk = encoded[start : start + BATCH_IMAGES]
-            rows = stack_rows([row for _, _, row in chunk])
+            rows = stack_rows([row for _, _, (row, _) in chunk])
             if not options.publishing:
                 for (number, _, _), row_captions in zip(chunk, self.captioner.caption(rows, beam_size)[1], strict=True):
                     captions[number] = row_captions
                 continue
             per_image = self.captioner.candidates(rows, max(beam_size, options.candidates))
-            for (number, request, _), per_box in zip(chunk, per_image, strict=True):
-                chosen, picture = self.publish(request, [c[: options.candidates] for c in per_box], options)
+            publisher = self.publisher(options.checks)
+            for (number, request, (_, record)), per_box in zip(chunk, per_image, strict=True):
+                image = request_image(request["image"], request["id"])
+                chosen, picture = publish_record(publisher, image, record, [c[: options.candidates] for c in per_box])
                 captions[number] = [v.caption for v in chosen]
                 verdicts[number] = [json.dumps(v.as_dict(), ensure_ascii=False) for v in chosen]
                 rendered[number] = png_bytes(picture) if options.render else b""
         return pd.DataFrame({"captions": captions, "error": errors, "verdicts": verdicts, "rendered": rendered})
 
-    def publish(self, request: dict[str, Any], candidates: list, options: PublishParams):
-        """A request's chosen captions and published image, with one OCR engine per model, made on first use."""
-        if "read_back" in options.checks and self.reader is None:
+    def publisher(self, checks: tuple[str, ...]) -> Publisher:
+        """The publishing checks, with one OCR engine per model, made on the first call that reads back."""
+        if "read_back" in checks and self.reader is None:
             self.reader = RapidOcrEngine(threads=1)
-        publisher = Publisher(checks=options.checks, reader=self.reader if "read_back" in options.checks else None)
-        image = request_image(request["image"], request["id"])
-        record = request_record(request["id"], request["info"], request["boxes"], request["mask_boxes"], image.size)
-        return publish_record(publisher, image, record, candidates)
+        return Publisher(checks=checks, reader=self.reader if "read_back" in checks else None)
 
 
 class LocalModel:
@@ -140,11 +139,17 @@ MAX_BEAM = 16  # wider beams cost memory and time and change short captions no m
 
 def beam_param(params: dict[str, Any] | None) -> int:
     """The ``beam_size`` parameter, or ``ValueError`` naming it: a whole number from 1 (greedy) to 16."""
-    value = (params or {}).get("beam_size", 1)
+    return whole_number_param(params, "beam_size", "1 (greedy)")
+
+
+def whole_number_param(params: dict[str, Any] | None, name: str, low: str = "1") -> int:
+    """A whole-number parameter from 1 to ``MAX_BEAM`` (default 1), or ``ValueError`` naming it; numpy
+    integers, as MLflow may pass them, are accepted."""
+    value = (params or {}).get(name, 1)
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or value != int(value):
-        raise ValueError(f"parameter beam_size: expected a whole number (got {value!r})")
+        raise ValueError(f"parameter {name}: expected a whole number (got {value!r})")
     if not 1 <= int(value) <= MAX_BEAM:
-        raise ValueError(f"parameter beam_size: must be from 1 (greedy) to {MAX_BEAM} (got {value!r})")
+        raise ValueError(f"parameter {name}: must be from {low} to {MAX_BEAM} (got {value!r})")
     return int(value)
 
 
@@ -161,12 +166,8 @@ class PublishParams:
 
 def publish_params(params: dict[str, Any] | None) -> PublishParams:
     """``candidates``, ``checks`` and ``render``, or ``ValueError`` naming the parameter."""
+    count = whole_number_param(params, "candidates")
     params = params or {}
-    count = params.get("candidates", 1)
-    if isinstance(count, bool) or not isinstance(count, numbers.Real) or count != int(count):
-        raise ValueError(f"parameter candidates: expected a whole number (got {count!r})")
-    if not 1 <= int(count) <= MAX_BEAM:
-        raise ValueError(f"parameter candidates: must be from 1 to {MAX_BEAM} (got {count!r})")
     text = params.get("checks", "")
     if not isinstance(text, str):
         raise ValueError(f"parameter checks: expected a comma-separated string (got {text!r})")
@@ -179,7 +180,7 @@ def publish_params(params: dict[str, Any] | None) -> PublishParams:
     render = params.get("render", False)
     if not isinstance(render, bool | numpy.bool_):
         raise ValueError(f"parameter render: expected true or false (got {render!r})")
-    return PublishParams(int(count), checks, bool(render))
+    return PublishParams(count, checks, bool(render))
 
 
 def row_request(number: int, row: dict[str, Any]) -> dict[str, Any]:
