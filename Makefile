@@ -15,7 +15,7 @@ run: setup
 	$(BIN)/python flows/finetune.py --init-from latest --set train.steps=$(FINETUNE_STEPS)
 
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
 
 # The fast tiers (unit, data, model): no Ray cluster.
 test-fast: setup

@@ -8,7 +8,11 @@
 Boxes: a JSON list of "x1_y1_x2_y2" strings or [x1, y1, x2, y2] lists (fractions or pixels), or an
 object {"boxes": [...], "info": "...", "mask_boxes": [...]}; a release-format record gives its
 ocr_locs, all_locs and info. A requests file has one such object per line plus "image" (a path
-relative to the file). Writes captions.json and each image with its captions drawn in its boxes.
+relative to the file).
+
+Each box's caption: the most likely of ``--candidates`` that passes every ``--checks`` (docs/publishing.md).
+Writes captions.json (captions, each box's verdict) and each image as it would be published: old text
+removed from the caption boxes, the captions set in them as large as fits, in the most readable colour.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import sys
 from pathlib import Path
 
 from components.cli import HelpFormatter, run
+from components.config import PUBLISH_CHECKS, PublishSection
 from components.errors import ConfigError
 
 DEFAULT_MODEL = "models:/caponimage@champion"
@@ -41,6 +46,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     many.add_argument("--actors", type=int, default=1, help="model replicas")
     many.add_argument("--draw", type=int, default=20, help="images to draw in batch mode")
     parser.add_argument("--beam", type=int, default=1, help="beam size (1: greedy)")
+    parser.add_argument("--candidates", type=int, default=6, help="captions per box to choose from (1 to 16)")
+    parser.add_argument("--checks", default=",".join(PUBLISH_CHECKS), help="publishing checks; '' for none")
+    parser.add_argument("--forbid-banned", action="store_true", help="never generate a banned advertising term")
     parser.add_argument("--out", type=Path, default=Path("outputs/captions"))
     args = parser.parse_args(argv)
     if sum([bool(args.image), bool(args.dataset), bool(args.requests)]) != 1:
@@ -49,6 +57,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         raise ConfigError("boxes", "--image needs --boxes or --record")
     if args.beam < 1:
         raise ConfigError("beam", f"must be at least 1 (got {args.beam})")
+    args.publish = PublishSection.from_flags(args.checks, args.candidates, args.forbid_banned)
     return args
 
 
@@ -57,19 +66,21 @@ def main(argv: list[str] | None = None) -> int:
     # torch, Ray and MLflow load from here on: --help and bad arguments answer at once
     from components.data.transforms.requests import single_request
     from components.serving.batch import caption_many, skipped_lines
-    from components.serving.captioning import caption_request, write_captions
+    from components.serving.captioning import caption_request, verdict_lines, write_captions
 
     if args.image:  # 2. captions: one image in this process, or many over Ray Data
         request = single_request(args.image, args.boxes, args.record, args.info)
-        results = [caption_request(request, args.model, args.tracking_uri, args.beam)]
+        results = [caption_request(request, args.model, args.tracking_uri, args.beam, args.publish)]
     else:
         inputs = (args.dataset, args.split, args.requests, args.limit)  # a dataset split or a requests file
-        results, skipped = caption_many(*inputs, args.model, args.tracking_uri, beam_size=args.beam, actors=args.actors)
+        options = dict(beam_size=args.beam, actors=args.actors, publish=args.publish)
+        results, skipped = caption_many(*inputs, args.model, args.tracking_uri, **options)
         for line in skipped_lines(skipped):
             print(line)
     entries, drawn = write_captions(results, args.out, 1 if args.image else args.draw)  # 3. JSON and pictures
-    for entry in entries[:5]:
-        print(f"{entry['id']}: " + " | ".join(entry["captions"]))
+    shown = [f"{entry['id']}: " + " | ".join(entry["captions"]) for entry in entries[:5]]
+    for line in shown + verdict_lines(entries):
+        print(line)
     example = f", e.g. {drawn[0]}" if drawn else ""
     print(f"{len(entries)} images captioned -> {args.out / 'captions.json'}; {len(drawn)} drawn{example}")
     return 0

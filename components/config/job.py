@@ -33,6 +33,8 @@ NegativeSchedule = Literal["progressive", "fixed", "level1", "level12"]  # paper
 NEGATIVE_SCHEDULES: tuple[str, ...] = get_args(NegativeSchedule)
 GATE_METRICS = ("BLEU@1", "BLEU@2", "BLEU@3", "BLEU@4", "METEOR", "CIDEr", "Div@1", "Div@2")
 Task = Literal["pretrain", "finetune", "evaluate", "ingest", "retrain"]
+PublishCheck = Literal["compliance", "grounding", "fit", "read_back"]  # components.publishing.CHECKS, in order
+PUBLISH_CHECKS: tuple[str, ...] = get_args(PublishCheck)
 
 
 class DataSection(Section):
@@ -142,6 +144,47 @@ class TrainSection(Section):
         return value
 
 
+class PublishSection(Section):
+    """The publishing checks evaluation runs (``components.publishing``): each box's caption is chosen
+    among its ``candidates`` most likely (beam search of that width) as the first passing every check."""
+
+    SECTION = "publish"
+
+    checks: tuple[PublishCheck, ...] = PUBLISH_CHECKS  # [] for none: the beam caption, unjudged
+    candidates: bounded(StrictInt, "wider beams cost time and change short captions no more", ge=1, le=16) = 6
+    min_font_fraction: Annotated[Number, Field(gt=0.0, lt=0.5)] = 0.03  # of the image height (never under 8 px)
+    min_contrast: Annotated[Number, Field(ge=1.0, le=21.0)] = 4.5  # WCAG AA; the ratio runs from 1 to 21
+    forbid_banned: Flag = False  # decoding never completes a term of the compliance list
+
+    @classmethod
+    def from_flags(cls, checks: str, candidates: int, forbid_banned: bool = False) -> PublishSection:
+        """``--checks`` (comma-separated; empty for none), ``--candidates`` and ``--forbid-banned`` of a
+        flow, or ``ConfigError`` naming the flag."""
+        names = [c.strip() for c in checks.split(",") if c.strip()]
+        unknown = sorted(set(names) - set(PUBLISH_CHECKS))
+        if unknown:
+            raise ConfigError("checks", f"unknown {unknown}; choose from {', '.join(PUBLISH_CHECKS)}")
+        if "read_back" in names and "fit" not in names:
+            raise ConfigError("checks", "read_back needs fit: it reads what fit drew")
+        if not 1 <= candidates <= 16:
+            raise ConfigError("candidates", f"must be from 1 to 16 (got {candidates})")
+        return cls(checks=names, candidates=candidates, forbid_banned=forbid_banned)
+
+    @field_validator("checks", mode="before")
+    @classmethod
+    def _a_list(cls, value: Any) -> Any:
+        if not isinstance(value, list | tuple):
+            raise ValueError(f"expected a list of checks from {list(PUBLISH_CHECKS)} (got {value!r})")
+        return value
+
+    @field_validator("checks")
+    @classmethod
+    def _read_back_needs_fit(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if "read_back" in value and "fit" not in value:
+            raise ValueError("read_back needs fit: it reads what fit drew")
+        return tuple(c for c in PUBLISH_CHECKS if c in value)
+
+
 class RaySection(Section):
     SECTION = "ray"
 
@@ -234,6 +277,8 @@ class RetrainSection(Section):
     min_gain: NonNegativeNumber = 0.0  # the interval's lower end must exceed this (gate-metric points)
     max_div2_drop: NonNegativeNumber = 2.0  # guardrails: points of Div@2 ...
     max_bleu4_drop: NonNegativeNumber = 1.0  # ... and of BLEU@4 the candidate may lose to the champion
+    # ... and the share of published captions failing a publishing check it may add to the champion's
+    max_violation_rise: Probability = 0.01
     lock_lease_s: bounded(
         StrictInt, "the holder renews every quarter lease; shorter, one slow store call loses the lock", ge=60
     ) = 600  # a lock not renewed for this long is stale (its holder died)
@@ -291,6 +336,7 @@ class JobConfig(Section):
     tune: TuneSection = Field(default_factory=TuneSection)
     ingest: IngestSection = Field(default_factory=IngestSection)
     retrain: RetrainSection = Field(default_factory=RetrainSection)
+    publish: PublishSection = Field(default_factory=PublishSection)
     init_from: Text | None = None  # finetune: an MLflow run id, runs:/ URI or checkpoint folder/URI
 
     @field_validator("model", mode="before")

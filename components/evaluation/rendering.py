@@ -114,3 +114,23 @@ def type_map(
         lang,
         footer="  ".join(legend),
     )
+
+
+def failure_sheet(
+    cells: Sequence[tuple[Image.Image, str]], lang: str, height: int = 72, width: int = 720
+) -> Image.Image:
+    """One row per failing caption: its box as published (cropped, scaled to ``height``) and a line
+    naming the caption and the checks it failed."""
+    sheet = Image.new("RGB", (width, max(1, len(cells)) * (height + 8) + HEADER), "white")
+    draw = ImageDraw.Draw(sheet)
+    draw.text((4, 6), f"{len(cells)} captions failing a publishing check", font=load_font(lang, 14), fill=(0, 0, 0))
+    font = load_font(lang, 13)
+    for n, (crop, label) in enumerate(cells):
+        top = HEADER + n * (height + 8)
+        scale = height / max(1, crop.height)
+        shown = crop.resize((max(1, min(width // 2, round(crop.width * scale))), height))
+        sheet.paste(shown, (4, top))
+        draw.rectangle((4, top, 4 + shown.width - 1, top + height - 1), outline=(220, 40, 40))
+        for line, text in enumerate(label.split("\n")[:3]):
+            draw.text((shown.width + 16, top + 4 + 20 * line), text[:60], font=font, fill=(0, 0, 0))
+    return sheet

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from components.evaluation.fitness import (
     type_agreement,
 )
 from components.evaluation.scores import caption_scores
+from components.publishing.rates import publishing_rates
 
 
 @dataclass
@@ -39,6 +41,7 @@ class EvaluationReport:
     fields: dict[str, float] = field(default_factory=dict)  # field metrics (a synthetic crawl only)
     ceiling: dict[str, float] = field(default_factory=dict)  # the full oracle's scores on these boxes
     diagnostic_boxes: dict[str, int] = field(default_factory=dict)  # |V_X| per channel
+    publishing: dict[str, float] = field(default_factory=dict)  # publishing rates, where checks ran
 
     @property
     def type_agreement(self) -> float:
@@ -57,6 +60,7 @@ class EvaluationReport:
             "images": float(self.images),
             **self.fields,
             **{f"oracle_{k}": v for k, v in self.ceiling.items()},
+            **self.publishing,
         }
         return {k.replace("@", "-"): v for k, v in values.items()}
 
@@ -80,7 +84,20 @@ class EvaluationReport:
             lines.append(f"| oracle (ceiling) | {ceiling} | - | - |")
         if self.fields:
             lines += ["", self.fields_table()]
+        if self.publishing:
+            lines += ["", self.publishing_table()]
         return "\n".join(lines)
+
+    def publishing_table(self) -> str:
+        """Each publishing rate for the most likely candidates and for the chosen captions."""
+        lines = ["| publishing | most likely | chosen |", "| --- | ---: | ---: |"]
+        chosen = [k for k in self.publishing if not k.startswith("publish_first_") and k != "publish_chose_other_rate"]
+        for key in chosen:
+            name = key.removeprefix("publish_")
+            first = self.publishing.get(f"publish_first_{name}", float("nan"))
+            lines.append(f"| {name.replace('_', ' ')} | {first:.3f} | {self.publishing[key]:.3f} |")
+        chose = self.publishing.get("publish_chose_other_rate", float("nan"))
+        return "\n".join([*lines, "", f"a less likely candidate chosen for {100 * chose:.1f}% of the boxes"])
 
     def fields_table(self) -> str:
         """Field accuracy per input channel, over every box and over its diagnostic boxes V_X."""
@@ -107,9 +124,11 @@ def evaluate_rows(
     clusters: int = 4,
     seed: int = 0,
     fields: FieldSheet | None = None,
+    checks: Sequence[str] = (),
 ) -> EvaluationReport:
-    """``rows``: one per box with image_id, box, prediction, reference, x1..y2, width, height.
-    ``fields``: the split's field sheet (a synthetic crawl's), for field accuracy and the ceiling."""
+    """``rows``: one per box with image_id, box, prediction, reference, x1..y2, width, height, and
+    ``verdict`` (JSON) where the publishing ``checks`` chose the predictions. ``fields``: the split's
+    field sheet (a synthetic crawl's), for field accuracy and the ceiling."""
     keys = [f"{r['image_id']}#{r['box']}" for r in rows]
     references = {k: str(r["reference"]) for k, r in zip(keys, rows, strict=True)}
     predictions = {k: str(r["prediction"]) for k, r in zip(keys, rows, strict=True)}
@@ -137,6 +156,7 @@ def evaluate_rows(
         reference_types=types.assign(reference_texts),
         generated_types=types.assign([str(r["prediction"]) for r in rows]),
         **(_field_figures(fields, references, predictions, mode, meteor) if fields is not None else {}),
+        publishing=publishing_rates([json.loads(r["verdict"]) for r in rows], checks) if checks and rows else {},
     )
 
 

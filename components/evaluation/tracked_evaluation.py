@@ -16,12 +16,14 @@ from components.data.pipeline.stream import load_record
 from components.data.record.boxes import Box
 from components.data.release.dataset import PreparedDataset
 from components.data.release.index import index_head
+from components.data.transforms.masking import box_pixel_bounds
 from components.evaluation.fitness import format_aspect_table, length_aspect_figure
 from components.evaluation.oracle import dataset_field_sheet
 from components.evaluation.predict import evaluate_checkpoint
-from components.evaluation.rendering import qualitative_sheet, type_map
+from components.evaluation.rendering import failure_sheet, qualitative_sheet, type_map
 from components.evaluation.report import EvaluationReport
 from components.model.checkpoint import LoadedCheckpoint
+from components.publishing.records import build_publisher, publish_boxes
 from components.tracking.runs import TrackedRun, job_run, work_key
 
 
@@ -63,6 +65,9 @@ def evaluate_and_log(
         lang = "zh" if checkpoint.tokenizer.mode == "char" else "en"
         log_evaluation(run, report, rows, split=split, lang=lang, title=f"{split} ({report.images} images)")
         log_pictures(run, pictures(report, rows, index, dataset.images_root, lang, sheets))
+        if report.publishing:
+            failures = publishing_failures(rows, index, dataset.images_root, lang, job.publish.min_font_fraction)
+            run.log_image(failures, "plots/publishing_failures.png")
     return Evaluated(report, run.run_id, rows)
 
 
@@ -72,7 +77,7 @@ def log_evaluation(
     """Metrics, the table, every prediction and the length/aspect plot into ``run``."""
     run.log_metrics({f"{split}_{k}": v for k, v in report.metrics().items()})
     run.log_text(report.table(title) + "\n\n" + format_aspect_table(report.aspect_bins) + "\n", "table.md")
-    lines = [json.dumps({k: _plain(v) for k, v in r.items()}, ensure_ascii=False) for r in rows]
+    lines = [json.dumps({k: _plain(k, v) for k, v in r.items()}, ensure_ascii=False) for r in rows]
     run.log_text("\n".join(lines) + "\n", f"predictions_{split}.jsonl")
     run.log_figure(
         length_aspect_figure(report.aspect_bins, "characters" if lang == "zh" else "words"),
@@ -93,7 +98,10 @@ def type_legend(report: EvaluationReport) -> list[str]:
     return [f"{k}: {' / '.join(examples)}" for k, examples in enumerate(report.types.examples)]
 
 
-def _plain(value):
+def _plain(key: str, value):
+    """A prediction row's value as plain JSON: numpy scalars as numbers, the verdict as an object."""
+    if key == "verdict":
+        return json.loads(str(value))
     return value.item() if hasattr(value, "item") else value
 
 
@@ -136,6 +144,43 @@ def pictures(
                 legend,
             ),
         )
+
+
+def publishing_failures(
+    rows: list[dict[str, Any]],
+    index: list[dict[str, str]],
+    images_root: str,
+    lang: str,
+    min_font_fraction: float,
+    count: int = 24,
+) -> Image.Image:
+    """The first ``count`` chosen captions that fail a publishing check, each cropped from its image as
+    published (old text removed, the chosen captions set where legible) beside the checks it failed."""
+    failing: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        if json.loads(row["verdict"])["failed"] and sum(map(len, failing.values())) < count:
+            failing[row["image_id"]].append(row)
+    records = {r["image_id"]: r["record"] for r in index}
+    setter = build_publisher(("fit",), min_font_fraction=min_font_fraction)  # sets the chosen captions, no OCR
+    cells = []
+    for image_id, failed in failing.items():
+        record, image = load_record(images_root, image_id, records[image_id])
+        boxes = [r for r in rows if r["image_id"] == image_id]
+        chosen = [[(str(r["prediction"]), 0.0)] for r in boxes]
+        _, published = publish_boxes(setter, image, [Box(r["x1"], r["y1"], r["x2"], r["y2"]) for r in boxes],
+                                     record.info, chosen)  # fmt: skip
+        for row in failed:
+            x1, y1, x2, y2 = box_pixel_bounds(Box(row["x1"], row["y1"], row["x2"], row["y2"]), *published.size)
+            crop = published.crop((max(0, x1 - 4), max(0, y1 - 4), x2 + 5, y2 + 5))
+            cells.append((crop, failure_label(image_id, row)))
+    return failure_sheet(cells, lang)
+
+
+def failure_label(image_id: str, row: dict[str, Any]) -> str:
+    """Two lines: the image, box and caption; each failed check with its reason."""
+    verdict = json.loads(row["verdict"])
+    reasons = "; ".join(f"{check}: {verdict['reasons'].get(check, '')}" for check in verdict["failed"])
+    return f"{image_id} box {row['box']}: {verdict['caption']} (candidate {verdict['rank'] + 1})\n{reasons}"
 
 
 def metric_value(report: EvaluationReport, name: str) -> float:

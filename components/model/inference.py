@@ -18,7 +18,7 @@ from components.data.transforms.encoding import EncodeSpec
 from components.model.batches import collate
 from components.model.build import build_model
 from components.model.checkpoint import backbone_norm_of, load_checkpoint
-from components.model.decoding import beam_candidates, decode
+from components.model.decoding import Forbidden, beam_candidates, decode
 
 
 class Captioner:
@@ -44,22 +44,29 @@ class Captioner:
         return EncodeSpec.for_model(self.config)
 
     @torch.no_grad()
-    def caption(self, rows: dict[str, np.ndarray], beam_size: int = 1) -> tuple[Any, list[list[str]]]:
-        """The model batch and, per image, its boxes' captions in the rows' box order."""
+    def caption(
+        self, rows: dict[str, np.ndarray], beam_size: int = 1, forbidden: Forbidden = ()
+    ) -> tuple[Any, list[list[str]]]:
+        """The model batch and, per image, its boxes' captions in the rows' box order (none completing a
+        ``forbidden`` token sequence)."""
         batch, _ = collate(rows)
-        tokens = decode(self.model, batch.to(self.device), beam_size, self.config.max_caption_tokens).cpu().tolist()
+        limit = self.config.max_caption_tokens
+        tokens = decode(self.model, batch.to(self.device), beam_size, limit, forbidden=forbidden).cpu().tolist()
         per_image: list[list[str]] = [[] for _ in range(len(rows["n_boxes"]))]
         for owner, generated in zip(batch.image_index.tolist(), tokens, strict=True):
             per_image[owner].append(self.tokenizer.decode(generated))
         return batch, per_image
 
     @torch.no_grad()
-    def candidates(self, rows: dict[str, np.ndarray], count: int = 3) -> list[list[list[tuple[str, float]]]]:
+    def candidates(
+        self, rows: dict[str, np.ndarray], count: int = 3, forbidden: Forbidden = ()
+    ) -> list[list[list[tuple[str, float]]]]:
         """Per image, per box (in the rows' box order), up to ``count`` distinct captions from beam
         search of width ``count``, best first, each with its summed log-probability: what a choice among
         candidates (``components.publishing``) starts from. The first is ``caption(rows, count)``'s."""
         batch, _ = collate(rows)
-        sequences, scores = beam_candidates(self.model, batch.to(self.device), count, self.config.max_caption_tokens)
+        limit = self.config.max_caption_tokens
+        sequences, scores = beam_candidates(self.model, batch.to(self.device), count, limit, forbidden=forbidden)
         per_image: list[list[list[tuple[str, float]]]] = [[] for _ in range(len(rows["n_boxes"]))]
         for owner, beams, beam_scores in zip(batch.image_index.tolist(), sequences.cpu().tolist(),
                                              scores.cpu().tolist(), strict=True):  # fmt: skip

@@ -4,7 +4,8 @@ likely one with its failed checks named; and the image with the chosen captions 
 Checks run cheapest first and stop at the first candidate that passes them all:
 
     compliance   no absolute or prohibited claim (``compliance.prohibited_terms``)
-    grounding    no amount the product info does not state (``grounding.ungrounded_amounts``)
+    grounding    no amount, material, origin, certification or brand the product info does not state
+                 (``grounding.ungrounded_amounts``, ``claims.ungrounded_claims``)
     fit          a legible size and contrast in the box (``fit.fit_caption``), on the cleaned background
     read_back    the OCR engine reads back what was drawn (``readback.read_back``; needs ``fit``)
 """
@@ -12,12 +13,13 @@ Checks run cheapest first and stop at the first candidate that passes them all:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from PIL import Image
 
 from components.publishing.background import clean_background
+from components.publishing.claims import ungrounded_claims
 from components.publishing.compliance import prohibited_terms
 from components.publishing.contrast import WCAG_AA
 from components.publishing.fit import MIN_FONT_FRACTION, Bounds, Fit, draw_fit, fit_caption, min_legible_px
@@ -30,7 +32,9 @@ CHECKS = ("compliance", "grounding", "fit", "read_back")
 @dataclass(frozen=True)
 class Verdict:
     """One candidate caption judged: its rank among the box's candidates, its log-probability, the checks
-    it failed (in ``CHECKS`` order) and why, and how it fits the box."""
+    it failed (in ``CHECKS`` order) and why, and how it fits the box. A chosen caption also says which
+    checks the box's most likely candidate failed (``first_failed``): what choosing among candidates
+    mended."""
 
     caption: str
     log_prob: float
@@ -39,6 +43,7 @@ class Verdict:
     reasons: dict[str, str] = field(default_factory=dict)
     fit: Fit | None = None
     read: str | None = None  # what OCR read back, where it ran
+    first_failed: tuple[str, ...] = ()  # the checks the most likely candidate failed (rank 0: ``failed``)
 
     @property
     def passed(self) -> bool:
@@ -53,6 +58,7 @@ class Verdict:
             "passed": self.passed,
             "failed": list(self.failed),
             "reasons": dict(self.reasons),
+            "first_failed": list(self.first_failed),
         }
         if self.fit is not None:
             out["fit"] = {"verdict": self.fit.verdict, "font_px": self.fit.font_px, "min_px": self.fit.min_px,
@@ -61,6 +67,12 @@ class Verdict:
         if self.read is not None:
             out["read_back"] = self.read
         return out
+
+
+def ungrounded(caption: str, info: str) -> list[str]:
+    """What ``caption`` states that ``info`` does not: amounts as written, claims with their kind."""
+    stated = [a.text for a in ungrounded_amounts(caption, info)]
+    return stated + [f"{c.text} ({c.kind})" for c in ungrounded_claims(caption, info)]
 
 
 class Publisher:
@@ -90,8 +102,8 @@ class Publisher:
         reasons: dict[str, str] = {}
         if "compliance" in self.checks and (terms := prohibited_terms(caption)):
             reasons["compliance"] = ", ".join(f"{t.term} ({t.source.split(':')[0]})" for t in terms)
-        if "grounding" in self.checks and (amounts := ungrounded_amounts(caption, info)):
-            reasons["grounding"] = "not in the info: " + ", ".join(a.text for a in amounts)
+        if "grounding" in self.checks and (missing := ungrounded(caption, info)):
+            reasons["grounding"] = "not in the info: " + ", ".join(missing)
         fit = read = None
         if "fit" in self.checks:
             min_px = min_legible_px(background.height, self.min_font_fraction)
@@ -105,7 +117,7 @@ class Publisher:
             if not result.passed:
                 reasons["read_back"] = f"read {result.text!r}"
         failed = tuple(c for c in CHECKS if c in reasons)
-        return Verdict(caption, float(log_prob), rank, failed, reasons, fit, read)
+        return Verdict(caption, float(log_prob), rank, failed, reasons, fit, read, failed if rank == 0 else ())
 
     def choose(
         self, background: Image.Image, bounds: Bounds, candidates: Sequence[tuple[str, float]], info: str, lang: str
@@ -116,9 +128,9 @@ class Publisher:
         first = None
         for rank, (caption, log_prob) in enumerate(candidates):
             verdict = self.judge(background, bounds, caption, info, lang, rank=rank, log_prob=log_prob)
-            if verdict.passed:
-                return verdict
             first = first or verdict
+            if verdict.passed:
+                return replace(verdict, first_failed=first.failed)
         return first
 
     def publish(

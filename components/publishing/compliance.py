@@ -13,6 +13,7 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
+from components.data.record.tokenizer import UNK, Tokenizer
 from components.errors import DependencyError
 
 TERMS_FILE = Path(__file__).with_name("absolute_claims.tsv")
@@ -28,12 +29,21 @@ class Term:
 
 
 @functools.cache
-def _to_simplified():
+def _converter(config: str):
     try:
         import opencc
     except ImportError as err:
         raise DependencyError(f"compliance checks need opencc (pip install opencc): {err}") from err
-    return opencc.OpenCC("t2s")
+    return opencc.OpenCC(config)
+
+
+def _to_simplified():
+    return _converter("t2s")
+
+
+def to_traditional(text: str) -> str:
+    """``text`` in Traditional characters (OpenCC ``s2t``): the other spelling a term may be written in."""
+    return _converter("s2t").convert(text)
 
 
 def simplified(text: str) -> str:
@@ -70,3 +80,13 @@ def prohibited_terms(caption: str, terms: tuple[Term, ...] | None = None) -> lis
     """The terms ``caption`` contains, in list order; empty for a compliant caption."""
     text = normalise(caption)
     return [term for term in (default_terms() if terms is None else terms) if term.term in text]
+
+
+def forbidden_sequences(tokenizer: Tokenizer, terms: tuple[Term, ...] | None = None) -> tuple[tuple[int, ...], ...]:
+    """Every term (and its Traditional spelling) as the token ids decoding must never complete
+    (``components.model.decoding``); a term with a token outside the vocabulary cannot be generated
+    and is left out."""
+    terms = default_terms() if terms is None else terms
+    spellings = {t.term for t in terms} | {to_traditional(t.term) for t in terms}
+    sequences = {tuple(tokenizer.ids(text)) for text in spellings if text.strip()}
+    return tuple(sorted(s for s in sequences if s and UNK not in s))

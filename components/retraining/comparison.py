@@ -1,5 +1,6 @@
 """Candidate against champion on the same test images: a paired bootstrap of the gate metric's gain,
-guardrails on Div@2 and BLEU@4, and the decision with its reasons (pure: no Ray, no MLflow).
+guardrails on Div@2, BLEU@4 and the publishing checks' violation rates, and the decision with its
+reasons (pure: no Ray, no MLflow).
 
 The gain is CIDEr's: each box's CIDEr-D with the document frequencies of the whole test split, summed
 per image; a resample draws images with replacement and takes (candidate sum - champion sum) / boxes,
@@ -17,6 +18,7 @@ import numpy as np
 
 from components.config import RetrainSection
 from components.evaluation.scores import cider_per_box
+from components.publishing.rates import violation_rates
 
 GUARDRAILS = (("Div@2", "max_div2_drop"), ("BLEU@4", "max_bleu4_drop"))
 COMPARED = ("BLEU@1", "BLEU@4", "METEOR", "CIDEr", "Div@1", "Div@2")  # the comparison picture's metrics
@@ -113,8 +115,10 @@ def decide(
     metric: str = "CIDEr",
     champion_version: str | None = None,
 ) -> Decision:
-    """Promote when there is no champion, or when the gain's interval clears ``min_gain`` and no
-    guardrail metric drops by more than its limit; every check is a reason either way."""
+    """Promote when there is no champion, or when the gain's interval clears ``min_gain``, no guardrail
+    metric drops by more than its limit and no publishing check fails more of the candidate's captions
+    than the champion's by more than ``max_violation_rise`` (the metrics hold the ``publish_*`` rates
+    where the checks ran); every check is a reason either way."""
     if champion is None or gain is None:
         return Decision(True, ["no champion yet: the first model becomes the champion"])
     reasons, promote = [], True
@@ -131,6 +135,15 @@ def decide(
             f"({'within' if within else 'beyond'} the allowed drop of {limit:g})"
         )
         promote &= within
+    theirs = violation_rates(champion)
+    for check, rate in violation_rates(candidate).items():
+        if check in theirs:
+            within = rate - theirs[check] <= limits.max_violation_rise
+            reasons.append(
+                f"{check} violations {100 * rate:.1f}% vs {100 * theirs[check]:.1f}% of the captions "
+                f"({'within' if within else 'beyond'} the allowed rise of {100 * limits.max_violation_rise:g} points)"
+            )
+            promote &= within
     return Decision(promote, reasons, gain, champion_version)
 
 

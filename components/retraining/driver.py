@@ -433,9 +433,11 @@ class Retrain:
             limit=self.job.retrain.test_images,
             sheets=4,
         )
-        # Side by side in the retrain run: which input the candidate reads better or worse than the champion.
+        # Side by side in the retrain run: which input the candidate reads better or worse than the champion,
+        # and how many of its captions could be published.
         side = role.partition("-")[0]  # candidate, champion
-        self.parent.log_metrics({f"{side}_{k}": v for k, v in evaluated.report.fields.items()})
+        side_by_side = {**evaluated.report.fields, **evaluated.report.publishing}
+        self.parent.log_metrics({f"{side}_{k}": v for k, v in side_by_side.items()})
         return evaluated
 
     def register(self, candidate: Evaluated, decision: Decision) -> str:
@@ -482,4 +484,5 @@ class Retrain:
 
 
 def _metrics(evaluated: Evaluated) -> dict[str, float]:
-    return {name: metric_value(evaluated.report, name) for name in COMPARED}
+    """What the decision compares: the paper's metrics and the publishing rates, where checks ran."""
+    return {**{name: metric_value(evaluated.report, name) for name in COMPARED}, **evaluated.report.publishing}

@@ -3,14 +3,16 @@
     index rows or requests-file lines
       -> RequestReader    each request read and checked: its image, boxes and info
       -> RequestEncoder   each request as an encoded row (``EncodedRow``), its own columns beside it
-      -> caption_rows     evaluation's batch captioner: an actor pool holding the model, a row per box
-      -> per_request      the captions of each request in box order, the requests in input order
+      -> caption_rows     evaluation's batch captioner: an actor pool holding the model, a row per box,
+                          each caption chosen among candidates by the publishing checks (if any)
+      -> per_request      the captions (and verdicts) of each request in box order, in input order
 
 A bad request is skipped, counted by reason in a tally actor, so one bad record never stops a batch.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any
 
@@ -18,7 +20,7 @@ import numpy as np
 
 from components import storage
 from components.cluster import init_ray, object_column
-from components.config import JobConfig, ModelConfig
+from components.config import JobConfig, ModelConfig, PublishSection
 from components.data.pipeline.stream import make_tally
 from components.data.record.rejection import RecordRejected
 from components.data.record.tokenizer import Tokenizer
@@ -104,9 +106,18 @@ def batch_inputs(
 
 
 def caption_batch(
-    rows: list[dict], root: str, kind: str, source: str, tracking_uri: str, *, beam_size: int = 1, actors: int = 1
+    rows: list[dict],
+    root: str,
+    kind: str,
+    source: str,
+    tracking_uri: str,
+    *,
+    beam_size: int = 1,
+    actors: int = 1,
+    publish: PublishSection | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Every valid request with its captions (in input order), and the skipped ones by reason."""
+    """Every valid request with its captions (in input order; chosen by the ``publish`` checks, with
+    their verdicts, where given), and the skipped ones by reason."""
     import ray
 
     if not rows:
@@ -118,8 +129,9 @@ def caption_batch(
     ds = ray.data.from_items(rows, override_num_blocks=max(1, min(len(rows) // 8, 100)))
     ds = ds.map_batches(RequestReader, fn_constructor_kwargs=dict(root=root, kind=kind, tally=tally), batch_size=8)
     ds = ds.map_batches(RequestEncoder, fn_constructor_kwargs=dict(tokenizer=model.tokenizer, spec=spec, tally=tally))
+    weights = ray.put(model.model_state)
     boxes = caption_rows(
-        ds, config, ray.put(model.model_state), model.tokenizer, beam_size=beam_size, actors=actors, keep=CARRIED
+        ds, config, weights, model.tokenizer, beam_size=beam_size, actors=actors, keep=CARRIED, publish=publish
     ).take_all()
     results = per_request(boxes, [str(r["key"]) for r in rows])
     skipped = ray.get(tally.report.remote())
@@ -128,8 +140,8 @@ def caption_batch(
 
 
 def per_request(boxes: list[dict[str, Any]], keys: list[str]) -> list[dict[str, Any]]:
-    """The captioner's rows (one per box) as one result per request, its captions in box order, the
-    requests in input order."""
+    """The captioner's rows (one per box) as one result per request, its captions (and their verdicts,
+    where the publishing checks ran) in box order, the requests in input order."""
     grouped: dict[str, list[dict[str, Any]]] = {}
     for row in boxes:
         grouped.setdefault(str(row["image_id"]), []).append(row)
@@ -138,7 +150,10 @@ def per_request(boxes: list[dict[str, Any]], keys: list[str]) -> list[dict[str, 
         if key in grouped:
             ordered = sorted(grouped[key], key=lambda r: int(r["box"]))
             carried = {column: ordered[0][f"request_{column}"] for column in KEPT}
-            results.append({**carried, "captions": [str(r["prediction"]) for r in ordered]})
+            result = {**carried, "captions": [str(r["prediction"]) for r in ordered]}
+            if "verdict" in ordered[0]:
+                result["verdicts"] = [json.loads(str(r["verdict"])) for r in ordered]
+            results.append(result)
     return results
 
 
@@ -152,12 +167,14 @@ def caption_many(
     *,
     beam_size: int = 1,
     actors: int = 1,
+    publish: PublishSection | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """A dataset split or a requests file captioned over Ray Data (a local cluster unless
     ``RAY_ADDRESS`` is set): (results, skipped by reason, with ``read``: the requests read)."""
     rows, root, kind = batch_inputs(dataset, split, requests_file, limit)
     init_ray(JobConfig())
-    results, skipped = caption_batch(rows, root, kind, source, tracking_uri, beam_size=beam_size, actors=actors)
+    options = dict(beam_size=beam_size, actors=actors, publish=publish)
+    results, skipped = caption_batch(rows, root, kind, source, tracking_uri, **options)
     return results, {**skipped, "read": len(rows)}
 
 

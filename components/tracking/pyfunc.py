@@ -11,7 +11,8 @@ from, best first, default 1); ``checks`` (comma-separated, of compliance, ground
 for none, the default); ``render`` (also return the published image). With checks, each box's caption
 is the most likely candidate that passes them all (else the most likely, its failures named), and the
 ``verdicts`` column holds one JSON object per box (``components.publishing``); with ``render`` the
-``rendered`` column holds the published PNG.
+``rendered`` column holds the published PNG; ``forbid_banned`` (decoding never completes a term of the
+compliance list).
 
     model = mlflow.pyfunc.load_model("models:/caponimage@champion")
     model.predict(frame, params={"beam_size": 3})["captions"]
@@ -34,7 +35,6 @@ import pandas as pd
 from mlflow.models import ModelSignature
 from mlflow.types.schema import Array, ColSpec, ParamSchema, ParamSpec, Schema
 
-from components.data.ingest.ocr import RapidOcrEngine
 from components.data.record.rejection import RecordRejected
 from components.data.record.untrusted import checked_id
 from components.data.release.dataset import PreparedDataset
@@ -49,7 +49,8 @@ from components.data.transforms.requests import (
 from components.model.checkpoint import CHECKPOINT_ARTIFACT, STATE_FILE
 from components.model.inference import Captioner
 from components.publishing.choice import CHECKS, Publisher
-from components.publishing.records import png_bytes, publish_record
+from components.publishing.compliance import forbidden_sequences
+from components.publishing.records import build_publisher, png_bytes, publish_record
 from components.tracking.runs import TrackedRun
 from components.tracking.sources import ModelSource
 
@@ -74,6 +75,7 @@ class CapOnImageModel(mlflow.pyfunc.PythonModel):
 
     def predict(self, context, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
         beam_size, options = beam_param(params), publish_params(params)
+        forbidden = forbidden_sequences(self.captioner.tokenizer) if options.forbid_banned else ()
         frame = model_input.to_dict("records")
         captions: list[list[str]] = [[] for _ in frame]
         verdicts: list[list[str]] = [[] for _ in frame]
@@ -92,10 +94,11 @@ class CapOnImageModel(mlflow.pyfunc.PythonModel):
             chunk = encoded[start : start + BATCH_IMAGES]
             rows = stack_rows([row for _, _, (row, _) in chunk])
             if not options.publishing:
-                for (number, _, _), row_captions in zip(chunk, self.captioner.caption(rows, beam_size)[1], strict=True):
+                captioned = self.captioner.caption(rows, beam_size, forbidden)[1]
+                for (number, _, _), row_captions in zip(chunk, captioned, strict=True):
                     captions[number] = row_captions
                 continue
-            per_image = self.captioner.candidates(rows, max(beam_size, options.candidates))
+            per_image = self.captioner.candidates(rows, max(beam_size, options.candidates), forbidden)
             publisher = self.publisher(options.checks)
             for (number, request, (_, record)), per_box in zip(chunk, per_image, strict=True):
                 image = request_image(request["image"], request["id"])
@@ -107,9 +110,9 @@ class CapOnImageModel(mlflow.pyfunc.PythonModel):
 
     def publisher(self, checks: tuple[str, ...]) -> Publisher:
         """The publishing checks, with one OCR engine per model, made on the first call that reads back."""
-        if "read_back" in checks and self.reader is None:
-            self.reader = RapidOcrEngine(threads=1)
-        return Publisher(checks=checks, reader=self.reader if "read_back" in checks else None)
+        publisher = build_publisher(checks, reader=self.reader)
+        self.reader = publisher.reader or self.reader
+        return publisher
 
 
 class LocalModel:
@@ -158,6 +161,7 @@ class PublishParams:
     candidates: int = 1
     checks: tuple[str, ...] = ()
     render: bool = False
+    forbid_banned: bool = False
 
     @property
     def publishing(self) -> bool:
@@ -165,7 +169,7 @@ class PublishParams:
 
 
 def publish_params(params: dict[str, Any] | None) -> PublishParams:
-    """``candidates``, ``checks`` and ``render``, or ``ValueError`` naming the parameter."""
+    """``candidates``, ``checks``, ``render`` and ``forbid_banned``, or ``ValueError`` naming the parameter."""
     count = whole_number_param(params, "candidates")
     params = params or {}
     text = params.get("checks", "")
@@ -177,10 +181,12 @@ def publish_params(params: dict[str, Any] | None) -> PublishParams:
         raise ValueError(f"parameter checks: unknown {unknown}; choose from {list(CHECKS)}")
     if "read_back" in checks and "fit" not in checks:
         raise ValueError("parameter checks: read_back needs fit (it reads what fit drew)")
-    render = params.get("render", False)
-    if not isinstance(render, bool | numpy.bool_):
-        raise ValueError(f"parameter render: expected true or false (got {render!r})")
-    return PublishParams(count, checks, bool(render))
+    flags = {}
+    for name in ("render", "forbid_banned"):
+        flags[name] = params.get(name, False)
+        if not isinstance(flags[name], bool | numpy.bool_):
+            raise ValueError(f"parameter {name}: expected true or false (got {flags[name]!r})")
+    return PublishParams(count, checks, bool(flags["render"]), bool(flags["forbid_banned"]))
 
 
 def row_request(number: int, row: dict[str, Any]) -> dict[str, Any]:
@@ -235,6 +241,7 @@ def signature() -> ModelSignature:
         ParamSpec("candidates", "integer", 1),
         ParamSpec("checks", "string", ""),
         ParamSpec("render", "boolean", False),
+        ParamSpec("forbid_banned", "boolean", False),
     ]
     return ModelSignature(inputs, outputs, ParamSchema(params))
 
@@ -254,6 +261,7 @@ def requirements() -> list[str]:
             "pyarrow",
             "pydantic",
             "opencc",
+            "jieba",
             "rapidocr-onnxruntime",
         )  # fmt: skip
     ]

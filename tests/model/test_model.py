@@ -180,6 +180,33 @@ def test_beam_search_finds_at_least_the_greedy_score(model):
     assert (log_prob(beam) >= log_prob(greedy) - 1e-9).all()
 
 
+def contains(rows: torch.Tensor, sequence: tuple[int, ...]) -> bool:
+    return any(tuple(row[i : i + len(sequence)]) == sequence for row in rows.tolist() for i in range(len(row)))
+
+
+def test_forbidden_sequences_are_never_completed(model):
+    """A forbidden term's last token is impossible right after its prefix (a one-token term: always),
+    in greedy and beam search, cached or not; nothing else changes where no term is forbidden."""
+    batch = as_double(make_batch(seed=6))
+    free = greedy_decode(model, batch)
+    single = int(free[:, 0].mode().values)  # the most common first token
+    words = [tuple(r[:2]) for r in free.tolist() if EOS not in r[:2] and PAD not in r[:2]]
+    pair = max(set(words), key=words.count)  # a two-token start the model produces
+    assert contains(free, (single,)) and contains(free, pair)
+    for forbidden in (((single,),), (pair,)):
+        decoded = [
+            greedy_decode(model, batch, forbidden=forbidden),
+            greedy_decode(model, batch, use_cache=False, forbidden=forbidden),
+            beam_decode(model, batch, 3, forbidden=forbidden),
+            beam_candidates(model, batch, 3, forbidden=forbidden)[0].flatten(0, 1),
+        ]
+        assert not any(contains(tokens, forbidden[0]) for tokens in decoded)
+        assert torch.equal(decoded[0], decoded[1])
+    assert torch.equal(greedy_decode(model, batch, forbidden=()), free)
+    if pair[0] != single:  # only the pair's second token after its first is forbidden, not either alone
+        assert contains(greedy_decode(model, batch, forbidden=(pair,)), (pair[0],))
+
+
 def test_beam_candidates_are_every_beam_best_first_with_their_log_probabilities(model):
     """The N best captions per box: the first is beam_decode's, each box's are distinct and ranked,
     and each score is the caption's teacher-forced log-probability (its <eos> included)."""

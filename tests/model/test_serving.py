@@ -12,10 +12,13 @@ import numpy
 import pandas as pd
 import pytest
 import torch
+from PIL import Image
 
 from components.config import load_job_config
 from components.data.prepare import with_vocabulary
+from components.data.record.boxes import Box
 from components.data.release.index import read_index
+from components.data.transforms.masking import box_pixel_bounds
 from components.data.transforms.requests import (
     RequestError,
     dataset_request,
@@ -216,7 +219,24 @@ def test_caption_flow_on_one_image_writes_png_and_json(tiny_dataset, checkpoint,
     assert done.returncode == 0, done.stderr[-2000:]
     written = json.loads((out / "captions.json").read_text("utf-8"))
     assert len(written) == 1 and len(written[0]["captions"]) == len(record["ocr_locs"])
-    assert (out / f"{first['image_id']}_captioned.png").stat().st_size > 1000
+    verdicts = written[0]["verdicts"]
+    assert [v["caption"] for v in verdicts] == written[0]["captions"]
+    assert all(set(v) >= {"passed", "failed", "reasons", "rank", "fit", "read_back"} for v in verdicts)
+    assert f"of {len(verdicts)} captions pass every check" in done.stdout
+    published = Image.open(out / f"{first['image_id']}_captioned.png").convert("RGB")
+    original = Image.open(image).convert("RGB")
+    assert published.size == original.size
+    for box in record["ocr_locs"]:  # the old text is gone from every caption box: the picture changed there
+        x1, y1, x2, y2 = box_pixel_bounds(Box(*map(float, box.split("_"))), *original.size)
+        assert published.crop((x1, y1, x2 + 1, y2 + 1)).tobytes() != original.crop((x1, y1, x2 + 1, y2 + 1)).tobytes()
+    plain = subprocess.run(
+        [*command, "--image", image, "--record", str(tmp_path / "record.json"), "--checks", "", "--candidates", "1"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    assert plain.returncode == 0, plain.stderr[-2000:]
+    assert "verdicts" not in json.loads((out / "captions.json").read_text("utf-8"))[0]
     missing = subprocess.run([*command, "--image", image], cwd=REPO, capture_output=True, text=True)
     assert missing.returncode == 2 and "config key 'boxes'" in missing.stderr
 
@@ -237,6 +257,63 @@ def test_batch_predictor_rows_agree_with_the_captioner(requests, checkpoint):
     assert set(out["reference"].tolist()) == {""}  # requests carry no reference captions
     empty = predictor({k: v[:0] for k, v in rows.items()})
     assert all(len(v) == 0 for v in empty.values())
+
+
+def test_batch_predictor_chooses_as_the_pyfunc_model_does_from_either_image_source(tiny_dataset, requests, checkpoint):
+    """One mechanism: the batch captioner's chosen captions and verdicts equal the pyfunc model's on the
+    same requests, whether it reads the stored images from the dataset or from each request's source."""
+    from components.config import PublishSection
+    from components.evaluation.predict import CaptionPredictor
+
+    root, _, _ = tiny_dataset
+    saved = load_checkpoint(checkpoint, with_training_state=False)
+    settings = PublishSection(checks=["compliance", "grounding", "fit"], candidates=3)
+    by_root = CaptionPredictor(saved.job["model"], saved.model_state, saved.tokenizer, publish=settings,
+                               images_root=str(root / "images"))  # fmt: skip
+    rows, _ = encode_requests(requests, saved.tokenizer, by_root.captioner.spec)
+    out = by_root(rows)
+    assert set(out) == {*CaptionPredictor.COLUMNS, "first_prediction", "verdict"}
+    verdicts = [json.loads(v) for v in out["verdict"]]
+    assert [v["caption"] for v in verdicts] == out["prediction"].tolist()
+    _, beam = by_root.captioner.caption(rows, beam_size=3)
+    assert out["first_prediction"].tolist() == [c for per_image in beam for c in per_image]
+    for verdict, first in zip(verdicts, out["first_prediction"].tolist(), strict=True):
+        assert (verdict["caption"] == first) == (verdict["rank"] == 0)
+        assert verdict["first_failed"] == verdict["failed"] or (verdict["rank"] > 0 and verdict["passed"])
+    params = {"beam_size": 1, "candidates": 3, "checks": "compliance,grounding,fit"}
+    pyfunc = CapOnImageModel.from_checkpoint(checkpoint).predict(None, frame(requests), params)
+    assert out["prediction"].tolist() == [c for captions in pyfunc["captions"] for c in captions]
+    assert out["verdict"].tolist() == [v for per_image in pyfunc["verdicts"] for v in per_image]
+    by_source = CaptionPredictor(saved.job["model"], saved.model_state, saved.tokenizer, publish=settings)
+    sourced = by_source({**rows, "request_source": numpy.array([r["source"] for r in requests], dtype=object)})
+    assert sourced["verdict"].tolist() == out["verdict"].tolist()
+    with pytest.raises(ValueError, match="give images_root or a request_source column"):
+        by_source(rows)
+    empty = by_root({k: v[:0] for k, v in rows.items()})
+    assert set(empty) == set(out) and all(len(v) == 0 for v in empty.values())
+
+
+def test_the_failure_picture_shows_each_failing_caption_as_published(tiny_dataset, requests, checkpoint):
+    from components.config import PublishSection
+    from components.evaluation.predict import CaptionPredictor
+    from components.evaluation.tracked_evaluation import failure_label, publishing_failures
+
+    root, _, _ = tiny_dataset
+    saved = load_checkpoint(checkpoint, with_training_state=False)
+    settings = PublishSection(checks=["fit"], candidates=1)
+    predictor = CaptionPredictor(saved.job["model"], saved.model_state, saved.tokenizer, publish=settings,
+                                 images_root=str(root / "images"))  # fmt: skip
+    out = predictor(encode_requests(requests, saved.tokenizer, predictor.captioner.spec)[0])
+    rows = [{k: out[k][n] for k in out} for n in range(len(out["box"]))]
+    for n, row in enumerate(rows):  # two failures, named by hand
+        failed = ["grounding"] if n in (0, 3) else []
+        row["verdict"] = json.dumps({**json.loads(row["verdict"]), "failed": failed,
+                                     "reasons": {"grounding": "not in the info: 500ml"} if failed else {}})  # fmt: skip
+    index = read_index(str(root), "val", 3)
+    sheet = publishing_failures(rows, index, str(root / "images"), "zh", 0.03)
+    assert sheet.size == (720, 28 + 2 * (72 + 8))
+    assert failure_label(rows[0]["image_id"], rows[0]).endswith("\ngrounding: not in the info: 500ml")
+    assert publishing_failures(rows, index, str(root / "images"), "zh", 0.03, count=1).size == (720, 28 + 80)
 
 
 def test_candidates_are_ranked_distinct_and_led_by_the_beam_caption(requests, checkpoint):
@@ -286,6 +363,7 @@ def test_pyfunc_chooses_among_candidates_and_returns_verdicts_and_the_published_
         ({"checks": "fit,spelling"}, "parameter checks: unknown \\['spelling'\\]"),
         ({"checks": "read_back"}, "read_back needs fit"),
         ({"render": "yes"}, "parameter render: expected true or false"),
+        ({"forbid_banned": 1}, "parameter forbid_banned: expected true or false"),
     ],
 )
 def test_bad_publishing_params_are_refused_naming_the_parameter(requests, checkpoint, params, message):

@@ -46,3 +46,16 @@ def test_a_malformed_list_is_refused_with_its_line(tmp_path: Path):
     with pytest.raises(ValueError, match="data line 2 must have three"):
         read_terms(bad)
     assert TERMS_FILE.is_file()
+
+
+def test_banned_terms_become_the_token_sequences_decoding_forbids():
+    from components.data.record.tokenizer import SPECIALS, Tokenizer
+    from components.publishing.compliance import Term, forbidden_sequences
+
+    vocabulary = {token: i for i, token in enumerate([*SPECIALS, *"最佳国家级國級"])}
+    tokenizer = Tokenizer.from_vocabulary(vocabulary, "char")
+    terms = (Term("最佳", "absolute", "x"), Term("国家级", "absolute", "x"), Term("首选", "absolute", "x"))
+    sequences = forbidden_sequences(tokenizer, terms)
+    assert tuple(tokenizer.ids("最佳")) in sequences and tuple(tokenizer.ids("国家级")) in sequences
+    assert tuple(tokenizer.ids("國家級")) in sequences  # its Traditional spelling, which this vocabulary holds
+    assert len(sequences) == 3  # 首选 is outside the vocabulary: the model cannot write it anyway

@@ -84,6 +84,12 @@ def test_a_dataset_the_user_names_must_exist(tmp_path):
         ("retrain.lock_lease_s=1", "retrain.lock_lease_s", "at least 60 (got 1): the holder renews"),
         ("ingest.short_side=100000", "ingest.short_side", "at most 4096 (got 100000): the model reads"),
         ("train.images_per_batch=1000", "train.images_per_batch", "at most 512 (got 1000): per worker"),
+        ("publish.checks=[read_back]", "publish.checks", "read_back needs fit"),
+        ("publish.checks=[spelling]", "publish.checks[0]", "must be one of 'compliance'"),
+        ("publish.checks=fit", "publish.checks", "expected a list of checks"),
+        ("publish.candidates=17", "publish.candidates", "at most 16 (got 17): wider beams"),
+        ("publish.min_contrast=30", "publish.min_contrast", "at most 21"),
+        ("retrain.max_violation_rise=2", "retrain.max_violation_rise", "at most 1"),
     ],
 )
 def test_config_holes_are_closed(override, key, message):

@@ -1,3 +1,4 @@
+import json
 import math
 
 import numpy as np
@@ -131,3 +132,14 @@ def test_evaluate_rows_gives_every_number():
     metrics = report.metrics()
     assert "BLEU-4" in metrics and "human_Div-2" in metrics and all("@" not in k for k in metrics)
     assert "| generated |" in report.table("val") and "| human |" in report.table("val")
+    assert report.publishing == {} and "publishing" not in report.table("val")  # no checks ran
+    for n, row in enumerate(rows):  # the third box's caption was chosen below its most likely, which overflowed
+        failed = ["compliance"] if n == 4 else []
+        first_failed = ["fit"] if n == 2 else failed
+        row["verdict"] = json.dumps({"failed": failed, "first_failed": first_failed, "rank": int(n == 2)})
+    judged = evaluate_rows(rows, "char", meteor=False, clusters=2, checks=("compliance", "grounding", "fit"))
+    assert judged.metrics()["publish_fit_rate"] == 1.0 and judged.metrics()["publish_first_fit_rate"] == 0.8
+    assert judged.publishing["publish_compliance_violation_rate"] == pytest.approx(0.2)
+    table = judged.table("val")
+    assert "| fit rate | 0.800 | 1.000 |" in table and "| compliance violation rate | 0.200 | 0.200 |" in table
+    assert "a less likely candidate chosen for 20.0% of the boxes" in table

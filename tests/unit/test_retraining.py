@@ -139,6 +139,20 @@ def test_decision_needs_the_interval_above_the_margin_and_the_guardrails():
     assert type(decision).from_dict(json.loads(json.dumps(decision.as_dict()))) == decision
 
 
+def test_a_candidate_failing_more_publishing_checks_than_the_champion_is_refused():
+    clear = Interval(3.0, 1.0, 5.0, 0.95, 1000)
+    champion = {**metrics(47, 40, 10), "publish_fit_rate": 0.95, "publish_compliance_violation_rate": 0.02}
+    close = {**metrics(50, 40, 10), "publish_fit_rate": 0.945, "publish_compliance_violation_rate": 0.02}
+    assert decide(close, champion, clear, LIMITS).promote  # half a point fewer fit: within the allowed rise of 1
+    worse = {**close, "publish_compliance_violation_rate": 0.05}
+    refused = decide(worse, champion, clear, LIMITS)
+    assert not refused.promote
+    assert "compliance violations 5.0% vs 2.0% of the captions (beyond the allowed rise of 1 points)" in refused.reasons
+    assert "fit violations 5.5% vs 5.0% of the captions (within the allowed rise of 1 points)" in refused.reasons
+    unjudged = decide(worse, metrics(47, 40, 10), clear, LIMITS)  # a champion scored without checks: no guardrail
+    assert unjudged.promote and not any("violations" in r for r in unjudged.reasons)
+
+
 def test_retraining_is_configured_before_anything_runs():
     with pytest.raises(ConfigError, match="tracking.gate_metric.*CIDEr"):
         load_job_config("tiny", ["tracking.gate_metric=BLEU@4"], task="retrain")

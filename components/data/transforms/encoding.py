@@ -4,7 +4,8 @@ The pipeline's actors, the captioning requests and the benchmarks encode images 
 masked uint8 pixels at the model's input size, boxes, captions, chain and chosen neighbours, and the
 info tokens, padded to fixed shapes so that rows stack into batches. The raw caption strings travel
 too (``references``, one JSON list per image): metrics score against them, never against captions
-rebuilt from token ids, where a character outside the vocabulary would come back as ``<unk>``.
+rebuilt from token ids, where a character outside the vocabulary would come back as ``<unk>``; and
+so does the raw info, which the publishing checks read.
 """
 
 from __future__ import annotations
@@ -89,6 +90,7 @@ class EncodedRow:
     chain: np.ndarray  # (max_boxes, 2) int32: previous and next box in the chain, NO_NEIGHBOUR if none
     neighbours: np.ndarray  # (max_boxes, slots) int32: the neighbours the model is given
     references: str  # the kept raw captions as one JSON list
+    info: str  # the raw product info: what grounding checks a caption's claims against
 
     def checked(self, spec: EncodeSpec) -> EncodedRow:
         """This row, if every array column has the spec's shape and type (else ``ValueError`` naming it)."""
@@ -141,6 +143,7 @@ def encode_record(record: ImageRecord, image: Image.Image, tokenizer: Tokenizer,
         chain=chain,
         neighbours=chosen,
         references=json.dumps(list(record.captions[:n]), ensure_ascii=False),
+        info=record.info,
     )
     return row.checked(spec).as_dict()
 
