@@ -2,10 +2,13 @@
 
 The gate is one decision at a time (``Registry.gate``): reading the champion, judging the candidate
 against it and moving the alias happen while holding a lock in the registry itself, the only service
-every machine shares. Taking it creates the registered model ``<name>.gate-lock`` (the store refuses
-a second create: an atomic test-and-set on any MLflow backend), with its owner and expiry as tags;
-releasing deletes it; an expired one, or one whose holder is a process of this machine that no
-longer runs (killed inside the gate), is deleted by the next taker.
+every machine shares. A lock is the registered model ``<name>.gate-lock.<generation>`` with its owner
+and expiry as tags; the store refuses a second create of one name, an atomic test-and-set on any MLflow
+backend. Taking the gate creates generation 0 when no lock exists, or generation g + 1 when the
+newest lock g expired or its holder is a process of this machine that no longer runs (killed inside
+the gate); releasing deletes one's own generation. A takeover never deletes a lock to make room: two
+takers who both found g expired both try to create g + 1, and the store lets exactly one of them. The
+winner then deletes the generations below its own, which no one holds any more.
 
 ``Registry.promote`` is the one promotion decision every caller goes through (a sweep's or a
 fine-tune's winner, a scheduled retrain's candidate): they differ only in how they judge a candidate
@@ -33,7 +36,7 @@ from components.redaction import redact
 
 log = logging.getLogger(__name__)
 CHAMPION, CHALLENGER = "champion", "challenger"
-GATE_LOCK_SUFFIX = ".gate-lock"
+GATE_LOCK_SUFFIX = ".gate-lock."  # followed by the lock's generation
 MAX_ALIAS_CHECKS = 3  # the champion moved this often while we judged: give up, a person should look
 
 __all__ = ["CHALLENGER", "CHAMPION", "GateBusy", "ModelVersion", "Promotion", "Registry"]
@@ -132,11 +135,12 @@ class Registry:
     @contextmanager
     def gate(self, *, lease_s: float = 3600.0, wait_s: float = 3600.0, poll_s: float = 0.5) -> Iterator[str]:
         """The champion gate, held (see the module's docstring); waits for another holder."""
-        lock, owner = f"{self.name}{GATE_LOCK_SUFFIX}", f"{this_host()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        owner = f"{this_host()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         deadline = time.time() + wait_s
-        while not self._take(lock, owner, lease_s):
+        while (lock := self._take(owner, lease_s)) is None:
             if time.time() > deadline:
-                raise GateBusy(f"the champion gate of '{self.name}' stayed held for {wait_s:.0f} s ({lock} exists)")
+                held = ", ".join(self._lock_names()) or "none left"
+                raise GateBusy(f"the champion gate of '{self.name}' stayed held for {wait_s:.0f} s ({held})")
             time.sleep(poll_s)
         try:
             yield owner
@@ -146,24 +150,50 @@ class Registry:
             except MlflowException:
                 log.warning("the gate lock %s was gone when released (its lease may have run out)", lock)
 
-    def _take(self, lock: str, owner: str, lease_s: float) -> bool:
+    def _lock_names(self) -> list[str]:
+        """The gate's locks, oldest generation first."""
+        prefix = f"{self.name}{GATE_LOCK_SUFFIX}"
+        found = self.client.search_registered_models(filter_string=f"name LIKE '{prefix}%'")
+        names = [m.name for m in found if m.name.startswith(prefix) and m.name[len(prefix) :].isdigit()]
+        return sorted(names, key=lambda name: int(name[len(prefix) :]))
+
+    def next_lock(self) -> str | None:
+        """The lock a taker may create now: generation 0 when there is none, the one after the newest when
+        that one is stale (expired, or its holder dead); None while the newest is held."""
+        names = self._lock_names()
+        if not names:
+            return f"{self.name}{GATE_LOCK_SUFFIX}0"
+        try:
+            newest = self.client.get_registered_model(names[-1])
+        except MlflowException:
+            return None  # released meanwhile: look again
+        owner = newest.tags.get("owner", "")
+        if float(newest.tags.get("expires", "0")) >= time.time() and not owner_dead(owner):
+            return None
+        log.warning("taking over the champion gate %s of a holder gone (owner %s)", names[-1], owner)
+        generation = int(names[-1][len(f"{self.name}{GATE_LOCK_SUFFIX}") :])
+        return f"{self.name}{GATE_LOCK_SUFFIX}{generation + 1}"
+
+    def claim(self, lock: str, owner: str, lease_s: float) -> bool:
+        """Create ``lock`` (``next_lock``'s answer); True when this taker's create won. The winner deletes
+        the older generations, stale by then."""
         tags = {"owner": owner, "expires": repr(time.time() + lease_s)}
         try:
             self.client.create_registered_model(lock, tags=tags, description="held while the champion gate decides")
-            return True
         except MlflowException as err:
             if err.error_code != "RESOURCE_ALREADY_EXISTS":
                 raise
-        try:
-            held = self.client.get_registered_model(lock)
-        except MlflowException:
-            return False  # released meanwhile: try again
-        owner = held.tags.get("owner", "")
-        if float(held.tags.get("expires", "0")) < time.time() or owner_dead(owner):
-            log.warning("taking over the champion gate %s of a holder gone (owner %s)", lock, owner)
-            with suppress(MlflowException):  # another taker may have deleted it first
-                self.client.delete_registered_model(lock)
-        return False
+            return False
+        for older in self._lock_names():
+            if older == lock:
+                break
+            with suppress(MlflowException):  # gone already
+                self.client.delete_registered_model(older)
+        return True
+
+    def _take(self, owner: str, lease_s: float) -> str | None:
+        lock = self.next_lock()
+        return lock if lock is not None and self.claim(lock, owner, lease_s) else None
 
 
 def owner_dead(owner: str) -> bool:

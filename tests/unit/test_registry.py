@@ -1,6 +1,7 @@
 """The champion gate against a real MLflow registry (sqlite), without Ray."""
 
 import math
+import os
 
 import mlflow
 import pytest
@@ -147,13 +148,38 @@ def test_a_gate_left_by_a_killed_process_of_this_machine_is_taken_at_once(regist
     client, _ = registry
     dead = subprocess.Popen(["true"])
     dead.wait()
-    lock = f"{NAME}{GATE_LOCK_SUFFIX}"
+    lock = f"{NAME}{GATE_LOCK_SUFFIX}0"
     expires = repr(time.time() + 3600)
     client.create_registered_model(lock, tags={"owner": f"{this_host()}:{dead.pid}:abcd", "expires": expires})
     started = time.monotonic()
-    with Registry(client.tracking_uri, NAME).gate(wait_s=5):
-        assert client.get_registered_model(lock).tags["owner"].startswith(f"{this_host()}:")
+    with Registry(client.tracking_uri, NAME).gate(wait_s=5) as owner:
+        held = client.get_registered_model(f"{NAME}{GATE_LOCK_SUFFIX}1")  # the next generation, ours
+        assert held.tags["owner"] == owner and owner.startswith(f"{this_host()}:{os.getpid()}:")
+        assert [m.name for m in client.search_registered_models() if m.name != NAME] == [held.name]  # no dead one
     assert time.monotonic() - started < 5
     client.create_registered_model(lock, tags={"owner": f"{this_host()}:1:abcd", "expires": expires})  # pid 1 runs
     with pytest.raises(GateBusy, match="stayed held for 1 s"), Registry(client.tracking_uri, NAME).gate(wait_s=1):
         pass
+
+
+def test_two_takers_of_an_expired_gate_end_with_exactly_one_holder(registry):
+    """Both find the lock expired before either acts (the interleaving forced step by step): both try
+    the next generation, the store lets one create it, and the other's stale view deletes nothing."""
+    import time
+
+    from components.tracking.registry import GATE_LOCK_SUFFIX
+
+    client, _ = registry
+    expired = f"{NAME}{GATE_LOCK_SUFFIX}0"
+    client.create_registered_model(expired, tags={"owner": "elsewhere:7:abcd", "expires": repr(time.time() - 1)})
+    first, second = Registry(client.tracking_uri, NAME), Registry(client.tracking_uri, NAME)
+    seen_by_first, seen_by_second = first.next_lock(), second.next_lock()
+    assert seen_by_first == seen_by_second == f"{NAME}{GATE_LOCK_SUFFIX}1"
+    assert first.claim(seen_by_first, "first:1:aaaa", 3600.0)
+    assert not second.claim(seen_by_second, "second:2:bbbb", 3600.0)
+    locks = [m for m in client.search_registered_models() if m.name != NAME]
+    assert [(m.name, m.tags["owner"]) for m in locks] == [(seen_by_first, "first:1:aaaa")]  # one holder
+    assert second.next_lock() is None  # the second waits for the first
+    client.delete_registered_model(seen_by_first)  # the first releases
+    with second.gate(wait_s=5) as owner:  # and the second takes the gate afresh
+        assert client.get_registered_model(f"{NAME}{GATE_LOCK_SUFFIX}0").tags["owner"] == owner
