@@ -23,7 +23,7 @@ from components.evaluation.predict import evaluate_checkpoint
 from components.evaluation.rendering import failure_sheet, qualitative_sheet, type_map
 from components.evaluation.report import EvaluationReport
 from components.model.checkpoint import LoadedCheckpoint
-from components.publishing.records import build_publisher, publish_boxes
+from components.publishing.records import published_image
 from components.tracking.runs import TrackedRun, job_run, work_key
 
 
@@ -161,14 +161,12 @@ def publishing_failures(
         if json.loads(row["verdict"])["failed"] and sum(map(len, failing.values())) < count:
             failing[row["image_id"]].append(row)
     records = {r["image_id"]: r["record"] for r in index}
-    setter = build_publisher(("fit",), min_font_fraction=min_font_fraction)  # sets the chosen captions, no OCR
     cells = []
     for image_id, failed in failing.items():
         record, image = load_record(images_root, image_id, records[image_id])
         boxes = [r for r in rows if r["image_id"] == image_id]
-        chosen = [[(str(r["prediction"]), 0.0)] for r in boxes]
-        _, published = publish_boxes(setter, image, [Box(r["x1"], r["y1"], r["x2"], r["y2"]) for r in boxes],
-                                     record.info, chosen)  # fmt: skip
+        places = [Box(r["x1"], r["y1"], r["x2"], r["y2"]) for r in boxes]
+        published = published_image(image, places, record.info, [r["prediction"] for r in boxes], min_font_fraction)
         for row in failed:
             x1, y1, x2, y2 = box_pixel_bounds(Box(row["x1"], row["y1"], row["x2"], row["y2"]), *published.size)
             crop = published.crop((max(0, x1 - 4), max(0, y1 - 4), x2 + 5, y2 + 5))

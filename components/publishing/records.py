@@ -44,6 +44,15 @@ def publish_boxes(
     return publisher.publish(image.convert("RGB"), bounds, candidates, info, lang)
 
 
+def published_image(
+    image: Image.Image, boxes: Sequence[Box], info: str, captions: Sequence[str], min_font_fraction: float
+) -> Image.Image:
+    """``image`` with ``captions`` (already chosen) set in their ``boxes`` as they would be published:
+    the fit alone, no OCR and no choice; a caption with no legible size is left out."""
+    setter = build_publisher(("fit",), min_font_fraction=min_font_fraction)
+    return publish_boxes(setter, image, boxes, info, [[(str(caption), 0.0)] for caption in captions])[1]
+
+
 def build_publisher(
     checks: Sequence[str],
     *,

@@ -13,7 +13,7 @@ from components import storage
 from components.config import PublishSection
 from components.data.transforms.requests import RequestError, request_image, request_record
 from components.publishing.fit import MIN_FONT_FRACTION
-from components.publishing.records import build_publisher, publish_record
+from components.publishing.records import published_image
 from components.tracking.pyfunc import load_pyfunc
 from components.tracking.sources import ModelSource
 
@@ -51,9 +51,7 @@ def draw_result(result: dict[str, Any], out: Path, min_font_fraction: float = MI
     data = result["image"] if "image" in result else storage.read_bytes(result["source"])
     image = request_image(data, str(result["id"]))
     record = request_record(str(result["id"]), result["info"], result["boxes"], result["mask_boxes"], image.size)
-    setter = build_publisher(("fit",), min_font_fraction=min_font_fraction)  # sets the captions; no OCR
-    chosen = [[(str(caption), 0.0)] for caption in result["captions"]]
-    _, published = publish_record(setter, image, record, chosen)
+    published = published_image(image, record.caption_boxes, record.info, result["captions"], min_font_fraction)
     path = out / f"{Path(str(result['id'])).stem}_captioned.png"
     published.save(path)
     return path
