@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 FINETUNE_STEPS ?= 100
 
-.PHONY: run test test-fast setup system-deps lint
+.PHONY: run test test-fast setup system-deps test-system-deps lint
 
 # Pre-training on the embedded defaults (synthetic data built if absent, local Ray, sqlite MLflow),
 # then fine-tuning from it. Then: mlflow ui --backend-store-uri sqlite:///mlflow.db
@@ -14,12 +14,12 @@ run: setup
 	$(BIN)/python flows/pretrain.py
 	$(BIN)/python flows/finetune.py --init-from latest --set train.steps=$(FINETUNE_STEPS)
 
-test: setup
+test: setup test-system-deps
 	$(BIN)/python -m pytest -q --durations=15
 
-# The fast tiers (unit, data, model): no Ray cluster.
+# The fast tiers (unit, data, model): no Ray cluster, no servers.
 test-fast: setup
-	$(BIN)/python -m pytest -q tests/unit tests/data tests/model
+	$(BIN)/python -m pytest -q -m "not services" tests/unit tests/data tests/model
 
 lint: setup
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
@@ -33,6 +33,15 @@ system-deps:
 		$(SUDO) apt-get update -qq && \
 		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 			fontconfig fonts-noto-cjk fonts-wqy-microhei default-jre-headless libgl1 libglib2.0-0 >/dev/null; \
+	fi
+
+# For the tests only: PostgreSQL under the team's mlflow server, Chromium and its driver for the page.
+test-system-deps:
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || ! command -v chromium >/dev/null \
+		|| ! command -v chromedriver >/dev/null; then \
+		$(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+			postgresql chromium chromium-driver >/dev/null; \
 	fi
 
 $(STAMP): pyproject.toml

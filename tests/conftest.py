@@ -1,5 +1,6 @@
-"""Shared fixtures (a tiny synthetic dataset, a real S3-compatible endpoint, one local Ray cluster) and
-the tiers: every test is marked with its folder's tier (unit, data, model, flows)."""
+"""Shared fixtures (a tiny synthetic dataset, a real S3-compatible endpoint, the team's MLflow server on
+PostgreSQL, one local Ray cluster) and the tiers: every test is marked with its folder's tier (unit,
+data, model, flows), and ``services`` where it uses the team's server."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ def pytest_collection_modifyitems(items):
         tier = Path(item.path).parent.name
         if tier in TIERS:
             item.add_marker(getattr(pytest.mark, tier))
+        if "team_mlflow" in item.fixturenames:  # the team server's tests, wherever they are
+            item.add_marker(pytest.mark.services)
 
 
 @pytest.fixture(autouse=True)
@@ -64,6 +67,17 @@ def s3_bucket():
         boto3.client("s3", endpoint_url=endpoint).create_bucket(Bucket=BUCKET)
         yield f"s3://{BUCKET}"
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def team_mlflow(s3_bucket):
+    """A team's tracking server for the session: ``mlflow server`` on loopback over a real PostgreSQL,
+    artifacts proxied to ``s3://caponimage-test/mlflow`` (tests/servers.py). Tests share it: each uses
+    its own experiment and model names."""
+    from servers import mlflow_server, postgres
+
+    with postgres() as database, mlflow_server(database, f"{s3_bucket}/mlflow") as uri:
+        yield uri
 
 
 @pytest.fixture(scope="session")

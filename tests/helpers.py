@@ -3,7 +3,10 @@
 import importlib.util
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[1]
+TEAM_SERVER = "team-server"  # a tracking store parameter: the PostgreSQL-backed mlflow server (``team_mlflow``)
 
 
 def load_flow(name: str):
@@ -23,3 +26,15 @@ class RecordingTally:
 
     def remote(self, reason: str, message: str) -> None:
         self.seen.append((reason, message))
+
+
+def tracking_store(request, tmp_path) -> str:
+    """The tracking URI for a test parametrized over stores: a fresh sqlite file, or the team server."""
+    if request.param == TEAM_SERVER:
+        return request.getfixturevalue("team_mlflow")
+    return f"sqlite:///{tmp_path / 'mlflow.db'}"
+
+
+def both_stores():
+    """``params`` for a fixture that runs its tests on sqlite and on the team server (marked ``services``)."""
+    return ["sqlite", pytest.param(TEAM_SERVER, marks=pytest.mark.services)]

@@ -1,4 +1,6 @@
-"""The training flows for real: a local Ray cluster, 2 DDP workers, sqlite MLflow, tiny data.
+"""The training flows for real: a local Ray cluster, 2 DDP workers, tiny data, and the team's MLflow:
+a real ``mlflow server`` over PostgreSQL with its artifacts proxied to S3 (tests/servers.py), so that
+every run, logged model, dataset input and registration here goes through the server a team runs.
 
 Slow (about a minute per run): these are the few end-to-end tests of the suite.
 """
@@ -22,9 +24,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def place(tmp_path_factory):
+def place(tmp_path_factory, team_mlflow):
     root = tmp_path_factory.mktemp("e2e")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
+    uri = team_mlflow
     common = [
         "--preset", "tiny",
         "--set", f"data.dataset={root / 'data'}", "--set", "data.build_if_missing=true",

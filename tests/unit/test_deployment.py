@@ -61,8 +61,29 @@ def test_the_image_is_rays_own_with_the_packages_make_setup_installs():
         re.search(r"--no-install-recommends \\\n\s+(.+?);", makefile).group(1).replace(">/dev/null", "").split()
     )
     assert wanted and all(package in dockerfile for package in wanted)
-    assert "ray[default,data,train,tune]==2.60.0" in (ROOT / "pyproject.toml").read_text()
+    assert "ray[default,data,train,tune,serve]==2.60.0" in (ROOT / "pyproject.toml").read_text()
     assert "WORKDIR /home/ray/caponimage" in dockerfile and "COPY --chown=ray:users flows ./flows" in dockerfile
+
+
+def test_the_jobs_send_their_runs_to_the_tracking_server_the_manifests_define():
+    documents = list(yaml.safe_load_all((ROOT / "infra" / "kuberay" / "mlflow-server.yaml").read_text()))
+    service = next(d for d in documents if d["kind"] == "Service")
+    deployment = next(d for d in documents if d["kind"] == "Deployment")
+    port = service["spec"]["ports"][0]["port"]
+    address = f"http://{service['metadata']['name']}.{service['metadata']['namespace']}.svc:{port}"
+    for manifest in manifests():
+        spec = manifest["spec"].get("jobTemplate", manifest["spec"])
+        runtime_env = yaml.safe_load(spec["runtimeEnvYAML"])
+        assert runtime_env["env_vars"]["MLFLOW_TRACKING_URI"] == address
+    assert service["spec"]["selector"].items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["MLFLOW_BACKEND_STORE_URI"]["valueFrom"]["secretKeyRef"]["key"] == "uri"  # never in the manifest
+    assert env["MLFLOW_PORT"]["value"] == str(container["ports"][0]["containerPort"])
+    assert container["image"] == IMAGE and "psycopg[binary]" in (ROOT / "infra" / "Dockerfile").read_text()
+    recipe = (ROOT / "infra" / "mlflow" / "mlflow-server.env.example").read_text()
+    in_recipe = set(re.findall(r"^(MLFLOW_\w+)=", recipe, re.M))
+    assert {"MLFLOW_BACKEND_STORE_URI", "MLFLOW_ARTIFACTS_DESTINATION", "MLFLOW_PORT"} <= set(env) & in_recipe
 
 
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
@@ -75,6 +96,12 @@ def test_systemd_accepts_the_units(tmp_path):
     assert verified.returncode == 0 and verified.stderr == "", verified.stderr
     timer = (tmp_path / "caponimage-retrain.timer").read_text()
     assert "Persistent=true" in timer and "OnCalendar=*-*-* 02:30:00 UTC" in timer
+    server = (ROOT / "infra" / "mlflow" / "mlflow-server.service").read_text()
+    mlflow_bin = str(Path(sys.executable).with_name("mlflow"))
+    (tmp_path / "mlflow-server.service").write_text(server.replace("/opt/mlflow/.venv/bin/mlflow", mlflow_bin))
+    unit = str(tmp_path / "mlflow-server.service")
+    verified = subprocess.run(["systemd-analyze", "verify", unit], capture_output=True, text=True)
+    assert verified.returncode == 0 and "mlflow-server.service" not in verified.stderr, verified.stderr
 
 
 def test_the_cron_line_skips_a_start_while_one_runs():

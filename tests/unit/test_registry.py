@@ -1,10 +1,13 @@
-"""The champion gate against a real MLflow registry (sqlite), without Ray."""
+"""The champion gate against a real MLflow registry, without Ray: a sqlite file, and for the races
+also the team's PostgreSQL-backed ``mlflow server`` (tests/servers.py)."""
 
 import math
 import os
+import uuid
 
 import mlflow
 import pytest
+from helpers import both_stores, tracking_store
 from mlflow.tracking import MlflowClient
 
 from components.serving.registry import CHALLENGER, CHAMPION, Score, register
@@ -32,20 +35,37 @@ def test_score_comparison():
     assert Score.from_tags({"score.metric": "CIDEr"}) is None
 
 
-@pytest.fixture
-def registry(tmp_path):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+def _registry(uri: str, artifacts: str | None):
     mlflow.set_tracking_uri(uri)
-    mlflow.set_experiment(experiment_id=mlflow.create_experiment("registry-test", str(tmp_path / "artifacts")))
+    mlflow.set_experiment(experiment_id=mlflow.create_experiment(f"registry-test-{uuid.uuid4().hex[:8]}", artifacts))
     client = MlflowClient(uri)
+    for model in client.search_registered_models(filter_string=f"name LIKE '{NAME}%'"):  # a shared server
+        client.delete_registered_model(model.name)
 
     def new_model() -> tuple[str, str]:
         with mlflow.start_run() as run:
             model = mlflow.pyfunc.log_model(name="model", python_model=echo, pip_requirements=[])
         return model.model_uri, run.info.run_id
 
-    yield client, new_model
+    return client, new_model
+
+
+@pytest.fixture
+def registry(tmp_path):
+    yield _registry(f"sqlite:///{tmp_path / 'mlflow.db'}", str(tmp_path / "artifacts"))
     mlflow.set_tracking_uri(None)
+
+
+@pytest.fixture(params=both_stores())
+def racing_registry(request, tmp_path):
+    """The registry for the races: on sqlite, and on the team server (its artifacts proxied)."""
+    uri = tracking_store(request, tmp_path)
+    yield _registry(uri, None if uri.startswith("http") else str(tmp_path / "artifacts"))
+    mlflow.set_tracking_uri(None)
+
+
+def our_models(client) -> list[str]:
+    return [m.name for m in client.search_registered_models() if m.name.startswith(NAME)]
 
 
 def aliases(client):
@@ -100,14 +120,14 @@ def test_a_champion_scored_on_other_data_is_rescored_once(registry):
     assert aliases(client)[CHAMPION] == higher.version
 
 
-def test_two_registrations_at_once_leave_the_better_one_champion(registry):
+def test_two_registrations_at_once_leave_the_better_one_champion(racing_registry):
     """A sweep and a retrain registering together: A (60) rescores the old champion slowly, and B
     (50) comes in meanwhile. Without the gate B read the old champion (40) too, won against it and
     took the alias from A; with it B waits, then loses to A."""
     import threading
     import time
 
-    client, new_model = registry
+    client, new_model = racing_registry
     uri, run_id = new_model()
     register(Registry(client.tracking_uri, NAME), uri, score(40.0, data="d1"), run_id=run_id)
     (uri_a, run_a), (uri_b, run_b) = new_model(), new_model()
@@ -133,7 +153,7 @@ def test_two_registrations_at_once_leave_the_better_one_champion(registry):
     assert (outcomes["a"].alias, outcomes["b"].alias) == (CHAMPION, CHALLENGER)
     assert aliases(client) == {CHAMPION: outcomes["a"].version, CHALLENGER: outcomes["b"].version}
     assert outcomes["b"].champion_before.value == 60.0  # B was compared with A, the champion it found
-    assert [m.name for m in client.search_registered_models()] == [NAME]  # the gate's lock is gone
+    assert our_models(client) == [NAME]  # the gate's lock is gone
 
 
 def test_a_gate_left_by_a_killed_process_of_this_machine_is_taken_at_once(registry):
@@ -162,14 +182,14 @@ def test_a_gate_left_by_a_killed_process_of_this_machine_is_taken_at_once(regist
         pass
 
 
-def test_two_takers_of_an_expired_gate_end_with_exactly_one_holder(registry):
+def test_two_takers_of_an_expired_gate_end_with_exactly_one_holder(racing_registry):
     """Both find the lock expired before either acts (the interleaving forced step by step): both try
     the next generation, the store lets one create it, and the other's stale view deletes nothing."""
     import time
 
     from components.tracking.registry import GATE_LOCK_SUFFIX
 
-    client, _ = registry
+    client, _ = racing_registry
     expired = f"{NAME}{GATE_LOCK_SUFFIX}0"
     client.create_registered_model(expired, tags={"owner": "elsewhere:7:abcd", "expires": repr(time.time() - 1)})
     first, second = Registry(client.tracking_uri, NAME), Registry(client.tracking_uri, NAME)
@@ -177,7 +197,7 @@ def test_two_takers_of_an_expired_gate_end_with_exactly_one_holder(registry):
     assert seen_by_first == seen_by_second == f"{NAME}{GATE_LOCK_SUFFIX}1"
     assert first.claim(seen_by_first, "first:1:aaaa", 3600.0)
     assert not second.claim(seen_by_second, "second:2:bbbb", 3600.0)
-    locks = [m for m in client.search_registered_models() if m.name != NAME]
+    locks = [client.get_registered_model(name) for name in our_models(client) if name != NAME]
     assert [(m.name, m.tags["owner"]) for m in locks] == [(seen_by_first, "first:1:aaaa")]  # one holder
     assert second.next_lock() is None  # the second waits for the first
     client.delete_registered_model(seen_by_first)  # the first releases

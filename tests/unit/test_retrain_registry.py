@@ -1,11 +1,14 @@
-"""The retrain's last stage against a real MLflow registry (sqlite), without Ray: the candidate is
+"""The retrain's last stage against a real MLflow registry (a sqlite file, and the team's
+PostgreSQL-backed mlflow server), without Ray: the candidate is
 registered once per run key, compared with whoever holds `champion` when the alias is read again,
 and the alias moves last. The two evaluations are stand-ins that return fixed predictions."""
 
+import uuid
 from types import SimpleNamespace
 
 import mlflow
 import pytest
+from helpers import both_stores, tracking_store
 from mlflow.tracking import MlflowClient
 
 from components.config import load_job_config
@@ -58,13 +61,16 @@ class StandInRetrain(Retrain):
         return self.answers[role]
 
 
-@pytest.fixture
-def registry(tmp_path, tiny_dataset):
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+@pytest.fixture(params=both_stores())
+def registry(request, tmp_path, tiny_dataset):
+    uri = tracking_store(request, tmp_path)
+    key = uuid.uuid4().hex[:8]  # the team server is shared by the session's tests
+    artifacts = None if uri.startswith("http") else str(tmp_path / "artifacts")
     mlflow.set_tracking_uri(uri)
-    mlflow.set_experiment(experiment_id=mlflow.create_experiment("retrain-test", str(tmp_path / "artifacts")))
+    mlflow.set_experiment(experiment_id=mlflow.create_experiment(f"retrain-test-{key}", artifacts))
     client = MlflowClient(uri)
-    job = load_job_config("tiny", [f"tracking.tracking_uri={uri}", f"data.dataset={tiny_dataset[0]}"], task="retrain")
+    flags = [f"tracking.tracking_uri={uri}", f"data.dataset={tiny_dataset[0]}", f"tracking.registered_model=cap-{key}"]
+    job = load_job_config("tiny", flags, task="retrain")
 
     def logged_model() -> str:
         with mlflow.start_run() as run:
@@ -91,12 +97,13 @@ def retrain(registry, answers, move_on=None):
 
 
 def test_a_clearly_better_candidate_is_registered_then_promoted(registry):
+    client, name = registry[0], registry[1].tracking.registered_model
     stage, aliases = retrain(registry, {"candidate": PERFECT, "champion-v1": WRONG})
     assert stage.evaluated == ["candidate", "champion-v1"]
     assert aliases["champion"] == "3" and stage.pending.registered_version == "3"
-    tags = registry[0].get_model_version("caponimage", "3").tags
+    tags = client.get_model_version(name, "3").tags
     assert tags[RUN_KEY_TAG] == "key1" and tags["retrain_decision"] == "promote"
-    assert registry[0].get_model_version("caponimage", "1").tags["replaced_by"] == "3"
+    assert client.get_model_version(name, "1").tags["replaced_by"] == "3"
 
 
 def test_when_the_champion_moves_meanwhile_the_candidate_faces_the_new_holder(registry):
@@ -104,7 +111,8 @@ def test_when_the_champion_moves_meanwhile_the_candidate_faces_the_new_holder(re
     stage, aliases = retrain(registry, answers, move_on=("1", "2"))
     assert stage.evaluated == ["candidate", "champion-v1", "champion-v2"]
     assert aliases["champion"] == "2" and aliases["challenger"] == "3"  # it beat v1, not v2
-    tags = registry[0].get_model_version("caponimage", "3").tags
+    client, name = registry[0], registry[1].tracking.registered_model
+    tags = client.get_model_version(name, "3").tags
     assert tags["retrain_compared_with"] == "2" and tags["retrain_decision"] == "keep_champion"
-    versions = registry[0].search_model_versions("name = 'caponimage'")
+    versions = client.search_model_versions(f"name = '{name}'")
     assert len([v for v in versions if v.tags.get(RUN_KEY_TAG) == "key1"]) == 1  # registered once
