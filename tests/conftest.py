@@ -27,9 +27,13 @@ def pytest_collection_modifyitems(items):
 @pytest.fixture(autouse=True)
 def no_mlflow_variables(monkeypatch):
     """Every test starts without MLflow's variables: the user's shell does not leak in, and
-    ``mlflow.set_tracking_uri`` in one test (it sets ``MLFLOW_TRACKING_URI``) does not reach the next."""
-    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_REGISTRY_URI"):
+    ``mlflow.set_tracking_uri`` or ``mlflow.set_experiment`` in one test (they set
+    ``MLFLOW_TRACKING_URI`` and ``MLFLOW_EXPERIMENT_ID``) does not reach the next."""
+    import mlflow.tracking.fluent
+
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_NAME", "MLFLOW_EXPERIMENT_ID", "MLFLOW_REGISTRY_URI"):
         monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(mlflow.tracking.fluent, "_active_experiment_id", None)
 
 
 @pytest.fixture(scope="session")

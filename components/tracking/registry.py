@@ -72,8 +72,12 @@ class Registry:
         self.client = MlflowClient(tracking_uri)
 
     def champion(self) -> ModelVersion | None:
+        return self.aliased(CHAMPION)
+
+    def aliased(self, alias: str) -> ModelVersion | None:
+        """The version ``alias`` names; None when none does (or the registry cannot say now)."""
         try:
-            return self.client.get_model_version_by_alias(self.name, CHAMPION)
+            return self.client.get_model_version_by_alias(self.name, alias)
         except MlflowException:
             return None
 
