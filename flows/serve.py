@@ -34,9 +34,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--shadow-log", default="outputs/shadow", help="where both answers are appended")
     args = parser.parse_args(argv)
     if args.replicas < 1:
-        raise ConfigError("replicas", f"must be at least 1 (got {args.replicas})")
+        raise ConfigError("--replicas", f"must be at least 1 (got {args.replicas})")
     if not 0 < args.port < 65536:
-        raise ConfigError("port", f"must be a TCP port (got {args.port})")
+        raise ConfigError("--port", f"must be a TCP port (got {args.port})")
     return args
 
 
@@ -48,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     from components.cluster import init_ray
     from components.serving.online import Captioner, serve_args
 
-    app_args = serve_args(model=args.model, tracking_uri=args.tracking_uri, poll_s=args.poll_s,
+    app_args = serve_args(as_flags=True, model=args.model, tracking_uri=args.tracking_uri, poll_s=args.poll_s,
                           shadow_model=args.shadow_model, shadow_percent=args.shadow_percent,
                           shadow_log=args.shadow_log)  # fmt: skip
     init_ray()  # 2. a local Ray cluster (or RAY_ADDRESS)

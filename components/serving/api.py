@@ -60,8 +60,8 @@ class CaptionQuery:
     params: tuple[tuple[str, Any], ...]
 
     def row(self) -> dict[str, Any]:
-        return {"id": self.id, "image": self.image, "info": self.info, "boxes": list(self.boxes),
-                "mask_boxes": list(self.mask_boxes)}  # fmt: skip
+        """The model's input row (the id stays here: the model's signature has no id column)."""
+        return {"image": self.image, "info": self.info, "boxes": list(self.boxes), "mask_boxes": list(self.mask_boxes)}
 
     @property
     def render(self) -> bool:

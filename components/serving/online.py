@@ -72,7 +72,7 @@ class ServeArgs(BaseModel):
             try:
                 ModelSource.parse(value, "model")
             except ConfigError as err:
-                raise ValueError(str(err)) from err
+                raise ValueError(str(err).partition(": ")[2]) from err  # the key is named by serve_args
         return value
 
     @field_validator("params")
@@ -250,14 +250,16 @@ class Captioner:
             out.write(json.dumps(line, ensure_ascii=False) + "\n")
 
 
-def serve_args(**values: Any) -> ServeArgs:
-    """``ServeArgs`` from flags, or ``ConfigError`` naming the first bad one (before Ray starts)."""
+def serve_args(as_flags: bool = False, **values: Any) -> ServeArgs:
+    """``ServeArgs`` from keyword values, or ``ConfigError`` naming the first bad one (before Ray
+    starts); ``as_flags`` names it as the flow's flag (``--shadow-percent``)."""
     try:
         return ServeArgs(**{k: v for k, v in values.items() if v is not None})
     except ValidationError as err:
         first = err.errors()[0]
-        key = ".".join(str(part) for part in first["loc"]) or "shadow_percent"
-        raise ConfigError(key, first["msg"]) from err
+        key = ".".join(str(part) for part in first["loc"]) or "shadow_percent"  # the model-wide check's
+        key = "--" + key.replace("_", "-") if as_flags else key
+        raise ConfigError(key, first["msg"].removeprefix("Value error, ")) from err
 
 
 def app_builder(args: ServeArgs) -> serve.Application:

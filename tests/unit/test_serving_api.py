@@ -33,7 +33,7 @@ def test_a_good_request_becomes_one_model_row_with_pixel_and_list_boxes():
     query = query_from_json(body(boxes=["10_10_100_40", [0.5, 0.5, 0.9, 0.9]], id="shoot-1/a"), {"candidates": 2})
     assert query.id == "shoot-1/a" and query.boxes[0] == "10_10_100_40" and len(query.boxes) == 2
     assert dict(query.params) == {"candidates": 2} and not query.render
-    assert query.row()["image"] == png() and query.row()["mask_boxes"] == []
+    assert query.row()["image"] == png() and query.row()["mask_boxes"] == [] and "id" not in query.row()
     data_url = "data:image/png;base64," + base64.b64encode(png()).decode()  # as the page sends it
     assert query_from_json(body(image=data_url, params={"render": True})).render
     assert query_from_json(body()).id.startswith("request-")
@@ -91,10 +91,10 @@ class RecordingModel:
         self.calls = []
 
     def predict(self, frame: pd.DataFrame, params=None) -> pd.DataFrame:
-        self.calls.append((list(frame["id"]), params))
+        self.calls.append((list(frame["info"]), params))
         call = len(self.calls)
         captions = [[f"call{call}-{i}" for i in range(len(b))] for b in frame["boxes"]]
-        errors = ["image 'bad', field 'image': undecodable" if i == "bad" else "" for i in frame["id"]]
+        errors = ["row 1, field 'image': undecodable" if i == "bad" else "" for i in frame["info"]]
         rendered = [b"\x89PNG" for _ in captions]
         return pd.DataFrame(
             {"captions": captions, "error": errors, "verdicts": [[]] * len(captions), "rendered": rendered}
@@ -105,7 +105,7 @@ def test_a_batch_is_one_predict_per_parameter_set_answered_in_order():
     from components.serving.online import caption_queries
 
     plain, rendered = {}, {"render": True}
-    queries = [query_from_json(body(id=name, params=p)) for name, p in
+    queries = [query_from_json(body(id=name, info=name, params=p)) for name, p in
                (("a", plain), ("b", rendered), ("c", plain), ("bad", rendered))]  # fmt: skip
     model = RecordingModel()
     results = caption_queries(Loaded("7", model, 0.0), "caponimage", queries)
@@ -158,3 +158,21 @@ def test_bad_service_arguments_are_config_errors_naming_the_key(values, key, mes
     with pytest.raises(ConfigError) as raised:
         serve_args(**values)
     assert raised.value.key == key and message in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--model", "nowhere"], "option '--model': nowhere is not a model URI"),
+        (["--shadow-percent", "5"], "option '--shadow-percent': shadow_percent > 0 needs shadow_model"),
+        (["--replicas", "0"], "option '--replicas': must be at least 1"),
+    ],
+)
+def test_the_serve_flow_names_a_bad_flag_and_exits_2_before_ray_starts(flags, message, capsys):
+    import ray
+    from helpers import load_flow
+
+    from components.cli import run
+
+    assert run(load_flow("serve").main, flags) == 2
+    assert capsys.readouterr().err.startswith(f"error: {message}") and not ray.is_initialized()
