@@ -2,11 +2,13 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
+VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml)
+REGISTRY ?= YOUR-REGISTRY
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 FINETUNE_STEPS ?= 100
 
-.PHONY: run test test-fast setup system-deps test-system-deps lint
+.PHONY: run test test-fast setup system-deps test-system-deps lint image constraints
 
 # Pre-training on the embedded defaults (synthetic data built if absent, local Ray, sqlite MLflow),
 # then fine-tuning from it. Then: mlflow ui --backend-store-uri sqlite:///mlflow.db
@@ -44,8 +46,18 @@ test-system-deps:
 			postgresql chromium chromium-driver >/dev/null; \
 	fi
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
 	rm -f $(VENV)/.installed-* && touch $@
+
+# The project's image (infra/Dockerfile), tagged with pyproject.toml's version, the one version source:
+# the manifests' tags are checked against it (tests/unit/test_deployment.py). Needs a Docker daemon.
+image:
+	docker build -f infra/Dockerfile -t $(REGISTRY)/caponimage:$(VERSION) .
+
+# constraints.txt anew from the environment `make setup` built, after pyproject.toml's dependencies change.
+constraints: setup
+	{ sed -n '1,3p' constraints.txt; $(BIN)/python -m pip freeze --all --exclude-editable; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt

@@ -8,7 +8,8 @@ The submission id is fixed for the schedule slot (``caponimage-retrain-YYYY-MM-D
 second start in the same slot (systemd's catch-up after downtime, a retried cron run, a person) finds
 the job already submitted and follows it instead of running it again. The exit code is the
 retrain's own (0 done or nothing to do, 3 data gate failed, 75 another retrain holds the lock);
-1 when the job ended without one (stopped, or its driver never started).
+1 when the job ended without one (stopped, or its driver never started); 69 when the cluster's
+dashboard does not answer, 77 when it wants a token this host lacks (both said in one line).
 
 Settings come from the flags or the environment (an ``--env-file`` of KEY=VALUE lines is read first):
 RAY_ADDRESS, CAPONIMAGE_CRAWL, CAPONIMAGE_DATASET, CAPONIMAGE_ARGS (more retrain.py arguments), and the
@@ -27,6 +28,8 @@ from datetime import UTC, datetime
 
 ENTRYPOINT = "python /home/ray/caponimage/flows/retrain.py"  # the project's image (infra/Dockerfile)
 FORWARDED = ("MLFLOW_", "AWS_ENDPOINT_URL")  # the job reads these; credentials come from the nodes' IAM role
+EXIT_UNREACHABLE = 69  # sysexits' EX_UNAVAILABLE: the cluster's dashboard did not answer
+EXIT_NO_TOKEN = 77  # EX_NOPERM: token auth is on and this host has no token (RAY_AUTH_TOKEN_PATH)
 
 
 def read_env_file(path: str) -> dict[str, str]:
@@ -79,11 +82,34 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def connect(address: str):
+    """Ray's job client for ``address``, or ``Unreachable`` saying in one line why not."""
+    from ray.exceptions import AuthenticationError
+    from ray.job_submission import JobSubmissionClient
+
+    try:
+        return JobSubmissionClient(address)
+    except AuthenticationError as err:  # token auth on, and no token here (RAY_AUTH_TOKEN_PATH)
+        raise Unreachable(EXIT_NO_TOKEN, f"the Ray cluster at {address} wants its token: {err}") from err
+    except ConnectionError as err:
+        raise Unreachable(EXIT_UNREACHABLE, f"cannot reach the Ray cluster at {address}: {err}") from err
+
+
+class Unreachable(Exception):
+    def __init__(self, code: int, message: str):
+        super().__init__(message)
+        self.code = code
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
-    from ray.job_submission import JobStatus, JobSubmissionClient
+    from ray.job_submission import JobStatus
 
-    client = JobSubmissionClient(args.address)
+    try:
+        client = connect(args.address)
+    except Unreachable as err:
+        print(f"error: {err}", file=sys.stderr, flush=True)
+        return err.code
     job_id = submission_id(args.slot)
     try:
         status = client.get_job_status(job_id)

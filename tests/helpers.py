@@ -38,3 +38,18 @@ def tracking_store(request, tmp_path) -> str:
 def both_stores():
     """``params`` for a fixture that runs its tests on sqlite and on the team server (marked ``services``)."""
     return ["sqlite", pytest.param(TEAM_SERVER, marks=pytest.mark.services)]
+
+
+def chromium(width: int = 1300, height: int = 900):
+    """Debian's Chromium, headless, driven by its chromedriver through Selenium (nothing downloaded)."""
+    import shutil
+
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium")
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
+        options.add_argument(flag)
+    options.add_argument(f"--window-size={width},{height}")
+    return webdriver.Chrome(options=options, service=Service(shutil.which("chromedriver")))

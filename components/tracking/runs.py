@@ -64,6 +64,17 @@ DEFAULT_UNLOGGED = ("tune", "ingest", "retrain")
 EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")  # the UI's model-training layout
 
 
+# MLflow 3's UI opens every experiment in its GenAI layout (traces, an empty overview) whatever the
+# experiment's kind tag says, unless the link asks for the model-training one; it then remembers it.
+UI_WORKFLOW = "workflowType=machine_learning"
+
+
+def ui_link(server: str, experiment_id: str, run_id: str | None = None) -> str:
+    """The MLflow UI page of an experiment's runs table (or of one run), in the model-training layout."""
+    page = f"experiments/{experiment_id}/runs" + (f"/{run_id}" if run_id else "")
+    return f"{server.rstrip('/')}/#/{page}?{UI_WORKFLOW}"
+
+
 def ensure_experiment(tracking_uri: str, name: str) -> str:
     """The experiment's id, created if needed: in the model-training layout and, for a sqlite store,
     with its artifacts beside the database file (MLflow's default, ``./mlruns`` of whatever directory
@@ -309,7 +320,12 @@ def tracked_run(
     if run.last_checkpoint is not None:
         line += f"; last checkpoint: {run.last_checkpoint}"
     print(line)
-    print(f"compare runs: mlflow ui --backend-store-uri {redact(uri)}")
+    experiment = active.info.experiment_id
+    if uri.startswith(("http://", "https://")):
+        print(f"compare runs: {ui_link(redact(uri), experiment, run.run_id)}")
+    else:
+        local = ui_link("http://127.0.0.1:5000", experiment)
+        print(f"compare runs: mlflow ui --backend-store-uri {redact(uri)}, then {local}")
 
 
 @contextlib.contextmanager

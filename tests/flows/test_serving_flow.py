@@ -5,7 +5,6 @@ import base64
 import io
 import json
 import os
-import shutil
 import socket
 import threading
 import time
@@ -15,6 +14,7 @@ import mlflow
 import pytest
 import requests as http
 import torch
+from helpers import chromium
 from mlflow.tracking import MlflowClient
 from PIL import Image
 
@@ -138,25 +138,13 @@ def test_shadow_answers_are_logged_beside_the_primary_ones(service, products):
 
 
 def test_the_page_captions_an_uploaded_photo_in_chromium(service, products, tmp_path):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select, WebDriverWait
 
     url, _ = service
     photo = tmp_path / "product.png"
     photo.write_bytes(products[0]["image"])
-    options = webdriver.ChromeOptions()
-    options.binary_location = shutil.which("chromium")
-    for flag in (
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--window-size=1300,900",
-    ):
-        options.add_argument(flag)
-    browser = webdriver.Chrome(options=options, service=Service(shutil.which("chromedriver")))
+    browser = chromium()
     try:
         browser.get(f"{url}/")
         assert browser.title.startswith("CapOnImage")

@@ -7,6 +7,7 @@ Slow (about a minute per run): these are the few end-to-end tests of the suite.
 
 import importlib
 import json
+import os
 import subprocess
 import sys
 import time
@@ -14,13 +15,15 @@ from pathlib import Path
 
 import mlflow
 import pytest
-from helpers import load_flow
+from helpers import chromium, load_flow
 from mlflow.tracking import MlflowClient
 
 from components.data.release.index import load_index
+from components.tracking.runs import ui_link
 from components.tracking.sources import ModelSource, logged_model_uri
 
 REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = Path(os.environ.get("TEST_ARTIFACTS", REPO / "test-artifacts"))  # pictures a person looks at
 
 
 @pytest.fixture(scope="module")
@@ -100,6 +103,27 @@ def test_pretraining_learns_and_tracks_everything(pretrained, place):
     assert dataset.dataset.digest == run.data.tags["data_version"] and dataset.tags[0].value == "training"
     experiment = MlflowClient(uri).get_experiment(run.info.experiment_id)
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
+
+
+def test_the_mlflow_ui_opens_on_model_training_and_lists_the_runs(pretrained, place):
+    """The team server's UI in Chromium at the link the README gives: the Model training layout and the
+    runs table, not the GenAI overview MLflow 3 opens by default."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    _, uri, _ = place
+    experiment = MlflowClient(uri).get_experiment_by_name("caponimage")
+    browser = chromium(1400, 900)
+    try:
+        browser.get(ui_link(uri, experiment.experiment_id))
+        WebDriverWait(browser, 60).until(lambda b: "matching run" in b.find_element(By.TAG_NAME, "body").text)
+        page = browser.find_element(By.TAG_NAME, "body").text
+        assert "/overview" not in browser.current_url and "workflowType=machine_learning" in browser.current_url
+        assert pretrained.info.run_name in page and "Run Name" in page
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        assert browser.save_screenshot(str(ARTIFACTS / "mlflow_runs.png"))
+    finally:
+        browser.quit()
 
 
 def test_finetuning_starts_from_pretraining(pretrained, place):

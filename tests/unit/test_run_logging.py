@@ -169,3 +169,12 @@ def test_a_run_of_the_same_work_left_running_by_a_dead_driver_is_closed_by_the_n
     status = {name: client.get_run(run_id).info.status for name, run_id in ids.items()}
     assert status == {"killed": "KILLED", "alive": "RUNNING", "elsewhere": "RUNNING", "other work": "RUNNING"}
     assert f"pid {dead.pid}" in client.get_run(ids["killed"]).data.tags["interrupted"]
+
+
+def test_the_ui_link_asks_for_the_model_training_layout():
+    from components.tracking.runs import ui_link
+
+    assert (
+        ui_link("http://mlflow:5000/", "7") == "http://mlflow:5000/#/experiments/7/runs?workflowType=machine_learning"
+    )
+    assert ui_link("http://h:5000", "7", "abc").endswith("#/experiments/7/runs/abc?workflowType=machine_learning")
