@@ -23,7 +23,7 @@ from components.model.checkpoint import load_checkpoint
 from components.redaction import redact
 from components.tracking.pyfunc import log_checkpoint_model
 from components.tracking.registry import CHALLENGER, CHAMPION, ModelVersion, Promotion, Registry
-from components.tracking.runs import TrackedRun, tracked_run
+from components.tracking.runs import TrackedRun, portable, tracked_run
 from components.tracking.sources import ModelSource, logged_model_uri
 
 log = logging.getLogger(__name__)
@@ -208,7 +208,7 @@ def register_evaluated(
         score,
         tags={
             "data_version": score.data_version,
-            "dataset": redact(job.data.dataset),
+            "dataset": redact(portable(job.data.dataset)),
             **dict(tags),
             **{f"metric.{k}": f"{v:.4f}" for k, v in report.metrics().items()},
         },

@@ -64,6 +64,19 @@ DEFAULT_UNLOGGED = ("tune", "ingest", "retrain")
 EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")  # the UI's model-training layout
 
 
+def portable(value: Any) -> Any:
+    """A config value as a param or tag shows it: an absolute local path without this machine's own
+    folders (relative to the working directory when under it, else from the folder that holds it: the
+    run's config/job.json keeps the whole path); anything else, URIs included, as it is."""
+    if not isinstance(value, str) or not value.startswith(("/", "file://")):
+        return value
+    path = Path(value.removeprefix("file://"))
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(Path(*path.parts[-2:]))
+
+
 # MLflow 3's UI opens every experiment in its GenAI layout (traces, an empty overview) whatever the
 # experiment's kind tag says, unless the link asks for the model-training one; it then remembers it.
 UI_WORKFLOW = "workflowType=machine_learning"
@@ -361,7 +374,7 @@ def job_run(
         outcomes=outcomes,
     ) as run:
         unlogged = UNLOGGED_SECTIONS.get(tags["task"], DEFAULT_UNLOGGED)
-        params = {k: redact(str(v))[:500] for k, v in job.flat().items() if k.split(".")[0] not in unlogged}
+        params = {k: redact(str(portable(v)))[:500] for k, v in job.flat().items() if k.split(".")[0] not in unlogged}
         changed = sorted(k for k, v in params.items() if k in before and before[k] != v)
         if resume_run_id:
             run.set_tags(tags)

@@ -2,6 +2,7 @@
 logged by several runs at once (the trials of a sweep start together, each logs the training data as
 its input), and why a run failed."""
 
+import json
 import os
 import threading
 from pathlib import Path
@@ -178,3 +179,23 @@ def test_the_ui_link_asks_for_the_model_training_layout():
         ui_link("http://mlflow:5000/", "7") == "http://mlflow:5000/#/experiments/7/runs?workflowType=machine_learning"
     )
     assert ui_link("http://h:5000", "7", "abc").endswith("#/experiments/7/runs/abc?workflowType=machine_learning")
+
+
+def test_params_show_paths_without_this_machines_folders(tmp_path, monkeypatch):
+    from components.tracking.runs import portable
+
+    monkeypatch.chdir(tmp_path)
+    assert portable(str(tmp_path / "data" / "synthetic")) == "data/synthetic"  # under the working directory
+    assert portable("/srv/team/crawls") == "team/crawls" and portable("file:///srv/team/crawls") == "team/crawls"
+    assert portable("s3://bucket/caponimage") == "s3://bucket/caponimage" and portable(0.5) == 0.5
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    flags = [f"tracking.tracking_uri={uri}", "tracking.system_metrics=false", f"data.dataset={tmp_path / 'data'}"]
+    job = load_job_config("tiny", [*flags, "ray.storage_path=/mnt/scratch/ray"])
+    with job_run(job, "paths") as run:
+        pass
+    params = MlflowClient(uri).get_run(run.run_id).data.params
+    assert params["data.dataset"] == "data" and params["ray.storage_path"] == "scratch/ray"
+    assert [key for key, value in params.items() if value.startswith("/")] == []
+    local = MlflowClient(uri).download_artifacts(run.run_id, "config/job.json", str(tmp_path))
+    logged = json.loads(Path(local).read_text())
+    assert logged["data"]["dataset"] == str(tmp_path / "data")  # the whole path stays in the run's config
