@@ -31,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     # torch, Ray and MLflow load from here on: --help and a bad config answer at once
     from components.evaluation.oracle import validation_field_sheet
     from components.serving.registry import evaluate_and_register
+    from components.tracking.runs import new_run_name
     from components.tracking.sources import ModelSource
     from components.training.driver import extend_vocabulary, finetune_job, vocabulary_params
     from components.training.tracked_fit import default_run_name, tracked_fit
@@ -55,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         job,
         dataset,
         fitted.run_id,
-        run_name=f"evaluate-{job.tracking.gate_split}",
+        run_name=new_run_name(f"evaluate-{job.tracking.gate_split}"),
         tags={"model_source": fitted.run_id},
         parent_run_id=fitted.run_id,
         eval_images=args.eval_images,

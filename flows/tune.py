@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
             job,
             dataset,
             winner,
-            run_name=f"evaluate-{split}-best",
+            run_name=new_run_name(f"evaluate-{split}-best"),
             tags={"model_source": winner},
             registry_tags={"sweep_run": sweep.run_id},
             parent_run_id=sweep.run_id,

@@ -59,7 +59,7 @@ from components.retraining.state import (
 from components.retraining.tracked_ingest import ingest_planned
 from components.serving.registry import Score
 from components.tracking.registry import CHALLENGER, CHAMPION, ModelVersion, Promotion, Registry, version_number
-from components.tracking.runs import TrackedRun, job_run, run_tagged, tracked_run
+from components.tracking.runs import TrackedRun, job_run, new_run_name, run_tagged, tracked_run
 from components.tracking.sources import ModelSource, logged_model_uri
 from components.training.driver import extend_vocabulary, finetune_job, vocabulary_params
 from components.training.tracked_fit import tracked_fit
@@ -427,7 +427,7 @@ class Retrain:
             self.current(),
             checkpoint,
             "test",
-            run_name=f"evaluate-{role}-test",
+            run_name=new_run_name(f"evaluate-{role}-test"),
             parent_run_id=self.parent.run_id,
             tags={RUN_KEY_TAG: self.pending.run_key, "role": role, "model_source": source.text},
             limit=self.job.retrain.test_images,
