@@ -49,13 +49,16 @@ def evaluate_and_log(
 ) -> Evaluated:
     """Evaluate a checkpoint on a split of ``dataset`` in its own MLflow run (nested under
     ``parent_run_id``); log metrics, tables, predictions, plots and pictures. Ray must be up."""
-    # The run's params describe the model evaluated, not the preset the evaluation was started from.
-    evaluated = job.with_overrides(**{k: checkpoint.job[k] for k in ("model", "train") if k in checkpoint.job})
+    # The run's params are the evaluation's own: the model evaluated (not the preset the evaluation was
+    # started from), the data, the publishing checks, the split and how it decoded; not the training's.
+    model = {"model": checkpoint.job["model"]} if "model" in checkpoint.job else {}
+    evaluated = job.with_overrides(task="evaluate", **model)
     tags = {"task": "evaluate", "split": split, **(tags or {})}  # not the task of the flow that asked for it
     work = work_key(
         "evaluate", tags.get("model_source", run_name), dataset.version, split, limit, beam_size, parent_run_id
     )
     with job_run(evaluated, run_name, parent_run_id=parent_run_id, tags=tags, work_key=work) as run:
+        run.log_params({"eval.split": split, "eval.images": limit or "all", "eval.beam_size": beam_size})
         run.log_dataset(dataset.location, dataset.version, "evaluation")
         index = index_head(dataset.index, split, limit)
         fields = dataset_field_sheet(dataset.index, index)  # None without a truth sidecar
@@ -74,11 +77,15 @@ def evaluate_and_log(
 def log_evaluation(
     run: TrackedRun, report: EvaluationReport, rows: list[dict[str, Any]], *, split: str, lang: str, title: str
 ) -> None:
-    """Metrics, the table, every prediction and the length/aspect plot into ``run``."""
+    """Metrics, the table, every prediction and the length/aspect plot into ``run``. The scores and the
+    predictions are also MLflow tables (the UI sorts and filters them, and compares them across runs)."""
     run.log_metrics({f"{split}_{k}": v for k, v in report.metrics().items()})
     run.log_text(report.table(title) + "\n\n" + format_aspect_table(report.aspect_bins) + "\n", "table.md")
-    lines = [json.dumps({k: _plain(k, v) for k, v in r.items()}, ensure_ascii=False) for r in rows]
-    run.log_text("\n".join(lines) + "\n", f"predictions_{split}.jsonl")
+    plain = [{k: _plain(k, v) for k, v in r.items()} for r in rows]
+    run.log_text("\n".join(json.dumps(r, ensure_ascii=False) for r in plain) + "\n", f"predictions_{split}.jsonl")
+    run.log_table({"metric": list(report.metrics()), "value": list(report.metrics().values())}, f"scores_{split}.json")
+    if plain:
+        run.log_table({key: [r.get(key) for r in plain] for key in plain[0]}, f"predictions_{split}.json")
     run.log_figure(
         length_aspect_figure(report.aspect_bins, "characters" if lang == "zh" else "words"),
         "plots/length_vs_aspect.png",

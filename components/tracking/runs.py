@@ -56,6 +56,7 @@ def new_run_name(task: str) -> str:
 # Config sections that are not about what a run of this kind does stay out of its params (the whole
 # config is still in its config/job.json): a training run has no sweep or ingest settings to compare.
 UNLOGGED_SECTIONS = {
+    "evaluate": ("train", "tune", "ingest", "retrain"),
     "tune": ("ingest", "retrain"),
     "ingest": ("model", "train", "tune", "retrain"),
     "retrain": ("tune",),
@@ -215,6 +216,10 @@ class TrackedRun:
 
     def log_text(self, text: str, path: str) -> None:
         self.client.log_text(self.run_id, redact(text), path)
+
+    def log_table(self, columns: Mapping[str, list], path: str) -> None:
+        """Columns of equal length as an MLflow table (``path`` ends in .json): the UI's sortable view."""
+        self.client.log_table(self.run_id, data=dict(columns), artifact_file=path)
 
     def log_figure(self, figure, path: str) -> None:
         """A matplotlib figure as a PNG artifact, then closed."""

@@ -267,16 +267,24 @@ def test_dataset_and_checkpoints_on_s3(pretrained, s3_bucket, place):
     assert run.data.params["data.dataset"] == dataset and run.data.metrics["skipped_records"] == 0
 
 
-def test_evaluate_logs_metrics_plots_and_pictures(pretrained, place):
+def test_evaluate_logs_metrics_plots_and_pictures(pretrained, place, tmp_path):
     _, uri, common = place
     parent = pretrained.info.run_id
     assert load_flow("evaluate").main([*common, "--model", parent, "--sheets", "8", "--no-meteor"]) == 0
     run = latest_run(uri)
     assert run.info.status == "FINISHED" and run.data.tags["mlflow.parentRunId"] == parent
     assert {"val_BLEU-4", "val_CIDEr", "val_Div-2", "val_human_Div-2", "val_length_aspect_r"} <= set(run.data.metrics)
+    params = run.data.params  # the evaluation's own: what it evaluated and how, not the training's
+    assert params["task"] == "evaluate" and params["eval.split"] == "val" and params["model.d_model"] == "64"
+    assert not any(key.startswith("train.") for key in params) and run.info.run_name.startswith("evaluate-val-")
     client = MlflowClient(uri)
     top = {a.path for a in client.list_artifacts(run.info.run_id)}
-    assert {"table.md", "predictions_val.jsonl", "plots", "sheets"} <= top
+    assert {"table.md", "predictions_val.jsonl", "predictions_val.json", "scores_val.json", "plots", "sheets"} <= top
+    table = json.loads(
+        Path(client.download_artifacts(run.info.run_id, "predictions_val.json", str(tmp_path))).read_text()
+    )
+    assert {"image_id", "box", "reference", "prediction"} <= set(table["columns"]) and len(table["data"]) > 0
+    assert "predictions_val.json" in run.data.tags["mlflow.loggedArtifacts"]  # the UI lists it as a table
     assert "plots/length_vs_aspect.png" in {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
     sheets = [a.path for a in client.list_artifacts(run.info.run_id, "sheets")]
     images = int(run.data.metrics["val_images"])
