@@ -123,7 +123,8 @@ def answer(query: CaptionQuery, output: Mapping[str, Any], model: str, version: 
     """One row of the pyfunc model's output as the JSON answer: captions in box order, each box's
     verdict where the publishing checks ran, the published PNG (base64) when asked for, and which
     model version answered."""
-    verdicts = [json.loads(v) for v in output.get("verdicts") or []]
+    raw = output.get("verdicts")
+    verdicts = [json.loads(v) for v in (list(raw) if raw is not None else [])]  # a list or an array
     result: dict[str, Any] = {
         "id": query.id,
         "model": model,

@@ -6,6 +6,7 @@ import io
 import json
 from pathlib import Path
 
+import numpy
 import pandas as pd
 import pytest
 import yaml
@@ -122,6 +123,9 @@ def test_an_answer_holds_each_boxs_verdict_as_json():
     output = {"captions": ["大容量", "保温"], "verdicts": [json.dumps(verdict), json.dumps(verdict)], "rendered": b""}
     result = answer(query, output, "caponimage", "3")
     assert result["verdicts"][0]["reasons"] == {"fit": "too_long"} and result["model_version"] == "3"
+    as_array = answer(query, {**output, "verdicts": numpy.array(output["verdicts"])}, "caponimage", "3")
+    assert as_array["verdicts"] == result["verdicts"]  # a frame read back from Arrow holds arrays
+    assert answer(query, {**output, "verdicts": []}, "caponimage", "3")["verdicts"] is None  # no checks ran
 
 
 def test_the_serve_config_passes_serves_schema_and_the_applications_arguments():
