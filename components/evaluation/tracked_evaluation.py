@@ -24,7 +24,8 @@ from components.evaluation.rendering import failure_sheet, qualitative_sheet, ty
 from components.evaluation.report import EvaluationReport
 from components.model.checkpoint import LoadedCheckpoint
 from components.publishing.records import published_image
-from components.tracking.runs import TrackedRun, job_run, work_key
+from components.tracking.runs import TrackedRun, dataset_name, job_run, work_key
+from components.tracking.sources import logged_model_id
 
 
 class Evaluated(NamedTuple):
@@ -67,6 +68,11 @@ def evaluate_and_log(
         )
         lang = "zh" if checkpoint.tokenizer.mode == "char" else "en"
         log_evaluation(run, report, rows, split=split, lang=lang, title=f"{split} ({report.images} images)")
+        model_id = logged_model_id(tags.get("model_source"), job.tracking.tracking_uri)
+        if model_id is not None:  # the model's page lists its scores, per dataset; the run links to it
+            run.log_model_input(model_id)
+            scores = {f"{split}_{k}": v for k, v in report.metrics().items()}
+            run.log_metrics(scores, model_id=model_id, dataset=(dataset_name(dataset.location), dataset.version))
         log_pictures(run, pictures(report, rows, index, dataset.images_root, lang, sheets))
         if report.publishing:
             failures = publishing_failures(rows, index, dataset.images_root, lang, job.publish.min_font_fraction)

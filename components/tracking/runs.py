@@ -33,7 +33,7 @@ from typing import Any
 import mlflow
 from mlflow.data.dataset_source_registry import resolve_dataset_source
 from mlflow.data.meta_dataset import MetaDataset
-from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunTag
+from mlflow.entities import DatasetInput, InputTag, LoggedModelInput, Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
@@ -172,6 +172,11 @@ def lost_insert_race(error: MlflowException) -> bool:
     return bool(UNIQUE_VIOLATION.search(str(error.message)))
 
 
+def dataset_name(location: str) -> str:
+    """A dataset's name in MLflow: the last part of its location (``synthetic``)."""
+    return redact(location).rstrip("/").rsplit("/", 1)[-1]
+
+
 def dataset_input(location: str, version: str, context: str) -> DatasetInput:
     """A dataset version as a run input: an MLflow dataset whose source is the dataset's location and
     whose digest is its version (``PreparedDataset.version``); ``context``: training, evaluation,
@@ -179,8 +184,7 @@ def dataset_input(location: str, version: str, context: str) -> DatasetInput:
     with warnings.catch_warnings():  # a local path resolves to two identical local sources
         warnings.simplefilter("ignore", UserWarning)
         source = resolve_dataset_source(redact(location))
-    name = redact(location).rstrip("/").rsplit("/", 1)[-1]
-    dataset = MetaDataset(source, name=name, digest=version)
+    dataset = MetaDataset(source, name=dataset_name(location), digest=version)
     return DatasetInput(dataset._to_mlflow_entity(), tags=[InputTag(MLFLOW_DATASET_CONTEXT, context)])
 
 
@@ -192,9 +196,14 @@ class TrackedRun:
         self.client = MlflowClient(tracking_uri)
         self.last_checkpoint: str | None = None  # named when the run ends
 
-    def log_metrics(self, metrics: Mapping[str, float], step: int = 0) -> None:
+    def log_metrics(
+        self, metrics: Mapping[str, float], step: int = 0, model_id: str | None = None, dataset: Any = None
+    ) -> None:
+        """Metrics at ``step``; with ``model_id`` (and ``dataset``, a ``(name, digest)`` pair) they are
+        also the logged model's: its page in the UI lists them, per dataset."""
         now = int(time.time() * 1000)
-        batch = [Metric(key, float(value), now, step) for key, value in metrics.items()]
+        name, digest = dataset if dataset is not None else (None, None)
+        batch = [Metric(key, float(value), now, step, model_id, name, digest) for key, value in metrics.items()]
         for start in range(0, len(batch), METRICS_PER_BATCH):
             self.client.log_batch(self.run_id, metrics=batch[start : start + METRICS_PER_BATCH])
 
@@ -220,6 +229,10 @@ class TrackedRun:
     def log_table(self, columns: Mapping[str, list], path: str) -> None:
         """Columns of equal length as an MLflow table (``path`` ends in .json): the UI's sortable view."""
         self.client.log_table(self.run_id, data=dict(columns), artifact_file=path)
+
+    def log_model_input(self, model_id: str) -> None:
+        """The logged model this run used (an evaluation's model): the UI links the two."""
+        self.client.log_inputs(self.run_id, models=[LoggedModelInput(model_id)])
 
     def log_figure(self, figure, path: str) -> None:
         """A matplotlib figure as a PNG artifact, then closed."""

@@ -136,3 +136,25 @@ def test_steps_trained_again_after_a_restart_are_logged_once(tmp_path):
     again.after_report(None, [{"step": 12, "loss_generation": 1.5}], None)
     history = sorted((m.step, m.value) for m in client.get_metric_history(run_id, "loss_generation"))
     assert history[-2:] == [(10, 2.0), (12, 1.5)]
+
+
+def test_the_logged_model_behind_each_kind_of_source(tmp_path):
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    from components.tracking.sources import logged_model_id
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment(experiment_id=mlflow.create_experiment("sources", str(tmp_path / "artifacts")))
+    with mlflow.start_run() as run:
+        model = mlflow.pyfunc.log_model(name="model", python_model=lambda inputs: inputs, pip_requirements=[])
+    mlflow.register_model(model.model_uri, "caponimage")
+    MlflowClient(uri).set_registered_model_alias("caponimage", "champion", "1")
+    mlflow.set_tracking_uri(None)
+    run_id, model_id = run.info.run_id, model.model_id
+    for source in (run_id, f"runs:/{run_id}/model", "models:/caponimage/1", "models:/caponimage@champion"):
+        assert logged_model_id(source, uri) == model_id, source
+    assert logged_model_id(f"models:/{model_id}", uri) == model_id
+    assert logged_model_id(str(tmp_path), uri) is None and logged_model_id(None, uri) is None  # a folder
+    assert logged_model_id("models:/caponimage@challenger", uri) is None  # no such alias
