@@ -67,12 +67,12 @@ def evaluate_and_log(
             job, dataset, checkpoint, split, index, beam_size=beam_size, meteor=meteor, fields=fields
         )
         lang = "zh" if checkpoint.tokenizer.mode == "char" else "en"
-        log_evaluation(run, report, rows, split=split, lang=lang, title=f"{split} ({report.images} images)")
         model_id = logged_model_id(tags.get("model_source"), job.tracking.tracking_uri)
-        if model_id is not None:  # the model's page lists its scores, per dataset; the run links to it
+        if model_id is not None:  # the run links the model it scored; the model's page lists the scores
             run.log_model_input(model_id)
-            scores = {f"{split}_{k}": v for k, v in report.metrics().items()}
-            run.log_metrics(scores, model_id=model_id, dataset=(dataset_name(dataset.location), dataset.version))
+        scored = (model_id, (dataset_name(dataset.location), dataset.version))
+        title = f"{split} ({report.images} images)"
+        log_evaluation(run, report, rows, split=split, lang=lang, title=title, scored=scored)
         log_pictures(run, pictures(report, rows, index, dataset.images_root, lang, sheets))
         if report.publishing:
             failures = publishing_failures(rows, index, dataset.images_root, lang, job.publish.min_font_fraction)
@@ -81,11 +81,19 @@ def evaluate_and_log(
 
 
 def log_evaluation(
-    run: TrackedRun, report: EvaluationReport, rows: list[dict[str, Any]], *, split: str, lang: str, title: str
+    run: TrackedRun,
+    report: EvaluationReport,
+    rows: list[dict[str, Any]],
+    *,
+    split: str,
+    lang: str,
+    title: str,
+    scored: tuple[str | None, tuple[str, str]] | None = None,
 ) -> None:
     """Metrics, the table, every prediction and the length/aspect plot into ``run``. The scores and the
     predictions are also MLflow tables (the UI sorts and filters them, and compares them across runs)."""
-    run.log_metrics({f"{split}_{k}": v for k, v in report.metrics().items()})
+    model_id, dataset = scored if scored is not None and scored[0] else (None, None)  # the model scored, on what
+    run.log_metrics({f"{split}_{k}": v for k, v in report.metrics().items()}, model_id=model_id, dataset=dataset)
     run.log_text(report.table(title) + "\n\n" + format_aspect_table(report.aspect_bins) + "\n", "table.md")
     plain = [{k: _plain(k, v) for k, v in r.items()} for r in rows]
     run.log_text("\n".join(json.dumps(r, ensure_ascii=False) for r in plain) + "\n", f"predictions_{split}.jsonl")
