@@ -4,7 +4,6 @@ data, model, flows), and ``services`` where it uses the team's server."""
 
 from __future__ import annotations
 
-import socket
 from pathlib import Path
 
 import pytest
@@ -53,10 +52,9 @@ def s3_bucket():
     """
     import boto3
     from moto.server import ThreadedMotoServer
+    from servers import free_port
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     endpoint = f"http://127.0.0.1:{port}"

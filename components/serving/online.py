@@ -30,7 +30,7 @@ from typing import Any
 import pandas as pd
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 from ray import serve
 
 from components.errors import ConfigError
@@ -84,11 +84,12 @@ class ServeArgs(BaseModel):
             raise ValueError(str(err)) from err
         return value
 
-    @model_validator(mode="after")
-    def _shadow_needs_a_model(self) -> "ServeArgs":
-        if self.shadow_percent > 0 and self.shadow_model is None:
+    @field_validator("shadow_percent")
+    @classmethod
+    def _shadow_needs_a_model(cls, value: float, info: ValidationInfo) -> float:
+        if value > 0 and info.data.get("shadow_model") is None:  # shadow_model is declared, so checked, first
             raise ValueError("shadow_percent > 0 needs shadow_model (e.g. models:/caponimage@challenger)")
-        return self
+        return value
 
 
 def caption_queries(loaded: Loaded, name: str, queries: Sequence[CaptionQuery]) -> list[dict[str, Any] | BadRequest]:
@@ -257,7 +258,7 @@ def serve_args(as_flags: bool = False, **values: Any) -> ServeArgs:
         return ServeArgs(**{k: v for k, v in values.items() if v is not None})
     except ValidationError as err:
         first = err.errors()[0]
-        key = ".".join(str(part) for part in first["loc"]) or "shadow_percent"  # the model-wide check's
+        key = ".".join(str(part) for part in first["loc"])
         key = "--" + key.replace("_", "-") if as_flags else key
         raise ConfigError(key, first["msg"].removeprefix("Value error, ")) from err
 

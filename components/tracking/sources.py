@@ -155,23 +155,24 @@ def logged_model_id(source: str | None, tracking_uri: str) -> str | None:
     if parsed.kind in ("run", "logged_model"):
         uri = logged_model_uri(parsed.run_id, tracking_uri)
         return uri.removeprefix("models:/") if uri else None
-    if parsed.kind == "registered_model" and not parsed.text.removeprefix("models:/").startswith("m-"):
-        name, _, rest = parsed.text.removeprefix("models:/").partition("/")
-        name, _, alias = name.partition("@")
-        client = MlflowClient(tracking_uri)
-        try:
-            version = client.get_model_version_by_alias(name, alias) if alias else client.get_model_version(name, rest)
-        except MlflowException:
-            return None
-        if version.model_id:
-            return version.model_id
-        if (version.source or "").startswith("models:/m-"):  # registered from the logged model's URI
-            return version.source.removeprefix("models:/")
-        uri = logged_model_uri(version.run_id, tracking_uri) if version.run_id else None
-        return uri.removeprefix("models:/") if uri else None
-    if parsed.kind == "registered_model":
-        return parsed.text.removeprefix("models:/")
-    return None
+    if parsed.kind != "registered_model":
+        return None
+    path = parsed.text.removeprefix("models:/")
+    if path.startswith("m-"):  # a logged model's own URI
+        return path
+    name, _, rest = path.partition("/")
+    name, _, alias = name.partition("@")
+    client = MlflowClient(tracking_uri)
+    try:
+        version = client.get_model_version_by_alias(name, alias) if alias else client.get_model_version(name, rest)
+    except MlflowException:
+        return None
+    if version.model_id:
+        return version.model_id
+    if (version.source or "").startswith("models:/m-"):  # registered from the logged model's URI
+        return version.source.removeprefix("models:/")
+    uri = logged_model_uri(version.run_id, tracking_uri) if version.run_id else None
+    return uri.removeprefix("models:/") if uri else None
 
 
 def logged_model_uri(run_id: str, tracking_uri: str) -> str | None:

@@ -5,7 +5,6 @@ import base64
 import io
 import json
 import os
-import socket
 import threading
 import time
 from pathlib import Path
@@ -17,6 +16,7 @@ import torch
 from helpers import chromium
 from mlflow.tracking import MlflowClient
 from PIL import Image
+from servers import free_port
 
 from components.config import load_job_config
 from components.data.prepare import with_vocabulary
@@ -71,9 +71,7 @@ def service(ray_cluster, registry):
     from components.serving.online import Captioner, serve_args
 
     uri, _, folder = registry
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     args = serve_args(model=f"models:/{NAME}@champion", tracking_uri=uri, poll_s=0.5,
                       shadow_model=f"models:/{NAME}@challenger", shadow_percent=100,
                       shadow_log=str(folder / "shadow"))  # fmt: skip
