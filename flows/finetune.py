@@ -42,11 +42,10 @@ def main(argv: list[str] | None = None) -> int:
     job, dataset = prepare_dataset(job)  # 3. data; the model's vocabulary grown by the tokens the data's gained
     job, tokenizer, weights, added = extend_vocabulary(job, pretrained, dataset.tokenizer)
     dataset = dataset.with_tokenizer(tokenizer)
-    fitted = tracked_fit(  # 4. MLflow run nested under pre-training, Ray, train from its weights, log the model
+    fitted = tracked_fit(  # 4. MLflow run (its input: the pre-trained model), Ray, train from its weights, log it
         job,
         dataset,
         default_run_name(job),
-        parent_run_id=source.run_id,
         tags={"init_from": source.text, "pretrain_run_id": source.run_id or ""},
         init_weights=weights,
         params=vocabulary_params(pretrained, added),

@@ -11,7 +11,7 @@ import pytest
 from components.data.synthetic.build import SyntheticSpec, build_release
 
 BUCKET = "caponimage-test"
-TIERS = ("unit", "data", "model", "flows")
+TIERS = ("unit", "data", "model", "deployment", "flows")
 
 
 def pytest_collection_modifyitems(items):

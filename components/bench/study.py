@@ -78,7 +78,7 @@ def matching_by_level(model, val_batches, probabilities, positive_rate: float, d
         for name, (right, scored) in matching_counts(
             model, batch.to(device), images, probabilities, positive_rate, rng
         ).items():
-            total = totals.setdefault(name.removeprefix("val_matching_accuracy_"), [0.0, 0.0])
+            total = totals.setdefault(name.removeprefix("matching_accuracy_"), [0.0, 0.0])
             total[0], total[1] = total[0] + right, total[1] + scored
     model.train()
     return {name: right / scored for name, (right, scored) in totals.items() if name in LEVELS and scored}

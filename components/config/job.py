@@ -27,6 +27,7 @@ from components.config.base import (
 from components.config.model import ModelConfig, expand_preset
 from components.config.space import check_dimension, flat_space
 from components.errors import ConfigError
+from components.metric_names import TRAINING_SECTIONS, VALIDATION_CIDER, section_of
 
 DEFAULT_DATASET = "data/synthetic"
 NegativeSchedule = Literal["progressive", "fixed", "level1", "level12"]  # paper Table 3
@@ -308,10 +309,22 @@ class TuneSection(Section):
     space: dict[str, Any] = Field(default_factory=_default_space)
     num_samples: PositiveInt = 4  # trials; with grid dimensions, repeats of the whole grid
     max_concurrent: NonNegativeInt = 0  # 0: as many as the cluster's CPUs and GPUs hold at once
-    metric: NonEmptyText = "val_cider"  # reported by the training loop at every validation
+    metric: NonEmptyText = VALIDATION_CIDER  # reported by the training loop at every validation
     mode: Literal["min", "max"] = "max"
     grace_period: PositiveInt = 100  # steps every trial runs before ASHA may stop it
     reduction_factor: Annotated[Integer, Field(ge=2)] = 2  # ASHA keeps 1 / reduction_factor at each rung
+
+    @field_validator("metric")
+    @classmethod
+    def _reported_in_training(cls, value: str) -> str:
+        """A metric the training loop reports (under ``train/`` or ``val_subset/``), or ASHA would wait
+        for it in vain and every trial would end without a score."""
+        if section_of(value) not in TRAINING_SECTIONS:
+            sections = " or ".join(f"{s}/" for s in TRAINING_SECTIONS)
+            raise ValueError(
+                f"must be a metric the training loop reports, under {sections} (e.g. {VALIDATION_CIDER}); got {value!r}"
+            )
+        return value
 
     @field_validator("space", mode="before")
     @classmethod

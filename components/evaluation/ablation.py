@@ -24,6 +24,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from components.metric_names import CEILING, metric_key
+
 PAPER_STEPS = 200_000  # the paper's pre-training, which its curriculum is written for
 
 
@@ -122,19 +124,19 @@ FIELD_COLUMNS = tuple(f"field_accuracy_{c}{d}" for d in ("_diag", "") for c in (
 )
 POWERED = 0.7  # the share of its own ceiling a variant must reach to be ranked
 # Metric names on the ablation's parent run: "<variant>_s<seed>_<metric>", with '@' logged as '-'.
-_RUN_METRIC = re.compile(r"^(?P<variant>.+)_s(?P<seed>\d+)_(?P<metric>.+)$")
+_RUN_METRIC = re.compile(r"^(?P<variant>[^/]+)/s(?P<seed>\d+)_(?P<metric>.+)$")
 _HUMAN = ("Div@1", "Div@2")
 _RELATIONS = {"<": operator.lt, "<=": operator.le}
 
 
 def run_metric_key(variant: str, seed: int, metric: str) -> str:
     """The parent run's name for one variant's, one seed's metric (read back by ``results_from_metrics``)."""
-    return f"{variant}_s{seed}_{metric}"
+    return metric_key(variant, f"s{seed}_{metric}")
 
 
 def ceiling_metric_key(variant: str) -> str:
     """The parent run's name for a variant's ceiling (its oracle's ``field_accuracy_all``)."""
-    return f"ceiling_{variant}_field_accuracy_all"
+    return metric_key(CEILING, f"{variant}_field_accuracy_all")
 
 
 def ceilings_from_metrics(metrics: Mapping[str, float]) -> dict[str, float]:

@@ -22,6 +22,7 @@ from components.evaluation.oracle import dataset_field_sheet
 from components.evaluation.predict import evaluate_checkpoint
 from components.evaluation.rendering import failure_sheet, qualitative_sheet, type_map
 from components.evaluation.report import EvaluationReport
+from components.metric_names import named
 from components.model.checkpoint import LoadedCheckpoint
 from components.publishing.records import published_image
 from components.tracking.runs import TrackedRun, dataset_name, job_run, work_key
@@ -93,7 +94,7 @@ def log_evaluation(
     """Metrics, the table, every prediction and the length/aspect plot into ``run``. The scores and the
     predictions are also MLflow tables (the UI sorts and filters them, and compares them across runs)."""
     model_id, dataset = scored if scored is not None and scored[0] else (None, None)  # the model scored, on what
-    run.log_metrics({f"{split}_{k}": v for k, v in report.metrics().items()}, model_id=model_id, dataset=dataset)
+    run.log_metrics(named(split, report.metrics()), model_id=model_id, dataset=dataset)  # val/CIDEr, ...
     run.log_text(report.table(title) + "\n\n" + format_aspect_table(report.aspect_bins) + "\n", "table.md")
     plain = [{k: _plain(k, v) for k, v in r.items()} for r in rows]
     run.log_text("\n".join(json.dumps(r, ensure_ascii=False) for r in plain) + "\n", f"predictions_{split}.jsonl")

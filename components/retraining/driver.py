@@ -35,6 +35,7 @@ from components.data.release.versions import images_folder, list_versions, load_
 from components.errors import DataGateFailed, RetrainError
 from components.evaluation.oracle import validation_field_sheet
 from components.evaluation.tracked_evaluation import Evaluated, evaluate_and_log, metric_value
+from components.metric_names import named
 from components.redaction import redact
 from components.retraining.comparison import COMPARED, Decision, comparison_figure, decide, paired_gain
 from components.retraining.crashes import crash_point
@@ -312,7 +313,7 @@ class Retrain:
             folder = storage.join(self.dataset, VIEWS_DIR, key)
             ratio, seed = self.job.retrain.replay_ratio, self.job.train.seed
             counts = write_view(self.dataset, self.pending.previous_version, folder, ratio, seed)
-            self.parent.log_metrics({k: float(v) for k, v in counts.items()})
+            self.parent.log_metrics(named("replay", {k: float(v) for k, v in counts.items()}))
             data = {"dataset": folder, "images_root": images_folder(self.dataset)}
         start = source.load_for_inference(uri)
         job = self.job.with_overrides(
@@ -437,7 +438,7 @@ class Retrain:
         # and how many of its captions could be published.
         side = role.partition("-")[0]  # candidate, champion
         side_by_side = {**evaluated.report.fields, **evaluated.report.publishing}
-        self.parent.log_metrics({f"{side}_{k}": v for k, v in side_by_side.items()})
+        self.parent.log_metrics(named(side, side_by_side))  # candidate/..., champion/...
         return evaluated
 
     def register(self, candidate: Evaluated, decision: Decision) -> str:
@@ -457,7 +458,6 @@ class Retrain:
                 "data_version": score.data_version,
                 "dataset": redact(self.dataset),
                 **score.tags(),
-                **{f"metric.{k}": f"{v:.4f}" for k, v in report.metrics().items()},
             }
             run_id = self.pending.candidate_run_id
             added = self.registry.add_version(model_uri, run_id=run_id, tags=tags, description=score.description())

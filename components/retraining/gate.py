@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from components.config import RetrainSection
 from components.data.ingest.partitions import IngestResult
 from components.data.record.tokenizer import split_chars
+from components.metric_names import named
 
 DEDUP_REASONS = ("duplicate_product", "duplicate_image", "near_duplicate")  # normal in a re-crawl, not bad input
 
@@ -38,15 +39,17 @@ class DataFigures:
         return sum(self.bad_input.values()) / self.lines if self.lines else 0.0
 
     def metrics(self) -> dict[str, float]:
-        return {
-            "gate_lines": float(self.lines),
-            "gate_new_images": float(self.new_images),
-            "gate_rejection_rate": self.rejection_rate,
-            "gate_mean_caption_chars": self.mean_caption_chars,
-            "gate_oov_share": self.oov_share,
-            "gate_fixed_split_overlap": float(len(self.overlap)),
-            "gate_fixed_split_near_duplicates": float(len(self.near_fixed)),
+        """The figures as the retrain run logs them (``gate/new_images``, ...)."""
+        figures = {
+            "lines": float(self.lines),
+            "new_images": float(self.new_images),
+            "rejection_rate": self.rejection_rate,
+            "mean_caption_chars": self.mean_caption_chars,
+            "oov_share": self.oov_share,
+            "fixed_split_overlap": float(len(self.overlap)),
+            "fixed_split_near_duplicates": float(len(self.near_fixed)),
         }
+        return named("gate", figures)
 
 
 def data_figures(result: IngestResult, fixed_ids: Iterable[str]) -> DataFigures:

@@ -13,6 +13,7 @@ from components.data.ingest.partitions import IngestResult, Plan, plan_ingest, r
 from components.data.pictures.preview import ocr_tile, sheet_of
 from components.data.record.boxes import Box
 from components.data.record.images import open_image
+from components.metric_names import metric_key, named
 from components.redaction import redact
 from components.tracking.runs import TrackedRun, job_run, new_run_name, work_key
 
@@ -44,14 +45,14 @@ def ingest_planned(
 
 def log_ingest(run: TrackedRun, result: IngestResult) -> None:
     """Everything about an ingest into its run."""
-    metrics = {f"stage_{k}": float(v) for k, v in result.stages.items()}
-    metrics.update({f"rejected_{k}": float(v) for k, v in result.rejected.items()})
-    metrics.update({f"texts_{k}": float(v) for k, v in result.texts.items()})
-    metrics.update({k: v for k, v in result.fluency.items() if np.isfinite(v)})
-    metrics["oov_share"] = result.oov_share
+    metrics = named("stage", {k: float(v) for k, v in result.stages.items()})  # stage/lines, stage/added, ...
+    metrics.update(named("rejected", {k: float(v) for k, v in result.rejected.items()}))
+    metrics.update(named("texts", {k: float(v) for k, v in result.texts.items()}))
+    metrics[metric_key("texts", "oov_share")] = result.oov_share
+    metrics.update(named("fluency", {k: v for k, v in result.fluency.items() if np.isfinite(v)}))
     if result.ocr_seconds:
-        metrics["ocr_seconds_per_image"] = float(np.mean(result.ocr_seconds))
-        metrics["ocr_seconds_p95"] = float(np.quantile(result.ocr_seconds, 0.95))
+        metrics[metric_key("ocr", "seconds_per_image")] = float(np.mean(result.ocr_seconds))
+        metrics[metric_key("ocr", "seconds_p95")] = float(np.quantile(result.ocr_seconds, 0.95))
     run.log_metrics(metrics)
     run.set_tags(
         {

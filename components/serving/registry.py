@@ -171,7 +171,7 @@ def publish(
     model_uri = logged_model_uri(run_id, uri)
     if model_uri is None:
         with tracked_run(job.tracking, run_id=run_id) as run:
-            model_uri = log_checkpoint_model(run, checkpoint_folder, dataset)
+            model_uri = log_checkpoint_model(run, checkpoint_folder, dataset, job.task)
     registry = Registry(uri, job.tracking.registered_model)
     return register(registry, model_uri, score, run_id=run_id, tags=tags, rescore=rescore)
 
@@ -210,7 +210,6 @@ def register_evaluated(
             "data_version": score.data_version,
             "dataset": redact(portable(job.data.dataset)),
             **dict(tags),
-            **{f"metric.{k}": f"{v:.4f}" for k, v in report.metrics().items()},
         },
         rescore=rescorer(job, dataset, split, eval_images, parent_run_id),
     )

@@ -298,8 +298,9 @@ def dataset_example(dataset: PreparedDataset) -> pd.DataFrame:
     return example_request(request["image"], request["info"], request["boxes"])
 
 
-def log_checkpoint_model(run: TrackedRun, checkpoint_folder: str, dataset: PreparedDataset) -> str:
-    """A training run's last checkpoint as the pyfunc model of ``run``, its input example an
+def log_checkpoint_model(run: TrackedRun, checkpoint_folder: str, dataset: PreparedDataset, name: str) -> str:
+    """A training run's last checkpoint as the pyfunc model of ``run``, named ``name`` (the task that
+    trained it: ``pretrain``, ``finetune``, as the UI's model list shows it), its input example an
     image of the ``dataset`` it trained on; the model's URI (the weights, config and vocabulary are
     logged once, in the model)."""
-    return log_pyfunc(run, checkpoint_folder, dataset_example(dataset)).model_uri
+    return log_pyfunc(run, checkpoint_folder, dataset_example(dataset), name).model_uri

@@ -40,6 +40,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
 from components.config import JobConfig, TrackingSection
 from components.errors import ConfigError
+from components.metric_names import DATA, named
 from components.model.checkpoint import CHECKPOINT_ARTIFACT, inference_files
 from components.processes import dead_here, this_host
 from components.redaction import redact
@@ -280,8 +281,9 @@ class TrackedRun:
     def log_skipped_records(self, rejections: dict[str, Any]) -> None:
         """A tally's report (``{"counts": {reason: n}, "examples": [...]}``) as metrics and a text file."""
         counts = rejections.get("counts", {})
-        self.log_metrics({"skipped_records": float(sum(counts.values()))})
-        self.log_metrics({f"skipped_{reason}": float(count) for reason, count in counts.items()})
+        skipped = {"skipped_records": float(sum(counts.values()))}
+        skipped.update({f"skipped_{reason}": float(count) for reason, count in counts.items()})
+        self.log_metrics(named(DATA, skipped))
         if rejections.get("examples"):
             self.log_text(redact("\n".join(rejections["examples"])), "skipped_records.txt")
 

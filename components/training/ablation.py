@@ -66,7 +66,7 @@ def train_and_evaluate(
     fields: FieldSheet | None = None,
 ) -> dict[str, float]:
     """A variant pre-trained, fine-tuned (every variant alike: the same budget) and scored on val;
-    its scores go to the parent run as ``<variant>_s<seed>_<metric>`` (``fields``: val's field sheet,
+    its scores go to the parent run as ``<variant>/s<seed>_<metric>`` (``fields``: val's field sheet,
     for field accuracy in validation and in the scores)."""
     job = job.with_overrides(model=variant.model, train=variant.train_overrides(seed))
     weights = train_variant(job, dataset, parent, f"{variant.name}-s{seed}", fields=fields)

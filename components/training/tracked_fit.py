@@ -20,15 +20,21 @@ from components.config import JobConfig, TrainSection
 from components.data.release.dataset import PreparedDataset
 from components.errors import ConfigError
 from components.evaluation.fields import FieldSheet
+from components.metric_names import TRAIN, VAL_SUBSET, metric_key
 from components.model.backbone import resolve_norm
 from components.model.checkpoint import CONFIG_FILE, load_checkpoint
 from components.tracking.pyfunc import log_checkpoint_model
 from components.tracking.runs import TrackedRun, close_run, job_run, new_run_name, run_of_ray_run
+from components.tracking.sources import logged_model_id
 from components.training.curriculum import curriculum_step, level_probabilities
 from components.training.driver import fit
 
 log = logging.getLogger(__name__)
-LOSSES = ("loss_generation", "loss_matching", "val_loss_generation")
+LOSSES = (
+    metric_key(TRAIN, "loss_generation"),
+    metric_key(TRAIN, "loss_matching"),
+    metric_key(VAL_SUBSET, "loss_generation"),
+)
 
 
 @dataclass
@@ -77,6 +83,9 @@ def tracked_fit(
     resume_run_id = earlier_run(job, ray_run_name, resumes_from)
     with job_run(job, run_name, parent_run_id, tags=tags, resume_run_id=resume_run_id) as run:
         run.log_dataset(dataset.location, dataset.version, "training")
+        started_from = started_from_model(job)
+        if started_from is not None and resume_run_id is None:  # (a resumed run has it already)
+            run.log_model_input(started_from)  # the UI links the two models
         if params:
             run.log_params(params)
         weights = ray.put(init_weights) if init_weights is not None else None  # reaches workers on any node
@@ -84,6 +93,15 @@ def tracked_fit(
         result, skipped = fit(job, dataset, ray_run_name, run.run_id, weights, callbacks, fields)
         model_uri = log_training(run, job, dataset, result, skipped, log_model)
     return FitOutcome(run.run_id, result, skipped, model_uri)
+
+
+def started_from_model(job: JobConfig) -> str | None:
+    """The logged model a fine-tuning starts from, when ``init_from`` names one in this store (a
+    checkpoint folder names none; an ablation's ``init_from`` is a label, its weights come directly)."""
+    try:
+        return logged_model_id(job.init_from, job.tracking.tracking_uri)
+    except ConfigError:
+        return None
 
 
 def with_resolved_backbone(job: JobConfig) -> JobConfig:
@@ -159,7 +177,7 @@ def log_training(
         run.log_checkpoint(result.checkpoint, files=not log_model)
         if log_model:
             with result.checkpoint.as_directory() as folder:
-                model_uri = log_checkpoint_model(run, folder, dataset)
+                model_uri = log_checkpoint_model(run, folder, dataset, job.task)
     run.log_figure(curriculum_figure(job.train), "plots/curriculum.png")
     run.log_figure(run.metric_history_figure(LOSSES, "loss", "training losses"), "plots/losses.png")
     run.log_skipped_records(skipped)
@@ -167,7 +185,8 @@ def log_training(
 
 
 def curriculum_figure(train: TrainSection):
-    """p1, p2, p3 against the global step, as the run's step runner draws them."""
+    """The probability of each negative level against the global step, as the run's step runner draws
+    them (logged as ``negatives/another_image``, ``negatives/another_box``, ``negatives/neighbour``)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -177,7 +196,8 @@ def curriculum_figure(train: TrainSection):
     xs = sorted({max(1, round(train.steps * i / 400)) for i in range(401)})
     probabilities = [level_probabilities(schedule, curriculum_step(train, x)) for x in xs]
     figure, axis = plt.subplots(figsize=(7, 4))
-    for level, label in enumerate(("p1: another image", "p2: another box", "p3: a neighbour")):
+    labels = ("level I: a caption of another image", "level II: another box's", "level III: a neighbour's")
+    for level, label in enumerate(labels):
         axis.plot(xs, [p[level] for p in probabilities], label=label)
     axis.set(
         xlabel="global step",

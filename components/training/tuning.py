@@ -23,6 +23,7 @@ from components.config.sweep import trial_job
 from components.data.release.dataset import PreparedDataset
 from components.errors import SweepFailed
 from components.evaluation.fields import FieldSheet
+from components.metric_names import SWEEP, metric_key
 from components.tracking.runs import TrackedRun, child_runs, close_run, new_run_name
 from components.training.tracked_fit import tracked_fit
 
@@ -232,10 +233,10 @@ def log_sweep(job: JobConfig, results, sweep: TrackedRun) -> str:
     against each swept parameter; printed too. The MLflow run id of the best trial. (A failed
     trial's own run has its error in the tag ``error``.)"""
     stopped = close_stopped_runs(job.tracking.tracking_uri, sweep.run_id, results, job.train.steps)
-    sweep.log_metric("trials_stopped_early", stopped)
+    sweep.log_metric(metric_key(SWEEP, "trials_stopped_early"), stopped)
     keys = list(job.tune.space)
     rows = sweep_rows(results, keys, job.tune.metric)
-    sweep.log_metric("trials_failed", sum(bool(r["error"]) for r in rows))
+    sweep.log_metric(metric_key(SWEEP, "trials_failed"), sum(bool(r["error"]) for r in rows))
     sweep.log_text("\n".join(json.dumps(r, default=str) for r in rows) + "\n", "sweep/trials.jsonl")
     sweep.log_figure(sweep_figure(rows, keys, job.tune.metric), "sweep/metric_vs_parameters.png")
     for row in rows:

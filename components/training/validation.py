@@ -1,6 +1,6 @@
 """Validation during training: generation loss, matching accuracy, and greedy CIDEr on a val subset.
 
-Matching accuracy is reported under the curriculum's current mix (``val_matching_accuracy``) and
+Matching accuracy is reported under the curriculum's current mix (``matching_accuracy``) and
 apart: on true captions (``..._positive``) and on negatives of each level alone (``..._level1`` to
 ``..._level3``), so that a head answering "no" to everything shows as 0 on positives, not as 0.6.
 
@@ -30,11 +30,11 @@ VALIDATION_SEED = 1234  # the same negatives at every validation, so accuracies 
 # Each matching view of a val batch: (name, level probabilities, positive rate, the level scored);
 # None: the curriculum's probabilities and rate, every sample scored.
 MATCHING_VIEWS = (
-    ("val_matching_accuracy", None, None, None),
-    ("val_matching_accuracy_positive", (1.0, 0.0, 0.0), 1.0, 0),
-    ("val_matching_accuracy_level1", (1.0, 0.0, 0.0), 0.0, 1),
-    ("val_matching_accuracy_level2", (0.0, 1.0, 0.0), 0.0, 2),
-    ("val_matching_accuracy_level3", (0.0, 0.0, 1.0), 0.0, 3),
+    ("matching_accuracy", None, None, None),
+    ("matching_accuracy_positive", (1.0, 0.0, 0.0), 1.0, 0),
+    ("matching_accuracy_level1", (1.0, 0.0, 0.0), 0.0, 1),
+    ("matching_accuracy_level2", (0.0, 1.0, 0.0), 0.0, 2),
+    ("matching_accuracy_level3", (0.0, 0.0, 1.0), 0.0, 3),
 )
 
 
@@ -102,7 +102,9 @@ def validate(
     fields: FieldSheet | None = None,
 ) -> dict[str, float]:
     """``probabilities`` None skips caption matching (a generation-only model); ``fields``: the val
-    subset's field sheet (a synthetic crawl's), for ``val_field_accuracy_<input>`` and the rest."""
+    subset's field sheet (a synthetic crawl's), for ``field_accuracy_<input>`` and the rest.
+
+    The names are the scores' own; the training loop logs them under ``val_subset/``."""
     inner = unwrap(model)
     was_training = inner.training
     inner.eval()
@@ -129,12 +131,12 @@ def validate(
     pairs = _gather(pairs)
     inner.train(was_training)
     metrics = {
-        "val_loss_generation": loss_sum / max(tokens, 1.0),
-        "val_cider": cider({k: r for k, _, r in pairs}, {k: p for k, p, _ in pairs}, tokenizer.mode),
-        "val_boxes": float(len(pairs)),
+        "loss_generation": loss_sum / max(tokens, 1.0),
+        "CIDEr": cider({k: r for k, _, r in pairs}, {k: p for k, p, _ in pairs}, tokenizer.mode),
+        "boxes": float(len(pairs)),
     }
     if fields is not None:
-        metrics.update({f"val_{k}": v for k, v in field_accuracy(fields, {k: p for k, p, _ in pairs}).items()})
+        metrics.update(field_accuracy(fields, {k: p for k, p, _ in pairs}))
     if probabilities is not None:
         for i, name in enumerate(matching):
             right, scored = sums[2 * i], sums[2 * i + 1]

@@ -24,6 +24,7 @@ from ray.train.v2._internal.execution import context as train_context
 from components.config import JobConfig
 from components.data.record.tokenizer import Tokenizer
 from components.errors import DatasetFormatError
+from components.metric_names import NEGATIVE_LEVELS, NEGATIVES, TRAIN, VAL_SUBSET, named
 from components.model.batches import ImageCaptions, collate
 from components.model.build import build_model
 from components.model.capon import ModelBatch
@@ -162,22 +163,21 @@ def train_loop_per_worker(config: dict) -> None:
         save_now = step % train.checkpoint_every == 0 or step == train.steps
         if not (report or validate_now or save_now):
             continue
-        metrics = {"step": step, **window.summary(step, train.steps)}
-        metrics["boxes_per_s"] *= world  # every rank trains the same number of steps
-        metrics["resumed_from"] = float(start)
+        summary = window.summary(step, train.steps)
+        summary["boxes_per_s"] *= world  # every rank trains the same number of steps
+        metrics = {"step": step, "eta_s": summary.pop("eta_s"), "resumed_from": float(start), **named(TRAIN, summary)}
         probabilities = runner.probabilities(step) if matching else None
         if matching:
-            metrics.update(zip(("p1", "p2", "p3"), probabilities, strict=True))
+            metrics.update(named(NEGATIVES, dict(zip(NEGATIVE_LEVELS, probabilities, strict=True))))
         if validate_now:
             val_rows = ray.train.get_dataset_shard("val").iter_batches(
                 batch_size=train.images_per_batch, batch_format="numpy"
             )
             limit = job.model.max_caption_tokens
-            metrics.update(
-                validate(
-                    model, val_rows, tokenizer, probabilities, train.positive_rate, device, limit, config.get("fields")
-                )
+            scores = validate(
+                model, val_rows, tokenizer, probabilities, train.positive_rate, device, limit, config.get("fields")
             )
+            metrics.update(named(VAL_SUBSET, scores))
         if rank == 0:
             log.info(
                 "step %d/%d %s", step, train.steps, " ".join(f"{k}={v:.4g}" for k, v in metrics.items() if k != "step")

@@ -46,9 +46,9 @@ def test_two_partitions_become_one_new_version_read_by_real_ocr(ingested):
     ledger = json.loads((dataset / LEDGER_FILE).read_text())
     assert set(ledger) == set(PARTITIONS) and {e["version"] for e in ledger.values()} == {version}
     (run,) = ingest_runs(uri)
-    assert run.info.status == "FINISHED" and run.data.metrics["stage_lines"] == 10
-    assert run.data.metrics["stage_added"] >= 5 and run.data.metrics["ocr_seconds_per_image"] > 0
-    assert run.data.metrics["texts_total"] > run.data.metrics["texts_kept"] > 0
+    assert run.info.status == "FINISHED" and run.data.metrics["stage/lines"] == 10
+    assert run.data.metrics["stage/added"] >= 5 and run.data.metrics["ocr/seconds_per_image"] > 0
+    assert run.data.metrics["texts/total"] > run.data.metrics["texts/kept"] > 0
     (source,) = run.inputs.dataset_inputs
     assert source.dataset.digest == version and source.tags[0].value == "ingest"
     artifacts = {a.path for a in MlflowClient(uri).list_artifacts(run.info.run_id, "ingest")}

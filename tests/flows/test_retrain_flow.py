@@ -132,7 +132,7 @@ def test_the_first_retrain_pretrains_fine_tunes_and_promotes(first, place):
     assert tags["score.split"] == "test" and tags["score.images"] == "20"
     top = parent(uri, record["run_key"])  # one parent run, also after the kill before its id was saved
     assert top.info.status == "FINISHED" and top.data.tags["retrain_outcome"] == "promoted"
-    assert top.data.metrics["gate_new_images"] >= 2 and top.data.metrics["gate_fixed_split_overlap"] == 0
+    assert top.data.metrics["gate/new_images"] >= 2 and top.data.metrics["gate/fixed_split_overlap"] == 0
     assert top.data.tags["registered_version"] == "1"
     nested = children(uri, top.info.run_id)
     tasks = [r.data.tags["task"] for r in nested]
@@ -143,7 +143,7 @@ def test_the_first_retrain_pretrains_fine_tunes_and_promotes(first, place):
     assert len(MlflowClient(uri).search_model_versions(f"name = '{NAME}'")) == 1
     (source,) = nested[2].inputs.dataset_inputs  # pre-training read the version the ingest made
     assert source.dataset.digest == dataset_version(str(root / "dataset")) == record["version"]
-    assert nested[2].data.metrics["skipped_records"] == 0
+    assert nested[2].data.metrics["data/skipped_records"] == 0
     artifacts = {a.path for a in MlflowClient(uri).list_artifacts(top.info.run_id, "retrain")}
     assert "retrain/comparison.png" in artifacts
     ledger = json.loads((root / "dataset" / LEDGER_FILE).read_text())
@@ -221,7 +221,7 @@ def test_a_clearly_better_candidate_is_promoted_by_the_paired_bootstrap(second, 
     )
     assert roles == ["candidate", "champion-v1"]
     view = root / "dataset" / "retrain" / "views" / record["run_key"]
-    assert top.data.metrics["new_images"] >= 2 and (view / "ref_captions.json").is_file()
+    assert top.data.metrics["replay/new_images"] >= 2 and (view / "ref_captions.json").is_file()
 
 
 def new_captions(root, record: dict) -> list[str]:
@@ -255,7 +255,7 @@ def test_a_crawl_of_unseen_characters_is_written_by_the_first_candidate(first, p
     assert all(UNK not in candidate.tokenizer.encode_caption(caption) for caption in captions)
     written = [candidate.tokenizer.decode(candidate.tokenizer.encode_caption(c)) for c in captions]
     assert written == ["".join(c.split())[:10] for c in captions]
-    assert parent(uri, record["run_key"]).data.metrics["gate_oov_share"] == 0  # every new character added
+    assert parent(uri, record["run_key"]).data.metrics["gate/oov_share"] == 0  # every new character added
 
 
 def test_the_champion_grows_its_word_table_for_the_next_crawls_characters(second, place):

@@ -41,18 +41,18 @@ def test_sweep_nests_one_run_per_trial_and_plots(sweep):
     assert sorted(c.data.params["model.n_layers"] for c in children) == ["1", "2"]
     for child in children:
         assert child.info.status == "FINISHED"
-        assert len(client.get_metric_history(child.info.run_id, "loss_generation")) >= 2  # a curve, not a point
-        assert "val_cider" in child.data.metrics
+        assert len(client.get_metric_history(child.info.run_id, "train/loss_generation")) >= 2  # a curve, not a point
+        assert "val_subset/CIDEr" in child.data.metrics
     assert parent.data.tags["best_trial_run"] in {c.info.run_id for c in children}
     artifacts = [a.path for a in client.list_artifacts(parent.info.run_id, "sweep")]
     assert "sweep/metric_vs_parameters.png" in artifacts and "sweep/trials.jsonl" in artifacts
     evaluation = client.search_runs(
         [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}' and tags.split = 'val'"
     )
-    assert len(evaluation) == 1 and "val_CIDEr" in evaluation[0].data.metrics
+    assert len(evaluation) == 1 and "val/CIDEr" in evaluation[0].data.metrics
     best = client.get_run(parent.data.tags["best_trial_run"])
     assert evaluation[0].data.params["model.n_layers"] == best.data.params["model.n_layers"]  # the winner's config
-    assert parent.data.metrics["trials_stopped_early"] == 0  # both trials ran their 12 steps
+    assert parent.data.metrics["sweep/trials_stopped_early"] == 0  # both trials ran their 12 steps
 
 
 def test_winner_is_the_champion_and_captions_every_box(sweep):
@@ -110,7 +110,7 @@ def test_evaluate_flow_takes_a_registered_model(sweep):
     run = client.search_runs(
         [experiment.experiment_id], "tags.model_source = 'models:/caponimage@champion'", max_results=1
     )[0]
-    assert run.data.metrics["val_images"] == 2 and "val_CIDEr" in run.data.metrics
+    assert run.data.metrics["val/images"] == 2 and "val/CIDEr" in run.data.metrics
 
 
 def test_bad_requests_in_a_batch_are_skipped_by_request_and_the_rest_captioned(sweep, tmp_path, capsys):

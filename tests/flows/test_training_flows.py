@@ -76,26 +76,29 @@ def test_pretraining_learns_and_tracks_everything(pretrained, place):
     run = pretrained
     assert run.info.status == "FINISHED"
     assert run.data.params["train.steps"] == "12" and run.data.params["model.d_model"] == "64"
-    losses = history(uri, run.info.run_id, "loss_generation")
+    losses = history(uri, run.info.run_id, "train/loss_generation")
     assert [s for s, _ in losses] == [2, 4, 6, 8, 10, 12]
     assert losses[-1][1] < losses[0][1]
-    assert history(uri, run.info.run_id, "loss_matching")  # 3:1 mix: matching steps happened
-    assert [s for s, _ in history(uri, run.info.run_id, "val_cider")] == [6, 12]
+    assert history(uri, run.info.run_id, "train/loss_matching")  # 3:1 mix: matching steps happened
+    assert [s for s, _ in history(uri, run.info.run_id, "val_subset/CIDEr")] == [6, 12]
     # The synthetic crawl has a truth: validation scores each input's caption parts apart.
     for channel in ("info", "image", "loc"):
-        assert [s for s, _ in history(uri, run.info.run_id, f"val_field_accuracy_{channel}")] == [6, 12]
-    assert 0 <= run.data.metrics["val_role_accuracy_brand"] <= 1
-    assert [s for s, _ in history(uri, run.info.run_id, "p3")][-1] == 12
+        assert [s for s, _ in history(uri, run.info.run_id, f"val_subset/field_accuracy_{channel}")] == [6, 12]
+    assert 0 <= run.data.metrics["val_subset/role_accuracy_brand"] <= 1
+    # Every metric sits in a section of the charts view (system/ too, switched off here).
+    assert {name.partition("/")[0] for name in run.data.metrics} == {"train", "negatives", "val_subset", "data"}
+    assert [s for s, _ in history(uri, run.info.run_id, "negatives/neighbour")][-1] == 12
     checkpoint = Path(run.data.tags["checkpoint_uri"])
     assert checkpoint.name == "checkpoint_00000012" and (checkpoint / "model.pt").is_file()
     # The checkpoint is the run's logged pyfunc model (weights, config, vocabulary, no optimiser state).
     model_uri = logged_model_uri(run.info.run_id, uri)
     folder = Path(ModelSource.parse(run.info.run_id).checkpoint_folder(uri))
     assert model_uri and {"model.pt", "config.json", "word2int.json"} <= {p.name for p in folder.iterdir()}
+    assert MlflowClient(uri).get_logged_model(model_uri.removeprefix("models:/")).name == "pretrain"  # by task
     assert not (folder / "training.pt").exists() and not MlflowClient(uri).list_artifacts(run.info.run_id, "checkpoint")
     plots = {a.path for a in MlflowClient(uri).list_artifacts(run.info.run_id, "plots")}
     assert plots == {"plots/curriculum.png", "plots/losses.png"}
-    assert run.data.metrics["skipped_records"] == 0
+    assert run.data.metrics["data/skipped_records"] == 0
     # What a reader of the MLflow UI sees: the preset, no sweep settings, the data read, the right layout.
     assert run.data.params["preset"] == "tiny" and not any(k.startswith(("tune.", "ingest.")) for k in run.data.params)
     assert not history(uri, run.info.run_id, "eta_s")
@@ -131,12 +134,14 @@ def test_finetuning_starts_from_pretraining(pretrained, place):
     parent = pretrained.info.run_id
     assert load_flow("finetune").main([*common, "--init-from", "latest", "--set", "train.steps=4"]) == 0
     run = latest_run(uri, task="finetune")
-    assert run.info.status == "FINISHED" and run.data.tags["mlflow.parentRunId"] == parent
+    assert run.info.status == "FINISHED" and "mlflow.parentRunId" not in run.data.tags  # a row of its own
     assert run.data.tags["pretrain_run_id"] == parent and run.data.params["task"] == "finetune"
+    inputs = MlflowClient(uri).get_run(run.info.run_id).inputs  # the pre-trained model, linked in the UI
+    assert [m.model_id for m in inputs.model_inputs] == [logged_model_uri(parent, uri).removeprefix("models:/")]
     assert run.data.params["train.generation_per_matching"] == "(1, 0)"
-    assert not history(uri, run.info.run_id, "loss_matching")  # generation only
-    first_finetune = history(uri, run.info.run_id, "loss_generation")[0][1]
-    first_pretrain = history(uri, parent, "loss_generation")[0][1]
+    assert not history(uri, run.info.run_id, "train/loss_matching")  # generation only
+    first_finetune = history(uri, run.info.run_id, "train/loss_generation")[0][1]
+    first_pretrain = history(uri, parent, "train/loss_generation")[0][1]
     assert first_finetune < first_pretrain  # it did not start from scratch
 
 
@@ -148,12 +153,15 @@ def test_the_main_job_ends_in_a_champion_that_captions(pretrained, place, tiny_d
     finetuned = latest_run(uri, task="finetune")
     champion = client.get_model_version_by_alias("caponimage", "champion")
     assert champion.tags["source_run"] == finetuned.info.run_id and champion.tags["score.metric"] == "CIDEr"
+    assert not [tag for tag in champion.tags if tag.startswith("metric.")]  # the scores live on the model:
+    logged = client.get_logged_model(logged_model_uri(finetuned.info.run_id, uri).removeprefix("models:/"))
+    assert logged.name == "finetune" and "val/CIDEr" in {metric.key for metric in logged.metrics}
     evaluation = client.search_runs(
         [finetuned.info.experiment_id], f"tags.mlflow.parentRunId = '{finetuned.info.run_id}' and tags.split = 'val'"
     )
-    assert len(evaluation) == 1 and "val_CIDEr" in evaluation[0].data.metrics
+    assert len(evaluation) == 1 and "val/CIDEr" in evaluation[0].data.metrics
     scored = evaluation[0].data.metrics  # field accuracy and the oracle's ceiling beside the scores
-    assert 0 <= scored["val_field_accuracy_info"] <= 1 and scored["val_oracle_CIDEr"] > scored["val_CIDEr"]
+    assert 0 <= scored["val/field_accuracy_info"] <= 1 and scored["val/oracle_CIDEr"] > scored["val/CIDEr"]
     table = client.download_artifacts(evaluation[0].info.run_id, "table.md", str(tmp_path))
     assert "| oracle (ceiling) |" in Path(table).read_text("utf-8")
     dataset, _, _ = tiny_dataset
@@ -173,13 +181,14 @@ def test_worker_failure_resumes_from_last_checkpoint(pretrained, place):
     run = latest_run(uri)
     assert run.info.status == "FINISHED"
     # Until the failure it is the pre-training run again, with the same seed: the same losses.
-    for key in ("loss_generation", "loss_matching"):
+    for key in ("train/loss_generation", "train/loss_matching"):
         same_seed = history(uri, pretrained.info.run_id, key)
+        assert [s for s, _ in same_seed if s <= 6], key  # a name the run logs
         assert [v for s, v in history(uri, run.info.run_id, key) if s <= 6] == [v for s, v in same_seed if s <= 6]
     assert run.data.tags["resumed_from_step"] == "6"  # the restart went on from the step-6 checkpoint
     assert not history(uri, run.info.run_id, "resumed_from")  # a tag, not a chart
     # Steps 7 and 8 were trained twice (the failure came at 9); the chart has one value per step.
-    assert [s for s, _ in history(uri, run.info.run_id, "loss_generation")] == [2, 4, 6, 8, 10, 12]
+    assert [s for s, _ in history(uri, run.info.run_id, "train/loss_generation")] == [2, 4, 6, 8, 10, 12]
     assert Path(run.data.tags["checkpoint_uri"]).name == "checkpoint_00000012"
 
 
@@ -259,12 +268,12 @@ def test_dataset_and_checkpoints_on_s3(pretrained, s3_bucket, place):
     assert load_flow("pretrain").main([*common, *flags, "--set", "train.seed=1"]) == 0
     run = latest_run(uri)
     assert run.data.tags["data_version"] == pretrained.data.tags["data_version"]  # the same images and captions
-    other_seed = [v for s, v in history(uri, run.info.run_id, "loss_generation") if s <= 4]
-    assert other_seed != [v for s, v in history(uri, pretrained.info.run_id, "loss_generation") if s <= 4]
+    other_seed = [v for s, v in history(uri, run.info.run_id, "train/loss_generation") if s <= 4]
+    assert other_seed != [v for s, v in history(uri, pretrained.info.run_id, "train/loss_generation") if s <= 4]
     checkpoint = run.data.tags["checkpoint_uri"]
     assert checkpoint.startswith(f"{s3_bucket}/ray/") and checkpoint.endswith("checkpoint_00000006")
     assert storage.exists(storage.join(checkpoint, "model.pt"))
-    assert run.data.params["data.dataset"] == dataset and run.data.metrics["skipped_records"] == 0
+    assert run.data.params["data.dataset"] == dataset and run.data.metrics["data/skipped_records"] == 0
 
 
 def test_evaluate_logs_metrics_plots_and_pictures(pretrained, place, tmp_path):
@@ -273,7 +282,7 @@ def test_evaluate_logs_metrics_plots_and_pictures(pretrained, place, tmp_path):
     assert load_flow("evaluate").main([*common, "--model", parent, "--sheets", "8", "--no-meteor"]) == 0
     run = latest_run(uri)
     assert run.info.status == "FINISHED" and run.data.tags["mlflow.parentRunId"] == parent
-    assert {"val_BLEU-4", "val_CIDEr", "val_Div-2", "val_human_Div-2", "val_length_aspect_r"} <= set(run.data.metrics)
+    assert {"val/BLEU-4", "val/CIDEr", "val/Div-2", "val/human_Div-2", "val/length_aspect_r"} <= set(run.data.metrics)
     params = run.data.params  # the evaluation's own: what it evaluated and how, not the training's
     assert params["task"] == "evaluate" and params["eval.split"] == "val" and params["model.d_model"] == "64"
     assert not any(key.startswith("train.") for key in params) and run.info.run_name.startswith("evaluate-val-")
@@ -282,7 +291,7 @@ def test_evaluate_logs_metrics_plots_and_pictures(pretrained, place, tmp_path):
     inputs = client.get_run(run.info.run_id).inputs  # (search_runs leaves model inputs out)
     assert [m.model_id for m in inputs.model_inputs] == [model_id]
     scored = {m.key: m for m in client.get_logged_model(model_id).metrics}  # its page lists its scores
-    assert scored["val_CIDEr"].value == run.data.metrics["val_CIDEr"] and scored["val_CIDEr"].dataset_digest
+    assert scored["val/CIDEr"].value == run.data.metrics["val/CIDEr"] and scored["val/CIDEr"].dataset_digest
     top = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"table.md", "predictions_val.jsonl", "predictions_val.json", "scores_val.json", "plots", "sheets"} <= top
     table = json.loads(
@@ -292,7 +301,7 @@ def test_evaluate_logs_metrics_plots_and_pictures(pretrained, place, tmp_path):
     assert "predictions_val.json" in run.data.tags["mlflow.loggedArtifacts"]  # the UI lists it as a table
     assert "plots/length_vs_aspect.png" in {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
     sheets = [a.path for a in client.list_artifacts(run.info.run_id, "sheets")]
-    images = int(run.data.metrics["val_images"])
+    images = int(run.data.metrics["val/images"])
     assert len([s for s in sheets if s.endswith("_captions.png")]) == min(8, images) > 0
     assert len([s for s in sheets if s.endswith("_types.png")]) == min(8, images)
 
@@ -320,8 +329,8 @@ def test_ablation_nests_variants_and_rebuilds_its_table(ray_cluster, place, tmp_
     )[0]
     children = client.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent.info.run_id}'")
     assert sorted(c.data.tags["ablation_variant"] for c in children) == ["full-s0", "full-s0-finetune"]
-    assert {"full_s0_CIDEr", "full_s0_Div-2", "full_s0_human_Div-2"} <= set(parent.data.metrics)
-    assert {"full_s0_field_accuracy_ctx_diag", "ceiling_full_field_accuracy_all"} <= set(parent.data.metrics)
+    assert {"full/s0_CIDEr", "full/s0_Div-2", "full/s0_human_Div-2"} <= set(parent.data.metrics)
+    assert {"full/s0_field_accuracy_ctx_diag", "ceiling/full_field_accuracy_all"} <= set(parent.data.metrics)
     rebuilt = tmp_path / "rebuilt.md"
     assert ablate.main([*common, "--from-run", parent.info.run_id, "--out", str(rebuilt)]) == 0
     assert rebuilt.read_text("utf-8") == table

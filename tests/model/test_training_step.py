@@ -109,13 +109,13 @@ def test_validate_scores_generation_and_matching(encoded):
     job = tiny_job()
     model, _ = fresh(job, tokenizer)
     metrics = validate(model, [rows], tokenizer, (0.3, 0.4, 0.3), 0.4, torch.device("cpu"))
-    levels = {f"val_matching_accuracy_{view}" for view in ("positive", "level1", "level2", "level3")}
-    assert set(metrics) == {"val_loss_generation", "val_cider", "val_boxes", "val_matching_accuracy", *levels}
+    levels = {f"matching_accuracy_{view}" for view in ("positive", "level1", "level2", "level3")}
+    assert set(metrics) == {"loss_generation", "CIDEr", "boxes", "matching_accuracy", *levels}
     # An untrained head answers the same for everything: right on all positives or on all negatives.
-    assert {metrics["val_matching_accuracy_positive"], metrics["val_matching_accuracy_level1"]} == {0.0, 1.0}
-    assert metrics["val_boxes"] == rows["n_boxes"].sum() and 0 <= metrics["val_matching_accuracy"] <= 1
-    assert metrics["val_loss_generation"] == pytest.approx(np.log(len(tokenizer)), rel=0.2)  # untrained
-    assert "val_matching_accuracy" not in validate(model, [rows], tokenizer, None, 0.4, torch.device("cpu"))
+    assert {metrics["matching_accuracy_positive"], metrics["matching_accuracy_level1"]} == {0.0, 1.0}
+    assert metrics["boxes"] == rows["n_boxes"].sum() and 0 <= metrics["matching_accuracy"] <= 1
+    assert metrics["loss_generation"] == pytest.approx(np.log(len(tokenizer)), rel=0.2)  # untrained
+    assert "matching_accuracy" not in validate(model, [rows], tokenizer, None, 0.4, torch.device("cpu"))
 
 
 def test_validate_reports_field_accuracy_per_input_given_a_field_sheet(encoded):
@@ -124,12 +124,12 @@ def test_validate_reports_field_accuracy_per_input_given_a_field_sheet(encoded):
     sheet = dataset_field_sheet(index, index_head(index, "train"))  # the encoded rows are train images
     model, _ = fresh(tiny_job(), tokenizer)
     metrics = validate(model, [rows], tokenizer, None, 0.4, torch.device("cpu"), fields=sheet)
-    fields = {k for k in metrics if k.startswith(("val_field_", "val_role_"))}
-    assert {"val_field_accuracy_info", "val_field_accuracy_image", "val_role_accuracy_brand"} <= fields
+    fields = {k for k in metrics if k.startswith(("field_", "role_"))}
+    assert {"field_accuracy_info", "field_accuracy_image", "role_accuracy_brand"} <= fields
     assert all(0 <= metrics[k] <= 1 for k in fields)
-    assert metrics["val_role_accuracy_brand"] == 0.0  # an untrained model copies no brand
+    assert metrics["role_accuracy_brand"] == 0.0  # an untrained model copies no brand
     without = validate(model, [rows], tokenizer, None, 0.4, torch.device("cpu"))
-    assert not any(k.startswith("val_field_") for k in without)
+    assert not any(k.startswith("field_") for k in without)
 
 
 def test_curriculum_scale_stretches_the_paper_schedule_over_a_short_run(encoded):

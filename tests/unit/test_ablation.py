@@ -67,16 +67,16 @@ def test_an_ordering_holds_only_when_every_seed_agrees():
 
 
 def test_results_read_back_from_parent_run_metrics():
-    assert run_metric_key("no-locations", 1, "BLEU-4") == "no-locations_s1_BLEU-4"
+    assert run_metric_key("no-locations", 1, "BLEU-4") == "no-locations/s1_BLEU-4"
     metrics = {
-        "full_s1_CIDEr": 54.4,
-        "full_s0_CIDEr": 70.5,
-        "full_s0_BLEU-4": 8.0,
-        "full_s1_BLEU-4": 6.9,
-        "no-locations_s0_CIDEr": 48.7,
-        "no-locations_s0_human_Div-2": 74.9,
-        "no-locations_s0_length_aspect_r": 0.3,  # not a table column
-        "unknown_s0_CIDEr": 1.0,  # not a variant
+        "full/s1_CIDEr": 54.4,
+        "full/s0_CIDEr": 70.5,
+        "full/s0_BLEU-4": 8.0,
+        "full/s1_BLEU-4": 6.9,
+        "no-locations/s0_CIDEr": 48.7,
+        "no-locations/s0_human_Div-2": 74.9,
+        "no-locations/s0_length_aspect_r": 0.3,  # not a table column
+        "unknown/s0_CIDEr": 1.0,  # not a variant
         "system/cpu_utilization_percentage": 50.0,
     }
     results, human, seeds = results_from_metrics(metrics)
@@ -133,8 +133,8 @@ def test_full_sits_in_both_tables_but_has_one_field_accuracy_row():
 
 
 def test_ceilings_are_logged_on_the_parent_run_and_read_back():
-    assert ceiling_metric_key("no-info") == "ceiling_no-info_field_accuracy_all"
-    metrics = {"ceiling_no-info_field_accuracy_all": 0.61, "ceiling_unknown_field_accuracy_all": 1.0, "x": 2.0}
+    assert ceiling_metric_key("no-info") == "ceiling/no-info_field_accuracy_all"
+    metrics = {"ceiling/no-info_field_accuracy_all": 0.61, "ceiling/unknown_field_accuracy_all": 1.0, "x": 2.0}
     assert ceilings_from_metrics(metrics) == {"no-info": 0.61}
-    results, _, _ = results_from_metrics({"full_s0_field_accuracy_ctx_diag": 0.4, "full_s0_role_accuracy_brand": 1.0})
+    results, _, _ = results_from_metrics({"full/s0_field_accuracy_ctx_diag": 0.4, "full/s0_role_accuracy_brand": 1.0})
     assert results == {"full": [{"field_accuracy_ctx_diag": 0.4}]}

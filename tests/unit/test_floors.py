@@ -23,6 +23,7 @@ FLOORS = {
     "progress": 0,
     "redaction": 0,
     "processes": 0,
+    "metric_names": 0,
     "storage": 1,
     "config": 2,
     "cluster": 3,

@@ -103,15 +103,15 @@ def _result(config, metrics, error=None):
 
 def test_sweep_table_and_plot():
     results = [
-        _result({"model.n_layers": 2, "train.lr": 1e-3}, {"val_cider": 40.0, "step": 300, "mlflow_run_id": "a"}),
-        _result({"model.n_layers": 3, "train.lr": 3e-4}, {"val_cider": 25.0, "step": 150, "mlflow_run_id": "b"}),
+        _result({"model.n_layers": 2, "train.lr": 1e-3}, {"val_subset/CIDEr": 40.0, "step": 300, "mlflow_run_id": "a"}),
+        _result({"model.n_layers": 3, "train.lr": 3e-4}, {"val_subset/CIDEr": 25.0, "step": 150, "mlflow_run_id": "b"}),
         _result({"model.n_layers": 3, "train.lr": 2e-3}, {}, error=RuntimeError("\nboom\nTraceback (most recent)")),
     ]
-    rows = sweep_rows(results, ["model.n_layers", "train.lr"], "val_cider")
+    rows = sweep_rows(results, ["model.n_layers", "train.lr"], "val_subset/CIDEr")
     assert [r["step"] for r in rows] == [300, 150, 0]
-    assert rows[0]["mlflow_run_id"] == "a" and math.isnan(rows[2]["val_cider"])
+    assert rows[0]["mlflow_run_id"] == "a" and math.isnan(rows[2]["val_subset/CIDEr"])
     assert rows[2]["error"] == "RuntimeError: boom"  # the message's first line, not the traceback
-    figure = sweep_figure(rows, ["model.n_layers", "train.lr"], "val_cider")
+    figure = sweep_figure(rows, ["model.n_layers", "train.lr"], "val_subset/CIDEr")
     panels = figure.axes
     assert len(panels) == 2 and panels[1].get_xscale() == "log"
     assert len(panels[0].collections[0].get_offsets()) == 2  # the failed trial has no point
