@@ -9,7 +9,8 @@ started: ``tests/servers.py``) and saves, in ``--out``:
     mlflow_compare.png   the charts view of the two newest pre-training runs, side by side
     mlflow_run.png       the newest pre-training run's own charts, in their sections
     mlflow_registry.png  the registered model's versions, their aliases and tags
-    mlflow_retrain.png   the newest retrain run with its nested runs (only when the store has one)
+    mlflow_retrain.png   the newest retrain run's page: its outcome, decision and side-by-side metrics
+                         (only when the store has one; its nested runs are in mlflow_runs.png)
 
 The store is the one ``make run`` writes (twice, for the comparison) and a retrain adds to. The
 clicks name MLflow 3.17's page elements; another MLflow may need new ones.
@@ -46,6 +47,7 @@ def settle(browser, ready: str, seconds: float = 4.0) -> None:
     from selenium.webdriver.support.ui import WebDriverWait
 
     WebDriverWait(browser, 120).until(lambda b: ready in b.find_element(By.TAG_NAME, "body").text)
+    browser.execute_script("document.activeElement && document.activeElement.blur()")  # no search-box tooltip
     time.sleep(seconds)
     for button in browser.find_elements(By.CSS_SELECTOR, "button[aria-label='Close']"):
         if button.is_displayed():
@@ -67,16 +69,25 @@ def runs_table(browser, base: str, experiment_id: str, ready: str, search: str =
         time.sleep(2)
 
 
-def compare(browser, base: str, experiment_id: str, run_names: list[str]) -> None:
-    """The charts view with only ``run_names`` in the table (the chart view draws the table's runs)."""
+def compare(browser, base: str, experiment_id: str, runs: list, charts: str) -> None:
+    """The charts view with only ``runs`` in the table (the chart view draws the table's runs), its
+    charts filtered by ``charts`` (the view's own search box, a regular expression)."""
     from urllib.parse import quote
 
-    names = ", ".join(f"'{name}'" for name in run_names)
-    search = f"attributes.run_name IN ({names})"
+    search = "attributes.run_id IN ({})".format(", ".join(f"'{run.info.run_id}'" for run in runs))
     browser.get(
         f"{base}/#/experiments/{experiment_id}/runs?{TRAINING}&compareRunsMode=CHART&searchFilter={quote(search)}"
     )
-    settle(browser, "Model metrics", 8)
+    filter_charts(browser, charts)
+
+
+def filter_charts(browser, charts: str) -> None:
+    """Only the charts whose names match ``charts`` (the view's own search box, a regular expression)."""
+    from selenium.webdriver.common.by import By
+
+    settle(browser, "negatives", 2)  # the sections are drawn
+    browser.find_element(By.CSS_SELECTOR, "input[placeholder='Search metric charts']").send_keys(charts)
+    settle(browser, "CIDEr", 8)
 
 
 def take(tracking_uri: str, artifacts: str, out: Path, experiment: str, model: str) -> list[Path]:
@@ -92,7 +103,7 @@ def take(tracking_uri: str, artifacts: str, out: Path, experiment: str, model: s
     out.mkdir(parents=True, exist_ok=True)
     saved: list[Path] = []
     with mlflow_server(tracking_uri, artifacts, workers=1) as base:
-        browser = chromium(1600, 1000)
+        browser = chromium(1600, 1300)
         try:
 
             def save(name: str) -> None:
@@ -102,19 +113,19 @@ def take(tracking_uri: str, artifacts: str, out: Path, experiment: str, model: s
 
             runs_table(browser, base, experiment_id, pretrains[0].info.run_name, expand=2)
             save("mlflow_runs.png")
-            compare(browser, base, experiment_id, [run.info.run_name for run in pretrains])
+            compare(browser, base, experiment_id, pretrains, "loss_generation|CIDEr|boxes_per_s")
             save("mlflow_compare.png")
             browser.get(
                 f"{base}/#/experiments/{experiment_id}/runs/{pretrains[0].info.run_id}/model-metrics?{TRAINING}"
             )
-            settle(browser, "Model metrics", 8)
+            filter_charts(browser, "loss|CIDEr|matching_accuracy|another|neighbour")
             save("mlflow_run.png")
             browser.get(f"{base}/#/models/{model}?{TRAINING}")
             settle(browser, "Version")
             save("mlflow_registry.png")
             if retrains:
-                only = f"attributes.run_id = '{retrains[0].info.run_id}'"
-                runs_table(browser, base, experiment_id, retrains[0].info.run_name, only, expand=1)
+                browser.get(f"{base}/#/experiments/{experiment_id}/runs/{retrains[0].info.run_id}?{TRAINING}")
+                settle(browser, "retrain_outcome")
                 save("mlflow_retrain.png")
         finally:
             browser.quit()

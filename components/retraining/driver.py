@@ -60,7 +60,7 @@ from components.retraining.state import (
 from components.retraining.tracked_ingest import ingest_planned
 from components.serving.registry import Score
 from components.tracking.registry import CHALLENGER, CHAMPION, ModelVersion, Promotion, Registry, version_number
-from components.tracking.runs import TrackedRun, job_run, new_run_name, run_tagged, tracked_run
+from components.tracking.runs import TrackedRun, job_run, new_run_name, portable, run_tagged, tracked_run
 from components.tracking.sources import ModelSource, logged_model_uri
 from components.training.driver import extend_vocabulary, finetune_job, vocabulary_params
 from components.training.tracked_fit import tracked_fit
@@ -456,7 +456,7 @@ class Retrain:
             tags = {
                 RUN_KEY_TAG: key,
                 "data_version": score.data_version,
-                "dataset": redact(self.dataset),
+                "dataset": redact(portable(self.dataset)),  # without this machine's folders
                 **score.tags(),
             }
             run_id = self.pending.candidate_run_id

@@ -24,7 +24,7 @@ from ray.train.v2._internal.execution import context as train_context
 from components.config import JobConfig
 from components.data.record.tokenizer import Tokenizer
 from components.errors import DatasetFormatError
-from components.metric_names import NEGATIVE_LEVELS, NEGATIVES, TRAIN, VAL_SUBSET, named
+from components.metric_names import NEGATIVE_LEVELS, NEGATIVES, TRAIN, VAL_SUBSET, metric_key, named
 from components.model.batches import ImageCaptions, collate
 from components.model.build import build_model
 from components.model.capon import ModelBatch
@@ -86,27 +86,55 @@ def _warm_start(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
         log.warning("warm start: %d weights keep their initial values (%s ...)", len(missing), missing[:3])
 
 
-class _Window:
-    """Averages of step metrics since the last report, plus throughput and ETA."""
+class StepWindow:
+    """Averages of step metrics since the last report, the training rate over those steps alone
+    (validation and checkpoints are not training: ``restart`` after them), and an ETA from the whole
+    run's pace so far (validation and checkpoints included, as the time left will include them)."""
 
-    def __init__(self):
+    def __init__(self, clock=time.perf_counter):
+        self.clock = clock
         self.values: dict[str, list[float]] = defaultdict(list)
-        self.started = time.perf_counter()
+        self.begun = self.started = clock()
+        self.steps_done = 0
 
     def add(self, metrics: dict[str, float]) -> None:
         for key, value in metrics.items():
             self.values[key].append(value)
+        self.steps_done += 1
+
+    def restart(self) -> None:
+        """The next window's clock starts now (after a validation or a checkpoint)."""
+        self.started = self.clock()
 
     def summary(self, step: int, total: int) -> dict[str, float]:
-        elapsed = time.perf_counter() - self.started
+        now = self.clock()
+        elapsed = now - self.started
         out = {k: float(np.mean(v)) for k, v in self.values.items() if k != "boxes"}
         steps = len(self.values["boxes"])
         out["boxes_per_s"] = sum(self.values["boxes"]) / elapsed if elapsed > 0 else 0.0
         out["seconds_per_step"] = elapsed / max(steps, 1)
-        out["eta_s"] = out["seconds_per_step"] * (total - step)
+        out["eta_s"] = (now - self.begun) / max(self.steps_done, 1) * (total - step)
         self.values.clear()
-        self.started = time.perf_counter()
+        self.started = now
         return out
+
+
+# The log line's few figures (every metric goes to MLflow): losses, rate, and the validation scores.
+LOG_LINE = (
+    metric_key(TRAIN, "loss_generation"),
+    metric_key(TRAIN, "loss_matching"),
+    metric_key(TRAIN, "boxes_per_s"),
+    metric_key(VAL_SUBSET, "loss_generation"),
+    metric_key(VAL_SUBSET, "CIDEr"),
+    metric_key(VAL_SUBSET, "field_accuracy_all"),
+)
+
+
+def log_line(step: int, total: int, metrics: dict[str, float]) -> str:
+    """``step 90/300, 6 min 43 s left: train/loss_generation=2.72 ... val_subset/CIDEr=94.7``."""
+    left = round(metrics.get("eta_s", 0.0))
+    figures = " ".join(f"{k}={metrics[k]:.4g}" for k in LOG_LINE if k in metrics)
+    return f"step {step}/{total}, {left // 60} min {left % 60} s left: {figures}"
 
 
 def train_loop_per_worker(config: dict) -> None:
@@ -149,7 +177,7 @@ def train_loop_per_worker(config: dict) -> None:
         job.data.prefetch_batches,
         pin=runner.non_blocking,  # pinned where the runner copies without blocking
     )
-    window = _Window()
+    window = StepWindow()
     matching = train.generation_per_matching[1] > 0  # fine-tuning trains and scores generation only
     for step in range(start + 1, train.steps + 1):
         if train.fail_at_step == step and restored is None and rank == 0:
@@ -179,10 +207,9 @@ def train_loop_per_worker(config: dict) -> None:
             )
             metrics.update(named(VAL_SUBSET, scores))
         if rank == 0:
-            log.info(
-                "step %d/%d %s", step, train.steps, " ".join(f"{k}={v:.4g}" for k, v in metrics.items() if k != "step")
-            )
+            log.info("%s", log_line(step, train.steps, metrics))
         _report(metrics, save_now, rank, unwrap(model), runner, step, config, tokenizer)
+        window.restart()  # the time validation and the checkpoint took is not training time
 
 
 def _report(

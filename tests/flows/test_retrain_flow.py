@@ -130,6 +130,7 @@ def test_the_first_retrain_pretrains_fine_tunes_and_promotes(first, place):
     tags = version(uri, "1").tags
     assert tags["retrain_run_key"] == record["run_key"] and tags["retrain_decision"] == "promote"
     assert tags["score.split"] == "test" and tags["score.images"] == "20"
+    assert not tags["dataset"].startswith("/") and not any(tag.startswith("metric.") for tag in tags)  # few, portable
     top = parent(uri, record["run_key"])  # one parent run, also after the kill before its id was saved
     assert top.info.status == "FINISHED" and top.data.tags["retrain_outcome"] == "promoted"
     assert top.data.metrics["gate/new_images"] >= 2 and top.data.metrics["gate/fixed_split_overlap"] == 0
