@@ -55,14 +55,12 @@ def settle(browser, ready: str, seconds: float = 4.0) -> None:
     time.sleep(1)
 
 
-def runs_table(browser, base: str, experiment_id: str, ready: str, search: str = "", expand: int = 0) -> None:
-    """The runs table (``search`` filtering it) once it shows the run named ``ready``; the first
-    ``expand`` runs with children expanded."""
-    from urllib.parse import quote
-
+def runs_table(browser, base: str, experiment_id: str, ready: str, expand: int = 0) -> None:
+    """The runs table once it shows the run named ``ready``; the first ``expand`` runs with children
+    expanded."""
     from selenium.webdriver.common.by import By
 
-    browser.get(f"{base}/#/experiments/{experiment_id}/runs?{TRAINING}&searchFilter={quote(search)}")
+    browser.get(f"{base}/#/experiments/{experiment_id}/runs?{TRAINING}")
     settle(browser, ready)
     for button in browser.find_elements(By.CSS_SELECTOR, EXPAND)[:expand]:
         button.click()
