@@ -31,7 +31,7 @@ import torch
 from components.bench.study import EncodedSplits, VariantRun, curve_markdown, train_variant
 from components.config import load_job_config
 from components.data.prepare import load_vocabulary
-from components.data.release.index import ensure_index
+from components.data.release.table import ensure_table
 from components.data.synthetic.build import SyntheticSpec, build_release, is_release_folder
 from components.evaluation.ablation import VARIANTS, markdown
 from components.evaluation.oracle import field_sheet, split_examples, variant_ceilings
@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> None:
     job = load_job_config(args.preset, overrides)
     tokenizer = load_vocabulary(args.dataset)
     # the truth of the scored images, if any
-    examples = split_examples(ensure_index(args.dataset), "val", args.val_images)
+    examples = split_examples(ensure_table(args.dataset), "val", args.val_images)
     fields = None if examples is None else field_sheet(*examples)
     splits = EncodedSplits(args.dataset, tokenizer, args.val_images, args.train_images, fields)
     device = torch.device(args.device)

@@ -100,16 +100,14 @@ for label, line, reason in [
 
 def read_partition(tmp: Path, lines: list[bytes]):
     from components.data.ingest.crawl import Partition
-    from components.data.ingest.dedup import DedupIndex
     from components.data.ingest.partitions import IngestResult, Plan, read_products
-    from components.data.release.versions import DatasetState
 
     partition = tmp / "crawl_date=2026-12-01"
     partition.mkdir(exist_ok=True)
     (partition / "products.jsonl").write_bytes(b"\n".join(lines))
-    plan = Plan("d", DatasetState({}, {}), {}, {}, [Partition(partition.name, str(partition), True)])
+    plan = Plan("d", None, {}, {}, [Partition(partition.name, str(partition), True)])
     result = IngestResult("d", "v0", "v0", {}, {}, {})
-    return read_products(plan, DedupIndex(), result), result
+    return read_products(plan, result), result
 
 
 @probe("input", "a raw U+2028 inside a product's title")
@@ -182,25 +180,25 @@ def record_value(**changes) -> dict:
     return {**value, **changes}
 
 
-@probe("input", "an image id with an unpaired surrogate in the index")
+@probe("input", "an image id with an unpaired surrogate in the table")
 def _surrogate_index(tmp: Path) -> tuple[str, str]:
     from components.data.record.rejection import RecordRejected
     from components.data.release.format import parse_record_value, write_names
-    from components.data.release.index import build_index, read_index
+    from components.data.release.table import import_release, read_split
 
     root = tmp / "ds"
     root.mkdir()
     (root / "ref_captions.json").write_text(json.dumps({"ok": record_value(), "x\ud800": record_value()}))
     write_names(root / "trn_names.npy", ["ok", "x\ud800"])
-    build_index(str(root))
+    import_release(str(root))
     reasons = []
-    for row in read_index(str(root), "train"):
+    for row in read_split(str(root), "train"):
         try:
             parse_record_value(row["image_id"], json.loads(row["record"]), None)
             reasons.append("kept")
         except RecordRejected as rejected:
             reasons.append(rejected.reason)
-    return expect(reasons == ["kept", "unsafe_id"], f"index built; records: {reasons}")
+    return expect(reasons == ["kept", "unsafe_id"], f"imported; records: {reasons}")
 
 
 @probe("input", "a caption holding an unpaired surrogate")
@@ -254,13 +252,13 @@ for label, name, data, reason in [
 @probe("input", "an id listed twice in a split")
 def _listed_twice(tmp: Path) -> tuple[str, str]:
     from components.data.release.format import write_names
-    from components.data.release.index import build_index
+    from components.data.release.table import import_release
 
     root = tmp / "ds"
     root.mkdir()
     (root / "ref_captions.json").write_text(json.dumps({"a": record_value(), "b": record_value()}))
     write_names(root / "trn_names.npy", ["a", "b", "a"])
-    split = build_index(str(root)).splits["train"]
+    split = import_release(str(root)).splits["train"]
     return expect(
         (split.rows, split.duplicate_count) == (2, 1), f"{split.rows} rows, {split.duplicate_count} listed twice"
     )
@@ -383,62 +381,51 @@ def _sinks(tmp: Path) -> tuple[str, str]:
     return expect("cret" not in text, "no sink holds it" if "cret" not in text else "stored")
 
 
-# -- the index ---------------------------------------------------------------------------------------
-def indexed(tmp: Path) -> Path:
+# -- the table ---------------------------------------------------------------------------------------
+def imported(tmp: Path) -> Path:
     from components.data.release.format import write_names
-    from components.data.release.index import build_index
+    from components.data.release.table import import_release
 
     root = tmp / "ds"
     root.mkdir()
     (root / "ref_captions.json").write_text(json.dumps({"a": record_value(ocr_txts=["保温3小时"])}, ensure_ascii=False))
     write_names(root / "trn_names.npy", ["a"])
-    build_index(str(root))
+    import_release(str(root))
     return root
 
 
-@probe("index", "a same-size edit of ref_captions.json, mtime put back")
-def _same_size(tmp: Path) -> tuple[str, str]:
-    from components.data.release.index import IndexProblem, load_index
+@probe("table", "two ingests committing on the same version")
+def _two_commits(tmp: Path) -> tuple[str, str]:
+    from components.data.release.table import ConcurrentCommit, append_rows, open_table
 
-    root = indexed(tmp)
-    captions = root / "ref_captions.json"
-    stat, data = captions.stat(), captions.read_bytes()
-    captions.write_bytes(data.replace("3小时".encode(), "8小时".encode()))
-    os.utime(captions, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    root = imported(tmp)
+    read_by_both = open_table(str(root))
+    append_rows(read_by_both, "train", [("b", json.dumps(record_value()))], partitions={"p1": "k1"})
     try:
-        load_index(str(root))
-    except IndexProblem as problem:
-        return expect(problem.kind == "stale", str(problem)[:90])
-    return "fail", "the stale index was used"
+        append_rows(read_by_both, "train", [("c", json.dumps(record_value()))], partitions={"p2": "k2"})
+    except ConcurrentCommit as refused:
+        return expect(open_table(str(root)).splits["train"].rows == 2, str(refused)[:90])
+    return "fail", "both committed"
 
 
-@probe("index", "a touched, unchanged split file")
-def _touched(tmp: Path) -> tuple[str, str]:
-    from components.data.release.index import load_index
-
-    root = indexed(tmp)
-    os.utime(root / "trn_names.npy", ns=(1, 1))
-    load_index(str(root))
-    return "ok", "still current: no rebuild"
-
-
-@probe("index", "a garbled page behind an intact footer (--check)")
+@probe("table", "a garbled page behind an intact footer")
 def _garbled(tmp: Path) -> tuple[str, str]:
     import pyarrow.parquet as pq
 
-    from components.data.release.index import IndexProblem, load_index
+    from components.data.release.table import open_table, read_split
+    from components.errors import DatasetFormatError
 
-    root = indexed(tmp)
-    part = load_index(str(root)).files("train")[0]
+    root = imported(tmp)
+    part = open_table(str(root)).files("train")[0]
     data = bytearray(Path(part).read_bytes())
-    chunk = pq.ParquetFile(part).metadata.row_group(0).column(1)
+    chunk = pq.ParquetFile(part).metadata.row_group(0).column(2)
     data[(chunk.dictionary_page_offset or chunk.data_page_offset) + chunk.total_compressed_size - 1] ^= 0xFF
     Path(part).write_bytes(bytes(data))
     try:
-        load_index(str(root), pages=True)
-    except IndexProblem as problem:
+        read_split(str(root), "train")
+    except DatasetFormatError as problem:
         return expect("CRC" in str(problem) or "checksum" in str(problem).lower(), str(problem)[-60:])
-    return "fail", "reported current"
+    return "fail", "read as records"
 
 
 # -- locks, state, killed drivers ------------------------------------------------------------------------
@@ -510,15 +497,14 @@ def _vocabulary(tmp: Path) -> tuple[str, str]:
     from components.data.record.boxes import Box
     from components.data.record.tokenizer import Tokenizer
     from components.data.release.format import ImageRecord
-    from components.data.release.versions import DatasetState
 
     base = Tokenizer.build(["保温杯"], min_count=1)
-    state, box = DatasetState({}, {"train": []}, base.vocabulary_files()), Box(0.1, 0.1, 0.4, 0.3)
+    box = Box(0.1, 0.1, 0.4, 0.3)
     records = [ImageRecord(f"n{i}", "新品", (box,), (box,), ("新品杯",)) for i in range(3)]
-    result = IngestResult("d", "v0", "v0", {}, {}, {}, parent_state=state)
+    result = IngestResult("d", "0", "0", {}, {}, {})
     result.new_records = records
     before = oov_share(records, base)
-    grow_vocabulary(result, state, 2)
+    grow_vocabulary(result, base, 2)
     after = oov_share(records, result.vocabulary)
     return expect(
         before > 0.5 and after == 0, f"outside the vocabulary: {before:.0%} before it grew, {after:.0%} after"

@@ -36,7 +36,7 @@ from components.data.ingest.partitions import OcrJob, load_fluency, prepare_flue
 from components.data.prepare import prepare_data
 from components.data.record.boxes import Box
 from components.data.record.images import open_image
-from components.data.release.versions import read_state
+from components.data.release.table import ensure_table
 from components.data.synthetic.build import SyntheticSpec, build_crawl, crawl_image, image_id
 from components.data.synthetic.generate import plan_image
 from components.data.synthetic.lexicon import LEXICONS
@@ -145,7 +145,7 @@ def main() -> None:
     args = parser.parse_args()
     job = prepare_data(load_job_config("small", [f"data.dataset={os.path.abspath(args.base)}", *args.overrides]))
     section = job.ingest
-    fluency, report = prepare_fluency(job.data.dataset, read_state(job.data.dataset), section)
+    fluency, report = prepare_fluency(job.data.dataset, ensure_table(job.data.dataset), section)
     scratch = tempfile.mkdtemp(prefix="ingest-bench-")
     spec = SyntheticSpec(args.images, args.seed)
     partition_path = build_crawl(spec, Path(scratch) / "crawl", "2026-11-23", workers=2)

@@ -23,7 +23,7 @@ import torch
 from components.bench.study import EncodedSplits, control_text, train_variant
 from components.config import load_job_config
 from components.data.prepare import load_vocabulary
-from components.data.release.index import ensure_index
+from components.data.release.table import ensure_table
 from components.evaluation.ablation import VARIANTS
 from components.evaluation.oracle import split_field_sheet
 
@@ -46,9 +46,9 @@ def main(argv: list[str] | None = None) -> dict[int, dict[str, tuple[float, floa
     if args.threads:
         torch.set_num_threads(args.threads)
     job = load_job_config(args.preset, [f"data.dataset={args.dataset}", f"train.steps={args.steps}", *args.overrides])
-    dataset_index = ensure_index(args.dataset)
-    fields = split_field_sheet(dataset_index, "val", args.val_images)
-    train_fields = split_field_sheet(dataset_index, "train", args.train_images) if args.on == "train" else None
+    dataset_table = ensure_table(args.dataset)
+    fields = split_field_sheet(dataset_table, "val", args.val_images)
+    train_fields = split_field_sheet(dataset_table, "train", args.train_images) if args.on == "train" else None
     tokenizer = load_vocabulary(args.dataset)
     splits = EncodedSplits(args.dataset, tokenizer, args.val_images, args.train_images, fields, train_fields)
     if splits.fields is None:

@@ -29,7 +29,7 @@ from components.config import load_job_config
 from components.data.pipeline.stream import EncodeImages, build_dataset
 from components.data.prepare import prepare_dataset
 from components.data.release.format import IMAGES_DIR
-from components.data.release.index import read_index
+from components.data.release.table import read_split
 from components.data.transforms.encoding import EncodeSpec
 from components.model import build_model
 from components.model.batches import collate
@@ -54,7 +54,7 @@ def run_steps(runner: StepRunner, batches, first_step: int, warmup: int, steps: 
 def encoding_per_core(dataset: str, job, tokenizer, images: int) -> tuple[float, float]:
     """(images/s, boxes per image) of the pipeline's encoder in this process on one thread."""
     spec = EncodeSpec.for_model(job.model, max_boxes=job.data.max_boxes)
-    index = read_index(dataset, "train", limit=images)
+    index = read_split(dataset, "train", limit=images)
     encode = EncodeImages(storage.join(dataset, IMAGES_DIR), tokenizer, spec)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

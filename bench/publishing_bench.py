@@ -22,7 +22,7 @@ import time
 
 from components.config import ModelConfig
 from components.data.record.boxes import Box
-from components.data.release.index import ensure_index, read_index
+from components.data.release.table import ensure_table, read_split
 from components.data.transforms.requests import dataset_request, encode_requests, request_image
 from components.evaluation.diversity import diversity
 from components.evaluation.scores import caption_scores
@@ -77,9 +77,9 @@ def main(argv: list[str] | None = None) -> dict:
     args = parser.parse_args(argv)
     checkpoint = ModelSource.parse(args.model, "--model").load_for_inference(args.tracking_uri)
     captioner = Captioner(ModelConfig.from_dict(checkpoint.job["model"]), checkpoint.model_state, checkpoint.tokenizer)
-    ensure_index(args.dataset)
+    ensure_table(args.dataset)
     root = f"{args.dataset}/images"
-    index = read_index(args.dataset, args.split, args.images)
+    index = read_split(args.dataset, args.split, args.images)
     requests = [dataset_request(root, r["image_id"], r["record"]) for r in index]
     publisher = build_publisher(CHECKS)
     out = judged(publisher, captioner, requests, args.candidates)

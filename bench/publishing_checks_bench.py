@@ -25,7 +25,7 @@ import random
 import re
 import unicodedata
 
-from components.data.release.index import ensure_index, read_index
+from components.data.release.table import ensure_table, read_split
 from components.publishing.choice import ungrounded
 from components.publishing.claims import brand_claim, claims, default_claim_terms
 from components.publishing.compliance import default_terms, prohibited_terms, to_traditional
@@ -84,7 +84,7 @@ def labelled_set(dataset: str, split: str, seed: int) -> tuple[list[tuple[str, s
             row = json.loads(line)
             truth[row["image_id"]] = row["boxes"]
     terms = [t.term for t in default_terms()]
-    entries = read_index(dataset, split)
+    entries = read_split(dataset, split)
     brands = sorted({b.text for e in entries for c in json.loads(e["record"])["ocr_txts"] if (b := brand_claim(c))})
     examples, every = [], []
     for entry in entries:
@@ -140,7 +140,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", help="also write the figures here")
     args = parser.parse_args(argv)
-    ensure_index(args.dataset)
+    ensure_table(args.dataset)
     examples, every = labelled_set(args.dataset, args.split, args.seed)
     kept = examples
     for_grounding = [e for e in kept if e[2] == "clean" or e[2] in GROUNDING_ERRORS]

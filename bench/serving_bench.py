@@ -36,7 +36,7 @@ import mlflow
 import requests as http
 from mlflow.tracking import MlflowClient
 
-from components.data.release.index import ensure_index, read_index
+from components.data.release.table import ensure_table, read_split
 from components.data.transforms.requests import dataset_request
 from components.tracking.pyfunc import example_request, log_pyfunc
 from components.tracking.runs import TrackedRun
@@ -56,7 +56,7 @@ def free_port() -> int:
 def five_box_products(dataset: str, count: int) -> list[dict]:
     """Test images with at least 5 caption boxes, cut to exactly 5."""
     products = []
-    for row in read_index(dataset, "test", None):
+    for row in read_split(dataset, "test", None):
         request = dataset_request(str(Path(dataset) / "images"), row["image_id"], row["record"])
         if len(request["boxes"]) >= BOXES:
             products.append({**request, "boxes": list(request["boxes"][:BOXES])})
@@ -281,7 +281,7 @@ def main() -> None:
     import ray
     from ray import serve
 
-    ensure_index(args.dataset)
+    ensure_table(args.dataset)
     products = five_box_products(args.dataset, 8)
     folder = Path(tempfile.mkdtemp(prefix="caponimage-serving-bench-"))
     tracking_uri = temporary_registry(args.model, args.tracking_uri, folder, products[0])

@@ -46,13 +46,13 @@ def main(argv: list[str] | None = None) -> int:
         init_ray(job)  # 4. every variant, every seed
         variants = [VARIANTS[name] for name in args.variants]
         scored = None if None in (args.eval_images, job.data.val_images) else max(args.eval_images, job.data.val_images)
-        fields = validation_field_sheet(dataset.index, scored)  # validation's and the evaluation's val images
+        fields = validation_field_sheet(dataset.table, scored)  # validation's and the evaluation's val images
         trained = (job, dataset, parent, variants, args.seeds, finetune_steps, args.eval_images, fields)
         results, human = run_ablation(*trained)
         command = "python flows/ablate.py " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:]))
         setting = setting_text(args.preset, job, finetune_steps, args.eval_images)
         oracles = {v.name: v.oracle for v in variants}  # each variant's ceiling on the scored val images
-        ceilings = variant_ceilings(split_examples(dataset.index, "val", args.eval_images), oracles)
+        ceilings = variant_ceilings(split_examples(dataset.table, "val", args.eval_images), oracles)
         table = log_table(parent, results, human, args.seeds, command, setting, ceilings)  # 5. the table
     return write_table(args.out, table)
 

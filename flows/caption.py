@@ -2,7 +2,7 @@
 
     python flows/caption.py --image product.png --boxes boxes.json --info "品牌 保温杯 316不锈钢"
     python flows/caption.py --image data/synthetic/images/000123.png --record record.json
-    python flows/caption.py --dataset data/synthetic --split test --limit 200      # batch, Ray Data
+    python flows/caption.py --dataset data/synthetic --split test --limit 200 [--version 3]   # batch, Ray Data
     python flows/caption.py --requests shoots/requests.jsonl --model RUN_ID        # batch, Ray Data
 
 Boxes: a JSON list of "x1_y1_x2_y2" strings or [x1, y1, x2, y2] lists (fractions or pixels), or an
@@ -41,6 +41,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     many = parser.add_argument_group("batch (Ray Data)")
     many.add_argument("--dataset", help="a release-format folder or URI")
     many.add_argument("--split", default="test", choices=("train", "val", "test"))
+    many.add_argument("--version", default=None, help="the dataset's version: a number or a tag (default: latest)")
     many.add_argument("--requests", help="a JSON-lines file of requests")
     many.add_argument("--limit", type=int, default=None, help="caption the first N only")
     many.add_argument("--actors", type=int, default=1, help="model replicas")
@@ -73,16 +74,15 @@ def main(argv: list[str] | None = None) -> int:
         results = [caption_request(request, args.model, args.tracking_uri, args.beam, args.publish)]
     else:
         inputs = (args.dataset, args.split, args.requests, args.limit)  # a dataset split or a requests file
-        options = dict(beam_size=args.beam, actors=args.actors, publish=args.publish)
+        options = dict(beam_size=args.beam, actors=args.actors, publish=args.publish, version=args.version)
         results, skipped = caption_many(*inputs, args.model, args.tracking_uri, **options)
         for line in skipped_lines(skipped):
             print(line)
     entries, drawn = write_captions(results, args.out, 1 if args.image else args.draw)  # 3. JSON and pictures
     shown = [f"{entry['id']}: " + " | ".join(entry["captions"]) for entry in entries[:5]]
-    for line in shown + verdict_lines(entries):
-        print(line)
     example = f", e.g. {drawn[0]}" if drawn else ""
-    print(f"{len(entries)} images captioned -> {args.out / 'captions.json'}; {len(drawn)} drawn{example}")
+    done = f"{len(entries)} images captioned -> {args.out / 'captions.json'}; {len(drawn)} drawn{example}"
+    print("\n".join([*shown, *verdict_lines(entries), done]))
     return 0
 
 

@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
         tags={"init_from": source.text, "pretrain_run_id": source.run_id or ""},
         init_weights=weights,
         params=vocabulary_params(pretrained, added),
-        fields=validation_field_sheet(dataset.index, job.data.val_images),  # a synthetic crawl's
+        fields=validation_field_sheet(dataset.table, job.data.val_images),  # a synthetic crawl's
     )
     report, registration = evaluate_and_register(  # 5. scored on the gate split, 6. behind the champion gate
         job,

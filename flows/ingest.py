@@ -16,7 +16,7 @@ import sys
 
 from components.cli import run
 from components.config import job_parser, parse_job
-from components.data.ingest.partitions import version_table
+from components.data.ingest.partitions import added_table
 from components.data.prepare import prepare_data
 
 
@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     result = tracked_ingest(job, args.crawl, only=args.partition, reingest=args.reingest)  # 3. ingest, tracked
     print(result.summary())  # 4. what happened, and the version the dataset is now
     if result.partitions:
-        print(version_table(job.data.dataset))
+        print(added_table(result))
     return 0
 
 

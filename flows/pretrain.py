@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     from components.evaluation.oracle import validation_field_sheet
     from components.training.tracked_fit import default_run_name, tracked_fit
 
-    fields = validation_field_sheet(dataset.index, job.data.val_images)  # 3. field accuracy, on a synthetic crawl
+    fields = validation_field_sheet(dataset.table, job.data.val_images)  # 3. field accuracy, on a synthetic crawl
     # 4. MLflow run, Ray, train; the final checkpoint logged as the run's pyfunc model
     tracked_fit(job, dataset, default_run_name(job), fields=fields)
     return 0

@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     sweep_name = job.ray.run_name or new_run_name("tune")
     with job_run(job, sweep_name, tags={"task": "tune", "ray_run_name": sweep_name}) as sweep:  # 3. tracking
         init_ray(job)  # 4. cluster
-        fields = validation_field_sheet(dataset.index, job.data.val_images)  # a synthetic crawl's
+        fields = validation_field_sheet(dataset.table, job.data.val_images)  # a synthetic crawl's
         results = tune_trials(job, dataset, sweep_name, sweep.run_id, fields)  # 5. the sweep
         winner = log_sweep(job, results, sweep)  # 6. table and plot, the best trial
         split = job.tracking.gate_split

@@ -24,7 +24,7 @@ from components.config import JobConfig
 from components.data.pipeline.stream import EncodeImages
 from components.data.record.tokenizer import PAD, Tokenizer
 from components.data.release.format import IMAGES_DIR
-from components.data.release.index import read_index
+from components.data.release.table import read_split
 from components.data.transforms.encoding import EncodeSpec
 from components.evaluation.ablation import Variant
 from components.evaluation.diversity import diversity
@@ -43,7 +43,7 @@ Rows = list[dict[str, np.ndarray]]
 
 def encoded_rows(dataset: str, split: str, tokenizer: Tokenizer, spec: EncodeSpec, limit: int | None) -> Rows:
     """Every image of a split encoded as the pipeline's actors encode it, one dict per image."""
-    index = read_index(dataset, split, limit=limit)
+    index = read_split(dataset, split, limit=limit)
     encode = EncodeImages(storage.join(dataset, IMAGES_DIR), tokenizer, spec)
     rows = []
     for start in range(0, len(index), 64):

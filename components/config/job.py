@@ -42,12 +42,19 @@ class DataSection(Section):
     SECTION = "data"
 
     dataset: Text = DEFAULT_DATASET  # a release-format folder: local path or URI (s3://...)
-    version: Text | None = None  # an earlier version of the dataset (its versions/<version>/); None: the current
+    version: Text | None = None  # a version of the dataset's table: its number or a tag; None: the latest
     images_root: Text | None = None  # where <id>.png live, when not DATASET/images
     build_if_missing: Flag = True  # build the synthetic dataset when `dataset` does not exist yet
     synthetic_images: PositiveInt = 2000
     synthetic_seed: Integer = 0
     synthetic_lang: Literal["zh", "en"] = "zh"
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version_number_as_text(cls, value: Any) -> Any:
+        """``--set data.version=3`` reads as a number: a version number is text like a tag."""
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
     max_boxes: PositiveInt = 32  # per image; more are dropped and counted
     decode_actors: PositiveInt = 1  # Ray Data actors decoding and masking images
     shuffle_buffer: NonNegativeInt = 64  # images in each worker's local shuffle buffer

@@ -35,7 +35,7 @@ from dataclasses import dataclass, replace
 from components.data.record.boxes import Box, grid_index
 from components.data.record.rejection import RecordRejected
 from components.data.release.format import ImageRecord, parse_record_value
-from components.data.release.index import DatasetIndex, index_head
+from components.data.release.table import DatasetTable, head_rows
 from components.data.synthetic.columns import row_posterior
 from components.data.synthetic.grammar import CTX, IMAGE, INFO, LOC, BoxPlan, Item, caption_text, compose
 from components.data.synthetic.lexicon import LEXICONS, Lexicon
@@ -346,38 +346,38 @@ def variant_ceilings(examples: SplitExamples | None, oracles: Mapping[str, str])
     return {name: named[oracle] for name, oracle in oracles.items()}
 
 
-def dataset_examples(dataset_index: DatasetIndex, evaluated: Iterable[Mapping[str, str]]) -> SplitExamples | None:
+def dataset_examples(dataset_table: DatasetTable, evaluated: Iterable[Mapping[str, str]]) -> SplitExamples | None:
     """(lexicon, train examples, examples of the ``evaluated`` index rows) of an indexed dataset; None
     for a dataset without a truth sidecar (CapOnImage2M)."""
-    truth = read_truth(dataset_index.dataset)
+    truth = read_truth(dataset_table.dataset)
     if truth is None:
         return None
-    train = _indexed_records(index_head(dataset_index, "train"))
+    train = _indexed_records(head_rows(dataset_table, "train"))
     lexicon = LEXICONS[truth.lang]
     return lexicon, examples_from(truth.images, train), examples_from(truth.images, _indexed_records(evaluated))
 
 
-def dataset_field_sheet(dataset_index: DatasetIndex, evaluated: Iterable[Mapping[str, str]]) -> FieldSheet | None:
+def dataset_field_sheet(dataset_table: DatasetTable, evaluated: Iterable[Mapping[str, str]]) -> FieldSheet | None:
     """The field sheet of the ``evaluated`` index rows of an indexed dataset (the rows the caller
     scores, read once), the oracle learnt from its train split; None without a truth sidecar."""
-    examples = dataset_examples(dataset_index, evaluated)
+    examples = dataset_examples(dataset_table, evaluated)
     return None if examples is None else field_sheet(*examples)
 
 
-def split_examples(dataset_index: DatasetIndex, split: str, images: int | None) -> SplitExamples | None:
+def split_examples(dataset_table: DatasetTable, split: str, images: int | None) -> SplitExamples | None:
     """``dataset_examples`` of the first ``images`` of a split (all: None), as a study encodes them."""
-    return dataset_examples(dataset_index, index_head(dataset_index, split, images))
+    return dataset_examples(dataset_table, head_rows(dataset_table, split, images))
 
 
-def split_field_sheet(dataset_index: DatasetIndex, split: str, images: int | None) -> FieldSheet | None:
+def split_field_sheet(dataset_table: DatasetTable, split: str, images: int | None) -> FieldSheet | None:
     """The field sheet of the first ``images`` of a split; None without a truth sidecar."""
-    examples = split_examples(dataset_index, split, images)
+    examples = split_examples(dataset_table, split, images)
     return None if examples is None else field_sheet(*examples)
 
 
-def validation_field_sheet(dataset_index: DatasetIndex, val_images: int | None) -> FieldSheet | None:
+def validation_field_sheet(dataset_table: DatasetTable, val_images: int | None) -> FieldSheet | None:
     """The field sheet of the validation subset a fit scores: the first ``val_images`` of val."""
-    return split_field_sheet(dataset_index, "val", val_images)
+    return split_field_sheet(dataset_table, "val", val_images)
 
 
 def _indexed_records(rows: Iterable[Mapping[str, str]]) -> Iterator[ImageRecord]:

@@ -15,7 +15,7 @@ from components.config import JobConfig
 from components.data.pipeline.stream import load_record
 from components.data.record.boxes import Box
 from components.data.release.dataset import PreparedDataset
-from components.data.release.index import index_head
+from components.data.release.table import head_rows
 from components.data.transforms.masking import box_pixel_bounds
 from components.evaluation.fitness import format_aspect_table, length_aspect_figure
 from components.evaluation.oracle import dataset_field_sheet
@@ -62,8 +62,8 @@ def evaluate_and_log(
     with job_run(evaluated, run_name, parent_run_id=parent_run_id, tags=tags, work_key=work) as run:
         run.log_params({"eval.split": split, "eval.images": limit or "all", "eval.beam_size": beam_size})
         run.log_dataset(dataset.location, dataset.version, "evaluation")
-        index = index_head(dataset.index, split, limit)
-        fields = dataset_field_sheet(dataset.index, index)  # None without a truth sidecar
+        index = head_rows(dataset.table, split, limit)
+        fields = dataset_field_sheet(dataset.table, index)  # None without a truth sidecar
         report, rows = evaluate_checkpoint(
             job, dataset, checkpoint, split, index, beam_size=beam_size, meteor=meteor, fields=fields
         )

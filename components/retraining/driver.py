@@ -30,8 +30,9 @@ from components.config import JobConfig
 from components.data.ingest.partitions import IngestResult, Plan, commit_ingest, plan_ingest
 from components.data.prepare import prepare_dataset, with_vocabulary
 from components.data.release.dataset import PreparedDataset
-from components.data.release.index import dataset_version
-from components.data.release.versions import images_folder, list_versions, load_ledger, timestamp, write_version
+from components.data.release.format import write_release
+from components.data.release.layout import images_folder
+from components.data.release.table import head_rows, partition_ledger
 from components.errors import DataGateFailed, RetrainError
 from components.evaluation.oracle import validation_field_sheet
 from components.evaluation.tracked_evaluation import Evaluated, evaluate_and_log, metric_value
@@ -43,6 +44,7 @@ from components.retraining.gate import data_figures, gate_reasons
 from components.retraining.lock import Lock, hold_lock
 from components.retraining.replay import write_view
 from components.retraining.state import (
+    HELD_DIR,
     LOCK_FILE,
     VIEWS_DIR,
     Pending,
@@ -231,12 +233,12 @@ class Retrain:
         """(version ingested into, version made) when the ledger has this retrain's partitions with
         their keys already: it was killed after publishing, before saving the stage, and goes on from
         there (the partitions are no longer new, so planning them again would find nothing)."""
-        ledger = load_ledger(self.dataset, dataset_version(self.dataset))
+        ledger = partition_ledger(self.dataset)
         entries = {name: ledger.get(name, {}) for name in self.pending.partitions}
         if any(entries[name].get("key") != key for name, key in self.pending.partitions.items()):
             return None
         version = next(iter(entries.values()))["version"]
-        previous = dict(list_versions(self.dataset)).get(version, {}).get("parent") or version
+        previous = str(int(version) - 1)  # an ingest's commit is one version on top of the one it read
         log.info("retrain %s: its ingest was published already (version %s)", self.pending.run_key, version)
         return previous, version
 
@@ -251,7 +253,8 @@ class Retrain:
             )
         result = ingest_planned(self.job, plan, self.crawl_root, parent_run_id=self.parent.run_id, commit=False)
         crash_point("ingest_checked")
-        fixed = [i for split in ("val", "test") for i in plan.state.splits.get(split, [])]
+        fixed = [row["image_id"] for split in ("val", "test") if split in plan.table.splits
+                 for row in head_rows(plan.table, split)]  # fmt: skip
         figures = data_figures(result, fixed)
         self.parent.log_metrics(figures.metrics())
         reasons = gate_reasons(figures, self.job.retrain)
@@ -262,14 +265,12 @@ class Retrain:
 
     def gate_failed(self, result: IngestResult, reasons: list[str]) -> None:
         """Record a failed gate everywhere a person looks, count it per partition, and stop (exit 3).
-        The new records are kept as a version that is not current, to be read with data.version."""
+        The new records are kept beside the dataset in the release format, not committed to its table."""
         kept = ""
         if result.new_records:
-            state = result.parent_state
-            manifest = {"created": timestamp(), "parent": state.version, "partitions": result.partitions}
-            manifest.update(data_gate="failed", reasons=reasons, **{RUN_KEY_TAG: self.pending.run_key})
-            version = write_version(self.dataset, state.with_records(result.new_records), manifest)
-            kept = f"; the ingested records are version {version} (not current: --set data.version={version} reads it)"
+            held = storage.join(self.dataset, HELD_DIR, self.pending.run_key)
+            write_release(held, result.new_records, {"train": [r.image_id for r in result.new_records]})
+            kept = f"; the ingested records are kept in {held} (release format, images in the dataset's images/)"
         crash_point("gate_version_written")
         pending, attempts = self.pending, load_attempts(self.dataset)
         attempts = count_failure(attempts, pending.partitions, reasons, pending.run_key, pending.started)
@@ -334,7 +335,7 @@ class Retrain:
             tags={RUN_KEY_TAG: key, "init_from": source.text},
             init_weights=weights,
             params=vocabulary_params(start, added),
-            fields=validation_field_sheet(dataset.index, job.data.val_images),  # the view's val is the dataset's
+            fields=validation_field_sheet(dataset.table, job.data.val_images),  # the view's val is the dataset's
         )
         return fitted.run_id
 
@@ -357,7 +358,7 @@ class Retrain:
             name,
             parent_run_id=self.parent.run_id,
             tags={RUN_KEY_TAG: self.pending.run_key},
-            fields=validation_field_sheet(dataset.index, job.data.val_images),
+            fields=validation_field_sheet(dataset.table, job.data.val_images),
         )
         return fitted.run_id
 

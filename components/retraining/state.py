@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from components import storage
-from components.data.release.versions import timestamp
+from components.data.release.layout import timestamp
 
 RETRAIN_DIR = "retrain"
 PENDING_FILE = f"{RETRAIN_DIR}/pending.json"
@@ -25,6 +25,7 @@ LAST_FILE = f"{RETRAIN_DIR}/last.json"
 ATTEMPTS_FILE = f"{RETRAIN_DIR}/gate_attempts.json"
 LOCK_FILE = f"{RETRAIN_DIR}/lock.json"
 VIEWS_DIR = f"{RETRAIN_DIR}/views"
+HELD_DIR = f"{RETRAIN_DIR}/held"  # records a failed data gate kept out of the table
 STAGES = ("started", "ingested", "pretrained", "trained", "registered")
 
 

@@ -9,7 +9,7 @@ import numpy as np
 
 from components.cluster import init_ray
 from components.config import JobConfig
-from components.data.ingest.partitions import IngestResult, Plan, plan_ingest, run_ingest, version_table
+from components.data.ingest.partitions import IngestResult, Plan, added_table, plan_ingest, run_ingest
 from components.data.pictures.preview import ocr_tile, sheet_of
 from components.data.record.boxes import Box
 from components.data.record.images import open_image
@@ -63,7 +63,7 @@ def log_ingest(run: TrackedRun, result: IngestResult) -> None:
     )
     summary = result.summary()
     if result.partitions and result.committed:
-        summary += "\n\n" + version_table(result.dataset)
+        summary += "\n\n" + added_table(result)
     run.log_text(summary + "\n", "ingest/summary.txt")
     run.log_text("\n".join(result.messages) + "\n", "ingest/rejections.txt")
     run.log_text(json.dumps(result.partitions, indent=1) + "\n", "ingest/partition_keys.json")

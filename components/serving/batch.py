@@ -26,7 +26,7 @@ from components.data.record.rejection import RecordRejected
 from components.data.record.tokenizer import Tokenizer
 from components.data.record.untrusted import json_lines
 from components.data.release.format import IMAGES_DIR
-from components.data.release.index import read_index
+from components.data.release.table import read_split
 from components.data.transforms.encoding import EncodeSpec, empty_rows
 from components.data.transforms.requests import RequestError, dataset_request, encode_request, file_request
 from components.errors import ConfigError
@@ -94,11 +94,12 @@ class RequestEncoder:
 
 
 def batch_inputs(
-    dataset: str | None, split: str, requests_file: str | None, limit: int | None
+    dataset: str | None, split: str, requests_file: str | None, limit: int | None, version: str | None = None
 ) -> tuple[list, str, str]:
-    """(rows ``{"key", "text"}``, root, kind) of a release-format dataset split or a requests file."""
+    """(rows ``{"key", "text"}``, root, kind) of a split of a dataset's version (the latest by default)
+    or of a requests file."""
     if dataset:
-        rows = [{"key": r["image_id"], "text": r["record"]} for r in read_index(dataset, split, limit)]
+        rows = [{"key": r["image_id"], "text": r["record"]} for r in read_split(dataset, split, limit, version)]
         return rows, storage.join(dataset, IMAGES_DIR), "dataset"
     rows = [{"key": n, "text": line} for n, line in json_lines(storage.read_bytes(requests_file))[:limit]]
     root = requests_file.rsplit("/", 1)[0] if "/" in requests_file else "."
@@ -168,10 +169,11 @@ def caption_many(
     beam_size: int = 1,
     actors: int = 1,
     publish: PublishSection | None = None,
+    version: str | None = None,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """A dataset split or a requests file captioned over Ray Data (a local cluster unless
-    ``RAY_ADDRESS`` is set): (results, skipped by reason, with ``read``: the requests read)."""
-    rows, root, kind = batch_inputs(dataset, split, requests_file, limit)
+    """A split of a dataset's ``version`` or a requests file captioned over Ray Data (a local cluster
+    unless ``RAY_ADDRESS`` is set): (results, skipped by reason, with ``read``: the requests read)."""
+    rows, root, kind = batch_inputs(dataset, split, requests_file, limit, version)
     init_ray(JobConfig())
     options = dict(beam_size=beam_size, actors=actors, publish=publish)
     results, skipped = caption_batch(rows, root, kind, source, tracking_uri, **options)

@@ -38,7 +38,7 @@ from mlflow.types.schema import Array, ColSpec, ParamSchema, ParamSpec, Schema
 from components.data.record.rejection import RecordRejected
 from components.data.record.untrusted import checked_id
 from components.data.release.dataset import PreparedDataset
-from components.data.release.index import index_head
+from components.data.release.table import head_rows
 from components.data.transforms.requests import (
     RequestError,
     dataset_request,
@@ -292,8 +292,8 @@ def example_request(image_bytes: bytes, info: str, boxes: list[str]) -> pd.DataF
 
 def dataset_example(dataset: PreparedDataset) -> pd.DataFrame:
     """The input example of a model trained on ``dataset``: the first image of its val split."""
-    index = dataset.index
-    first = index_head(index, "val" if "val" in index.splits else "train", limit=1)[0]
+    index = dataset.table
+    first = head_rows(index, "val" if "val" in index.splits else "train", limit=1)[0]
     request = dataset_request(dataset.images_root, first["image_id"], first["record"])
     return example_request(request["image"], request["info"], request["boxes"])
 

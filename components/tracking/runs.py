@@ -39,6 +39,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
 
 from components.config import JobConfig, TrackingSection
+from components.data.release.table import table_uri
 from components.errors import ConfigError
 from components.metric_names import DATA, named
 from components.model.checkpoint import CHECKPOINT_ARTIFACT, inference_files
@@ -179,13 +180,15 @@ def dataset_name(location: str) -> str:
 
 
 def dataset_input(location: str, version: str, context: str) -> DatasetInput:
-    """A dataset version as a run input: an MLflow dataset whose source is the dataset's location and
-    whose digest is its version (``PreparedDataset.version``); ``context``: training, evaluation,
-    ingest."""
+    """A version of a dataset's table as a run input: an MLflow dataset named after the dataset folder,
+    whose source is the table's URI and whose digest is the version with the table's location (so
+    that two datasets of the same name keep their own rows); ``context``: training, evaluation, ingest."""
+    uri = redact(table_uri(location))
     with warnings.catch_warnings():  # a local path resolves to two identical local sources
         warnings.simplefilter("ignore", UserWarning)
-        source = resolve_dataset_source(redact(location))
-    dataset = MetaDataset(source, name=dataset_name(location), digest=version)
+        source = resolve_dataset_source(uri)
+    digest = f"v{version}-{hashlib.sha256(uri.encode()).hexdigest()[:8]}"
+    dataset = MetaDataset(source, name=dataset_name(location), digest=digest)
     return DatasetInput(dataset._to_mlflow_entity(), tags=[InputTag(MLFLOW_DATASET_CONTEXT, context)])
 
 

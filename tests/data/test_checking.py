@@ -9,12 +9,12 @@ import pytest
 from components.data.pipeline.check import CheckedVocabulary, CheckRecords, SplitTotals
 from components.data.record.tokenizer import SPECIALS, Tokenizer, guess_mode
 from components.data.release.format import read_release
-from components.data.release.index import ensure_index, read_index
 from components.data.release.stats import summarize_split
+from components.data.release.table import ensure_table, read_split
 
 
 def checked_rows(root, split: str, with_texts: bool = False) -> list[dict]:
-    rows = read_index(str(root), split)
+    rows = read_split(str(root), split)
     batch = {"image_id": np.array([r["image_id"] for r in rows]), "record": np.array([r["record"] for r in rows])}
     out = CheckRecords(str(root / "images"), with_texts)(batch)
     return [{key: out[key][i] for key in out} for i in range(len(rows))]
@@ -32,7 +32,7 @@ def test_totals_of_checked_rows_equal_the_summary_of_the_records(tiny_dataset, m
 
 def test_a_bad_record_comes_back_as_its_rejection_naming_the_field(tiny_dataset):
     root, _, _ = tiny_dataset
-    row = read_index(str(root), "val")[0]
+    row = read_split(str(root), "val")[0]
     record = json.loads(row["record"])
     record["ocr_locs"][0] = "0.9_0.1_0.2_0.3"
     batch = {"image_id": np.array([row["image_id"], "gone"]), "record": np.array([json.dumps(record), ""])}
@@ -54,4 +54,4 @@ def test_a_vocabulary_from_checked_rows_equals_one_built_from_the_records(tiny_d
     texts = [c for r in records for c in r.captions] + [r.info for r in records]
     expected = Tokenizer.build(texts, mode=guess_mode(texts))
     assert vocabulary.tokenizer().word2int == expected.word2int and vocabulary.tokenizer().mode == "char"
-    assert ensure_index(str(root)).splits["train"].rows == len(by_split["train"])
+    assert ensure_table(str(root)).splits["train"].rows == len(by_split["train"])

@@ -9,7 +9,7 @@ from PIL import Image
 from components.data.pipeline.stream import EncodeImages
 from components.data.record.tokenizer import PAD, SOS
 from components.data.release.format import read_release
-from components.data.release.index import read_index
+from components.data.release.table import read_split
 from components.data.transforms.encoding import EncodeSpec, empty_rows, encode_record
 
 SPEC = EncodeSpec(grid=2, neighbours="top1", max_boxes=32)
@@ -39,7 +39,7 @@ def test_box_truncation_is_counted(tiny_dataset):
 
 def test_bad_records_are_skipped_not_fatal(tiny_dataset):
     root, _, tokenizer = tiny_dataset
-    index = read_index(str(root), "train", limit=3)
+    index = read_split(str(root), "train", limit=3)
     broken = json.loads(index[1]["record"])
     broken["ocr_locs"][0] = "0.9_0.1_0.2_0.2"
     records = [index[0]["record"], json.dumps(broken), index[2]["record"], ""]
@@ -57,7 +57,7 @@ def test_bad_records_are_skipped_not_fatal(tiny_dataset):
 
 def test_release_records_and_pipeline_index_agree(tiny_dataset):
     root, _, _ = tiny_dataset
-    index = read_index(str(root), "val")
+    index = read_split(str(root), "val")
     assert [r["image_id"] for r in index] == [r.image_id for r in read_release(root, "val").records]
 
 

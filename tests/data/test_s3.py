@@ -12,7 +12,7 @@ from helpers import RecordingTally
 from components import storage
 from components.data.pipeline.stream import EncodeImages
 from components.data.prepare import load_vocabulary
-from components.data.release.index import read_index
+from components.data.release.table import read_split
 from components.data.transforms.encoding import EncodeSpec
 from components.errors import UnsafePathError
 from components.model import GridBackbone
@@ -43,7 +43,7 @@ def s3_dataset(s3_bucket, tiny_dataset):
 
 def test_pipeline_reads_the_same_dataset_from_s3(s3_dataset):
     uri, root = s3_dataset
-    remote, local = read_index(uri, "val"), read_index(str(root), "val")
+    remote, local = read_split(uri, "val"), read_split(str(root), "val")
     assert remote == local
     tokenizer = load_vocabulary(uri)
     assert tokenizer.word2int == load_vocabulary(str(root)).word2int
@@ -58,7 +58,7 @@ def test_pipeline_reads_the_same_dataset_from_s3(s3_dataset):
 
 def test_missing_image_on_s3_is_skipped_and_named(s3_dataset):
     uri, _ = s3_dataset
-    rows = read_index(uri, "val")
+    rows = read_split(uri, "val")
     tokenizer = load_vocabulary(uri)
     tally = RecordingTally()
     encode = EncodeImages(f"{uri}/no-images-here", tokenizer, EncodeSpec(grid=2), tally)

@@ -231,10 +231,9 @@ def test_built_folder_reads_back_clean_with_its_truth(tiny_dataset):
             assert [b.shown for b in truth.images[record.image_id].boxes] == list(record.captions)
 
 
-def test_the_truth_is_found_from_a_version_folder_and_absent_elsewhere(tmp_path, tiny_dataset):
+def test_the_truth_is_found_in_its_dataset_folder_and_absent_elsewhere(tmp_path, tiny_dataset):
     root, _, _ = tiny_dataset
-    version = Path(root) / "versions" / "abc123"
-    assert find_truth(str(version)) == str(Path(root) / TRUTH_FILE)
+    assert find_truth(str(root)) == str(Path(root) / TRUTH_FILE)
     assert find_truth(str(tmp_path)) is None and read_truth(str(tmp_path)) is None
     (tmp_path / TRUTH_FILE).write_text('{"format": "something else"}\n', "utf-8")
     with pytest.raises(ValueError, match="not a version-2 synthetic truth file"):

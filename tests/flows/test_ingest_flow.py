@@ -8,8 +8,7 @@ import pytest
 from helpers import load_flow
 from mlflow.tracking import MlflowClient
 
-from components.data.release.index import dataset_version
-from components.data.release.versions import LEDGER_FILE
+from components.data.release.table import head_rows, open_table, partition_ledger
 from components.data.synthetic.build import SyntheticSpec, build_crawl, crawl_image
 
 PARTITIONS = {"crawl_date=2026-11-20": 21, "crawl_date=2026-11-21": 22}
@@ -28,7 +27,7 @@ def ingested(ray_cluster, tiny_dataset, tmp_path_factory):
         "--preset", "tiny", "--crawl", str(place / "crawls"), "--dataset", str(dataset),
         "--set", f"tracking.tracking_uri={uri}", "--set", "tracking.system_metrics=false",
     ]  # fmt: skip
-    before = dataset_version(str(dataset))
+    before = open_table(str(dataset)).version
     assert load_flow("ingest").main(argv) == 0
     return dataset, uri, argv, before
 
@@ -41,21 +40,22 @@ def ingest_runs(uri):
 
 def test_two_partitions_become_one_new_version_read_by_real_ocr(ingested):
     dataset, uri, _, before = ingested
-    version = dataset_version(str(dataset))
+    version = open_table(str(dataset)).version
     assert version != before
-    ledger = json.loads((dataset / LEDGER_FILE).read_text())
+    ledger = partition_ledger(str(dataset))
     assert set(ledger) == set(PARTITIONS) and {e["version"] for e in ledger.values()} == {version}
     (run,) = ingest_runs(uri)
     assert run.info.status == "FINISHED" and run.data.metrics["stage/lines"] == 10
     assert run.data.metrics["stage/added"] >= 5 and run.data.metrics["ocr/seconds_per_image"] > 0
     assert run.data.metrics["texts/total"] > run.data.metrics["texts/kept"] > 0
     (source,) = run.inputs.dataset_inputs
-    assert source.dataset.digest == version and source.tags[0].value == "ingest"
+    assert source.dataset.digest.startswith(f"v{version}-") and source.tags[0].value == "ingest"
     artifacts = {a.path for a in MlflowClient(uri).list_artifacts(run.info.run_id, "ingest")}
     assert {"ingest/examples.png", "ingest/summary.txt", "ingest/rejections.txt"} <= artifacts
     # What the real OCR engine read is what was drawn on the crawled images (the clean texts: the
     # labelled OCR-like noise drawn into a few is for the cleaning rules and the fluency filter to drop).
-    records = json.loads((dataset / "ref_captions.json").read_text("utf-8"))
+    rows = head_rows(open_table(str(dataset)), "train")
+    records = {row["image_id"]: json.loads(row["record"]) for row in rows}
     matched = total = 0
     for seed in PARTITIONS.values():
         for i in range(5):
@@ -74,8 +74,8 @@ def test_the_new_version_passes_the_strict_check(ingested):
 
 def test_a_second_run_ingests_nothing_and_starts_no_run(ingested, capsys):
     dataset, uri, argv, _ = ingested
-    version = dataset_version(str(dataset))
+    version = open_table(str(dataset)).version
     assert load_flow("ingest").main(argv) == 0
     out = capsys.readouterr().out
-    assert out.count("already ingested") == 2 and dataset_version(str(dataset)) == version
+    assert out.count("already ingested") == 2 and open_table(str(dataset)).version == version
     assert len(ingest_runs(uri)) == 1

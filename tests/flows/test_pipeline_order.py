@@ -3,7 +3,7 @@ orders for the same seed."""
 
 from components.data.pipeline.stream import build_dataset
 from components.data.release.dataset import PreparedDataset
-from components.data.release.index import ensure_index
+from components.data.release.table import ensure_table
 from components.data.transforms.encoding import EncodeSpec
 
 
@@ -17,7 +17,7 @@ def test_the_shuffled_order_follows_the_seed(ray_cluster, tiny_dataset):
 
     def epochs(seed: int) -> list[list[str]]:
         spec = EncodeSpec(grid=2)
-        prepared = PreparedDataset(str(root), f"{root}/images", ensure_index(str(root)), tokenizer)
+        prepared = PreparedDataset(str(root), f"{root}/images", ensure_table(str(root)), tokenizer)
         dataset = build_dataset(prepared, "train", spec, shuffle=True, seed=seed, batch_size=2)
         return [[str(row["image_id"]) for row in dataset.iter_rows()] for _ in range(2)]
 

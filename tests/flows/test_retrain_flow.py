@@ -26,8 +26,7 @@ from helpers import REPO, load_flow
 from mlflow.tracking import MlflowClient
 
 from components.cli import run
-from components.data.release.index import dataset_version
-from components.data.release.versions import LEDGER_FILE
+from components.data.release.table import head_rows, open_table, partition_ledger
 from components.data.synthetic.build import SyntheticSpec, build_crawl, build_release
 from components.retraining import crashes
 from components.retraining.crashes import CRASH_AT_ENV, CRASH_POINTS, GATE_CRASH_POINTS, KILLED_EXIT
@@ -114,7 +113,7 @@ def last(root) -> dict:
 def first(place):
     root, uri, common = place
     arrive(root, "2026-11-20", 21)
-    before = dataset_version(str(root / "dataset"))
+    before = current_version(root)
     argv = [*common, "--set", "train.steps=6", "--set", "retrain.finetune_steps=2"]  # a weak champion
     kill_at_each(argv, CRASH_POINTS)
     assert retrain(argv) == 0
@@ -143,23 +142,23 @@ def test_the_first_retrain_pretrains_fine_tunes_and_promotes(first, place):
     assert {r.info.status for r in nested} == {"FINISHED"}
     assert len(MlflowClient(uri).search_model_versions(f"name = '{NAME}'")) == 1
     (source,) = nested[2].inputs.dataset_inputs  # pre-training read the version the ingest made
-    assert source.dataset.digest == dataset_version(str(root / "dataset")) == record["version"]
+    assert source.dataset.digest.startswith(f"v{record['version']}-") and current_version(root) == record["version"]
     assert nested[2].data.metrics["data/skipped_records"] == 0
     artifacts = {a.path for a in MlflowClient(uri).list_artifacts(top.info.run_id, "retrain")}
     assert "retrain/comparison.png" in artifacts
-    ledger = json.loads((root / "dataset" / LEDGER_FILE).read_text())
-    assert list(ledger) == ["crawl_date=2026-11-20"] and dataset_version(str(root / "dataset")) != before
+    ledger = partition_ledger(str(root / "dataset"))
+    assert list(ledger) == ["crawl_date=2026-11-20"] and current_version(root) != before
     assert not (root / "dataset" / PENDING_FILE).exists() and not (root / "dataset" / LOCK_FILE).exists()
 
 
 def test_a_rerun_after_success_does_nothing_and_says_why(first, place, capsys):
     root, uri, common = place
-    count, current = len(runs(uri)), dataset_version(str(root / "dataset"))
+    count, current = len(runs(uri)), current_version(root)
     assert retrain(common) == 0
     out = capsys.readouterr().out
     assert "nothing to do" in out and "crawl_date=2026-11-20: already ingested" in out
     assert f"last retrain {first[0]['run_key']}: promoted, version 1" in out
-    assert len(runs(uri)) == count and dataset_version(str(root / "dataset")) == current
+    assert len(runs(uri)) == count and current_version(root) == current
     assert len(MlflowClient(uri).search_model_versions(f"name = '{NAME}'")) == 1
 
 
@@ -225,28 +224,29 @@ def test_a_clearly_better_candidate_is_promoted_by_the_paired_bootstrap(second, 
     assert top.data.metrics["replay/new_images"] >= 2 and (view / "ref_captions.json").is_file()
 
 
+def current_version(root) -> str:
+    """The dataset's current version."""
+    return open_table(str(root / "dataset")).version
+
+
 def new_captions(root, record: dict) -> list[str]:
     """The captions a retrain's ingest added (its version against the one before)."""
-    from components.data.release.versions import read_state, version_folder
-
-    before = read_state(version_folder(str(root / "dataset"), record["previous_version"]))
-    after = read_state(version_folder(str(root / "dataset"), record["version"]))
-    return [c for i in after.splits["train"] if i not in before.captions for c in after.captions[i]["ocr_txts"]]
+    before = open_table(str(root / "dataset"), record["previous_version"]).splits["train"].rows
+    after = head_rows(open_table(str(root / "dataset"), record["version"]), "train")
+    return [c for row in after[before:] for c in json.loads(row["record"])["ocr_txts"]]
 
 
 def test_a_crawl_of_unseen_characters_is_written_by_the_first_candidate(first, place):
     """A fresh 200-image dataset's vocabulary lacks many of a crawl's characters (product names are
     drawn from 3,755): the gate used to refuse such a crawl at 2%. The ingest adds them to the
     dataset's vocabulary, pre-training builds from it, and the candidate reads and writes them."""
-    from components.data.record.tokenizer import UNK, Tokenizer
-    from components.data.release.versions import read_state, version_folder
+    from components.data.record.tokenizer import UNK
+    from components.data.release.table import version_vocabulary
     from components.tracking.sources import ModelSource
 
     root, uri, _ = place
     record, before = first
-    original = Tokenizer.from_vocabulary(
-        json.loads(read_state(version_folder(str(root / "dataset"), before)).extras["word2int.json"])
-    )
+    original = version_vocabulary(open_table(str(root / "dataset"), before))
     captions = new_captions(root, record)
     chars = [c for caption in captions for c in caption if not c.isspace()]
     unseen = sum(c not in original.word2int for c in chars) / len(chars)
@@ -341,7 +341,7 @@ def corrupted(third, place):
 
 def test_a_corrupted_partition_fails_the_data_gate_and_trains_nothing(corrupted, place, capsys):
     root, uri, common = place
-    current, models = dataset_version(str(root / "dataset")), alias_of(uri, "champion")
+    current, models = current_version(root), alias_of(uri, "champion")
     trainings = len(runs(uri, "tags.task = 'finetune'"))
     kill_at_each(common, GATE_CRASH_POINTS)  # the failure is counted once, however often it is killed
     assert retrain(common) == 3
@@ -353,7 +353,7 @@ def test_a_corrupted_partition_fails_the_data_gate_and_trains_nothing(corrupted,
     assert top.data.tags["retrain_outcome"] == "data_gate_failed" and top.info.status == "FINISHED"
     assert [r.data.tags["task"] for r in children(uri, top.info.run_id)] == ["ingest"] * 3  # one per kill
     assert len(runs(uri, "tags.task = 'finetune'")) == trainings and alias_of(uri, "champion") == models
-    assert dataset_version(str(root / "dataset")) == current
+    assert current_version(root) == current
 
 
 def test_a_partition_failing_three_times_waits_for_a_person_and_the_lock_is_respected(corrupted, place, capsys):

@@ -20,7 +20,7 @@ from servers import free_port
 
 from components.config import load_job_config
 from components.data.prepare import with_vocabulary
-from components.data.release.index import read_index
+from components.data.release.table import read_split
 from components.data.transforms.requests import dataset_request
 from components.model import build_model
 from components.model.checkpoint import save_checkpoint
@@ -35,7 +35,7 @@ NAME = "caponimage"
 @pytest.fixture(scope="module")
 def products(tiny_dataset):
     root, _, _ = tiny_dataset
-    return [dataset_request(str(root / "images"), r["image_id"], r["record"]) for r in read_index(str(root), "val", 3)]
+    return [dataset_request(str(root / "images"), r["image_id"], r["record"]) for r in read_split(str(root), "val", 3)]
 
 
 @pytest.fixture(scope="module")

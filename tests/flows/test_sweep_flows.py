@@ -8,7 +8,7 @@ import pytest
 from helpers import load_flow
 from mlflow.tracking import MlflowClient
 
-from components.data.release.index import read_index
+from components.data.release.table import read_split
 from components.data.transforms.requests import dataset_request
 from components.serving.registry import CHALLENGER, CHAMPION, Score, register
 from components.tracking.registry import Registry
@@ -64,7 +64,7 @@ def test_winner_is_the_champion_and_captions_every_box(sweep):
     model = mlflow.pyfunc.load_model("models:/caponimage@champion")
     requests = [
         dataset_request(str(root / "data" / "images"), r["image_id"], r["record"])
-        for r in read_index(str(root / "data"), "test", 2)
+        for r in read_split(str(root / "data"), "test", 2)
     ]
     frame = pd.DataFrame({k: [r[k] for r in requests] for k in ("image", "info", "boxes")})
     captions = model.predict(frame)["captions"]
@@ -92,7 +92,7 @@ def test_caption_flow_captions_a_dataset_with_the_champion(sweep):
     argv = ["--tracking-uri", uri, "--dataset", str(root / "data"), "--split", "val", "--limit", "3"]
     assert load_flow("caption").main([*argv, "--out", str(out), "--draw", "2"]) == 0
     written = json.loads((out / "captions.json").read_text("utf-8"))
-    index = {r["image_id"]: json.loads(r["record"]) for r in read_index(str(root / "data"), "val", 3)}
+    index = {r["image_id"]: json.loads(r["record"]) for r in read_split(str(root / "data"), "val", 3)}
     assert [w["id"] for w in written] == list(index)
     assert [len(w["captions"]) for w in written] == [len(index[w["id"]]["ocr_locs"]) for w in written]
     assert len(list(out.glob("*_captioned.png"))) == 2
@@ -115,7 +115,7 @@ def test_evaluate_flow_takes_a_registered_model(sweep):
 
 def test_bad_requests_in_a_batch_are_skipped_by_request_and_the_rest_captioned(sweep, tmp_path, capsys):
     root, uri, _, _ = sweep
-    first = read_index(str(root / "data"), "val", 1)[0]
+    first = read_split(str(root / "data"), "val", 1)[0]
     (tmp_path / "good.png").write_bytes((root / "data" / "images" / f"{first['image_id']}.png").read_bytes())
     (tmp_path / "folder.png").mkdir()
     box = ["0.1_0.1_0.3_0.2"]

@@ -18,7 +18,7 @@ import pytest
 from helpers import chromium, load_flow
 from mlflow.tracking import MlflowClient
 
-from components.data.release.index import load_index
+from components.data.release.table import open_table
 from components.tracking.runs import ui_link
 from components.tracking.sources import ModelSource, logged_model_uri
 
@@ -54,21 +54,25 @@ def history(uri: str, run_id: str, key: str) -> list[tuple[int, float]]:
 @pytest.fixture(scope="module")
 def pretrained(ray_cluster, place):
     _, uri, common = place
-    with pytest.MonkeyPatch.context() as patch:  # the driver's index loads, each one checking every file
-        index_module, loads = importlib.import_module("components.data.release.index"), []
-        load_index = index_module.load_index
-        patch.setattr(index_module, "load_index", lambda dataset: loads.append(dataset) or load_index(dataset))
+    with pytest.MonkeyPatch.context() as patch:  # the driver's opening of the table at a version
+        table_module, loads = importlib.import_module("components.data.release.table"), []
+        opened = table_module.open_table
+        patch.setattr(
+            table_module, "open_table", lambda dataset, version=None: loads.append(dataset) or opened(dataset, version)
+        )
         assert load_flow("pretrain").main(common) == 0
     run = latest_run(uri)
     run.index_loads = loads
     return run
 
 
-def test_the_driver_loads_the_dataset_index_once_and_logs_the_version_it_read(pretrained, place):
+def test_the_driver_opens_the_dataset_table_once_and_logs_the_version_it_read(pretrained, place):
     root, _, _ = place
-    assert pretrained.index_loads == [str(root / "data")]  # prepared once, handed down: no floor loads it again
+    assert pretrained.index_loads == [str(root / "data")]  # prepared once, handed down: no floor opens it again
     logged = pretrained.inputs.dataset_inputs[0].dataset
-    assert logged.digest == pretrained.data.tags["data_version"] == load_index(str(root / "data")).version
+    version = open_table(str(root / "data")).version
+    assert pretrained.data.tags["data_version"] == version and logged.digest.startswith(f"v{version}-")
+    assert json.loads(logged.source)["uri"] == str(root / "data" / "table")  # the table's location
 
 
 def test_pretraining_learns_and_tracks_everything(pretrained, place):
@@ -103,7 +107,9 @@ def test_pretraining_learns_and_tracks_everything(pretrained, place):
     assert run.data.params["preset"] == "tiny" and not any(k.startswith(("tune.", "ingest.")) for k in run.data.params)
     assert not history(uri, run.info.run_id, "eta_s")
     (dataset,) = run.inputs.dataset_inputs
-    assert dataset.dataset.digest == run.data.tags["data_version"] and dataset.tags[0].value == "training"
+    assert (
+        dataset.dataset.digest.startswith(f"v{run.data.tags['data_version']}-") and dataset.tags[0].value == "training"
+    )
     experiment = MlflowClient(uri).get_experiment(run.info.experiment_id)
     assert experiment.tags["mlflow.experimentKind"] == "custom_model_development"
 

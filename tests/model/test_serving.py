@@ -17,7 +17,7 @@ from PIL import Image
 from components.config import load_job_config
 from components.data.prepare import with_vocabulary
 from components.data.record.boxes import Box
-from components.data.release.index import read_index
+from components.data.release.table import read_split
 from components.data.transforms.masking import box_pixel_bounds
 from components.data.transforms.requests import (
     RequestError,
@@ -53,7 +53,7 @@ def checkpoint(tiny_dataset, tmp_path_factory):
 @pytest.fixture(scope="module")
 def requests(tiny_dataset):
     root, _, _ = tiny_dataset
-    return [dataset_request(str(root / "images"), r["image_id"], r["record"]) for r in read_index(str(root), "val", 3)]
+    return [dataset_request(str(root / "images"), r["image_id"], r["record"]) for r in read_split(str(root), "val", 3)]
 
 
 def frame(requests):
@@ -204,7 +204,7 @@ def test_a_bad_model_flag_is_named_as_typed(flow, flag, tmp_path, capsys):
 
 def test_caption_flow_on_one_image_writes_png_and_json(tiny_dataset, checkpoint, tmp_path):
     root, _, _ = tiny_dataset
-    first = read_index(str(root), "test", 1)[0]
+    first = read_split(str(root), "test", 1)[0]
     record = json.loads(first["record"])
     (tmp_path / "record.json").write_text(json.dumps(record, ensure_ascii=False), "utf-8")
     out = tmp_path / "out"
@@ -309,7 +309,7 @@ def test_the_failure_picture_shows_each_failing_caption_as_published(tiny_datase
         failed = ["grounding"] if n in (0, 3) else []
         row["verdict"] = json.dumps({**json.loads(row["verdict"]), "failed": failed,
                                      "reasons": {"grounding": "not in the info: 500ml"} if failed else {}})  # fmt: skip
-    index = read_index(str(root), "val", 3)
+    index = read_split(str(root), "val", 3)
     sheet = publishing_failures(rows, index, str(root / "images"), "zh", 0.03)
     assert sheet.size == (720, 28 + 2 * (72 + 8))
     assert failure_label(rows[0]["image_id"], rows[0]).endswith("\ngrounding: not in the info: 500ml")
@@ -391,7 +391,7 @@ def test_a_folder_that_is_not_a_checkpoint_or_a_pickled_one_is_refused_in_one_li
         load_checkpoint(evil)
     assert not marker.exists()
     root, _, _ = tiny_dataset
-    first = read_index(str(root), "test", 1)[0]
+    first = read_split(str(root), "test", 1)[0]
     (tmp_path / "record.json").write_text(first["record"], "utf-8")
     image = str(root / "images" / f"{first['image_id']}.png")
     for model, reason in ((tmp_path, "not a CapOnImage checkpoint"), (evil, "was refused")):

@@ -11,7 +11,7 @@ from PIL import Image
 from components.config import JobConfig, load_job_config
 from components.data.pipeline.stream import EncodeImages
 from components.data.record.tokenizer import EOS, PAD, SOS
-from components.data.release.index import ensure_index, index_head, read_index
+from components.data.release.table import ensure_table, head_rows, read_split
 from components.data.transforms.encoding import EncodeSpec
 from components.evaluation.oracle import dataset_field_sheet
 from components.model import build_model
@@ -28,7 +28,7 @@ SPEC = EncodeSpec(grid=2, neighbours="top1", max_boxes=32)
 @pytest.fixture(scope="module")
 def encoded(tiny_dataset):
     root, _, tokenizer = tiny_dataset
-    index = read_index(str(root), "train", limit=6)
+    index = read_split(str(root), "train", limit=6)
     batch = {"image_id": np.array([r["image_id"] for r in index]), "record": np.array([r["record"] for r in index])}
     return EncodeImages(f"{root}/images", tokenizer, SPEC)(batch), tokenizer, root
 
@@ -120,8 +120,8 @@ def test_validate_scores_generation_and_matching(encoded):
 
 def test_validate_reports_field_accuracy_per_input_given_a_field_sheet(encoded):
     rows, tokenizer, root = encoded
-    index = ensure_index(str(root))
-    sheet = dataset_field_sheet(index, index_head(index, "train"))  # the encoded rows are train images
+    index = ensure_table(str(root))
+    sheet = dataset_field_sheet(index, head_rows(index, "train"))  # the encoded rows are train images
     model, _ = fresh(tiny_job(), tokenizer)
     metrics = validate(model, [rows], tokenizer, None, 0.4, torch.device("cpu"), fields=sheet)
     fields = {k for k in metrics if k.startswith(("field_", "role_"))}

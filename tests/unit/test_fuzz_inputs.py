@@ -13,10 +13,8 @@ import pytest
 from PIL import Image
 
 from components.data.ingest.crawl import Partition
-from components.data.ingest.dedup import DedupIndex
 from components.data.ingest.partitions import IngestResult, Plan, read_products
 from components.data.record.untrusted import MAX_ID_CHARS, MAX_JSON_CHARS, MAX_JSON_DEPTH
-from components.data.release.versions import DatasetState
 from components.serving.batch import RequestReader
 
 UNSAFE_IDS = ["", "p\x00", "p-1\n", "p\ud800", "../p", "/p", "a//b", " p", "p\\q", "p\u2028", "x" * (MAX_ID_CHARS + 1)]
@@ -81,9 +79,9 @@ def test_the_crawl_reader_counts_every_bad_line_and_keeps_every_good_one(seed, t
     partition = tmp_path / "crawl_date=2026-12-01"
     partition.mkdir()
     (partition / "products.jsonl").write_bytes(b"\n".join(lines) + b"\r\n\n")
-    plan = Plan("dataset", DatasetState({}, {}), {}, {}, [Partition(partition.name, str(partition), True)])
+    plan = Plan("dataset", None, {}, {}, [Partition(partition.name, str(partition), True)])
     result = IngestResult("dataset", "v0", "v0", {}, {}, {})
-    products = read_products(plan, DedupIndex(), result)
+    products = read_products(plan, result)
     assert sorted(p.product_id for p in products) == sorted(kept)
     assert result.rejected == expected
     assert result.stages["lines"] == len(lines) and result.stages["products"] == len(kept)

@@ -209,27 +209,24 @@ def test_an_ingest_grows_the_vocabulary_by_the_frequent_new_characters():
     OOV share is what stays unknown (the rare ones)."""
     from components.data.ingest.partitions import IngestResult, grow_vocabulary, oov_share
     from components.data.record.boxes import Box
-    from components.data.record.tokenizer import VOCABULARY_FILE, Tokenizer
+    from components.data.record.tokenizer import Tokenizer
     from components.data.release.format import ImageRecord
-    from components.data.release.versions import DatasetState
 
     base = Tokenizer.build(["保温杯保温杯", "保温壶"], min_count=1)
-    state = DatasetState({}, {"train": []}, base.vocabulary_files())
     box = Box(0.1, 0.1, 0.4, 0.3)
 
     def record(number: int, caption: str) -> ImageRecord:
         return ImageRecord(f"n{number}", "保温杯", (box,), (box,), (caption,))
 
     records = [record(1, "新品杯"), record(2, "新款壶"), record(3, "新独杯")]  # 新 3x, 品 款 独 once
-    result = IngestResult("d", "v0", "v0", {}, {}, {}, parent_state=state)
+    result = IngestResult("d", "0", "0", {}, {}, {})
     result.new_records = records
     assert oov_share(records, base) == 6 / 9
-    grow_vocabulary(result, state, min_count=2)
+    grow_vocabulary(result, base, min_count=2)
     assert result.vocabulary_added == ["新"] and result.vocabulary.extends(base)
     assert oov_share(records, result.vocabulary) == 3 / 9  # 品 款 独 stay unknown
-    grown = Tokenizer.from_vocabulary(json.loads(result.new_state().extras[VOCABULARY_FILE]))
-    assert grown.word2int == result.vocabulary.word2int and result.new_state().version != state.version
-    unchanged = IngestResult("d", "v0", "v0", {}, {}, {}, parent_state=state)
+    assert result.vocabulary.word2int["新"] == len(base)  # appended: every old id keeps its token
+    unchanged = IngestResult("d", "0", "0", {}, {}, {})
     unchanged.new_records = [record(4, "保温杯")]
-    grow_vocabulary(unchanged, state, min_count=1)
-    assert unchanged.vocabulary is None and unchanged.new_state().extras == state.extras
+    grow_vocabulary(unchanged, base, min_count=1)
+    assert unchanged.vocabulary is None and unchanged.vocabulary_added == []

@@ -48,8 +48,11 @@ def test_runs_logging_one_new_dataset_version_at_once_all_get_it(tmp_path):
         assert log_at_once(uri, experiment_id, version, racers) == ["ok"] * racers
     runs = client.search_runs([experiment_id])
     assert len(runs) == racers * len(versions)
-    logged = sorted(i.dataset.digest for r in runs for i in r.inputs.dataset_inputs)
-    assert logged == sorted(v for v in versions for _ in range(racers))  # each run has its one input
+    logged = sorted(i.dataset.digest.rsplit("-", 1)[0] for r in runs for i in r.inputs.dataset_inputs)
+    assert logged == sorted(f"v{v}" for v in versions for _ in range(racers))  # each run has its one input
+    sources = {json.loads(i.dataset.source)["uri"] for r in runs for i in r.inputs.dataset_inputs}
+    assert sources == {"/data/crawls/synthetic/table"}  # the table's location; the name is the dataset's
+    assert {i.dataset.name for r in runs for i in r.inputs.dataset_inputs} == {"synthetic"}
     assert {r.data.tags["data_version"] for r in runs} == set(versions)
 
 

@@ -7,8 +7,9 @@
        reads the image at its crawled size, OCRs it, cleans the texts (``cleaning``), and writes the
        image resized to short side 256 into the dataset's ``images/``; a bad image is counted;
     3. the driver drops duplicate images and near-duplicates in crawl order (``dedup``), removes
-       their written images, and publishes the new training records as the dataset's next version
-       (``versions``); val and test never change. The vocabulary grows with the data: the new
+       their written images, and appends the new training records to the dataset's table as one
+       commit, its next version, tagged with the partitions' names (``table``); val and test never
+       change. The vocabulary grows with the data: the new
        records' tokens it lacks, seen at least ``ingest.vocabulary_min_count`` times, are appended
        (every id it had keeps its token), so the version carries the vocabulary its records need.
 
@@ -36,7 +37,7 @@ from components.config import IngestSection
 from components.data.ingest.cleaning import clean_texts
 from components.data.ingest.crawl import Partition, Product, find_partitions, parse_product, partition_key, product_info
 from components.data.ingest.crawl import read_products as read_product_lines
-from components.data.ingest.dedup import DedupIndex
+from components.data.ingest.dedup import CrawlDedup, DatasetMatches, known_ids
 from components.data.ingest.fluency import (
     CausalLmScorer,
     FluencyFilter,
@@ -49,20 +50,21 @@ from components.data.ingest.fluency import (
 from components.data.ingest.ocr import OcrEngine, build_engine, engine_id
 from components.data.record.images import image_digest, open_image
 from components.data.record.rejection import RecordRejected
-from components.data.record.tokenizer import VOCABULARY_FILE, Tokenizer
+from components.data.record.tokenizer import Tokenizer
 from components.data.release.format import ImageRecord, parse_record_value
+from components.data.release.layout import INGEST_DIR, images_folder
 from components.data.release.stats import format_summary, summarize_split
-from components.data.release.versions import (
-    INGEST_DIR,
-    DatasetState,
-    images_folder,
-    load_digests,
-    load_ledger,
-    publish,
-    read_state,
-    save_digests,
-    save_ledger,
-    timestamp,
+from components.data.release.table import (
+    DatasetTable,
+    append_rows,
+    describe_sizes,
+    ensure_table,
+    iter_rows,
+    open_table,
+    partition_ledger,
+    record_text,
+    store_vocabulary,
+    version_vocabulary,
 )
 from components.errors import ConfigError, PartitionChanged
 from components.progress import logged_progress
@@ -77,7 +79,7 @@ class Plan:
     """What an ingest will do, decided on the driver before Ray starts."""
 
     dataset: str
-    state: DatasetState  # the dataset's current version
+    table: DatasetTable | None  # the dataset's current version, which the ingest appends to
     fluency: dict[str, Any]  # what an actor needs to build the fluency filter
     fluency_report: dict[str, float]
     partitions: list[Partition] = field(default_factory=list)  # to ingest, oldest first
@@ -90,10 +92,10 @@ def plan_ingest(
 ) -> Plan:
     """The complete partitions not ingested yet (or ``only`` that one). ``PartitionChanged`` for one
     ingested before whose key differs now, unless ``reingest``."""
-    state = read_state(dataset)
-    fluency, report = prepare_fluency(dataset, state, section)
-    chosen = Plan(dataset, state, fluency, report)
-    settings, ledger = settings_text(section, fluency), load_ledger(dataset, state.version)
+    table = ensure_table(dataset)
+    fluency, report = prepare_fluency(dataset, table, section)
+    chosen = Plan(dataset, table, fluency, report)
+    settings, ledger = settings_text(section, fluency), partition_ledger(dataset, table.number)
     for partition in _candidates(crawl_root, only):
         if not partition.complete:
             chosen.skipped[partition.name] = "incomplete (no _SUCCESS yet)"
@@ -135,25 +137,26 @@ def settings_text(section: IngestSection, fluency: dict[str, Any]) -> str:
 
 
 # -- the fluency filter ---------------------------------------------------------------------------------
-def _captions(state: DatasetState, split: str) -> list[str]:
-    return [c for i in state.splits.get(split, []) for c in state.captions.get(i, {}).get("ocr_txts", [])]
+def _captions(table: DatasetTable, split: str) -> list[str]:
+    rows = iter_rows(table, split) if split in table.splits else ()
+    return [c for row in rows if row["record"] for c in json.loads(row["record"]).get("ocr_txts", [])]
 
 
-def prepare_fluency(dataset: str, state: DatasetState, section: IngestSection) -> tuple[dict[str, Any], dict]:
+def prepare_fluency(dataset: str, table: DatasetTable, section: IngestSection) -> tuple[dict[str, Any], dict]:
     """(what an actor needs to build the filter, the filter's report). The n-gram model is fitted on
     the training captions once, calibrated on phrasing it never saw, and saved with the dataset; a
     causal LM is calibrated on the val captions and reported on test's."""
     if section.fluency == "ngram":
         location = storage.join(dataset, FLUENCY_FILE)
         if not storage.exists(location):
-            model, threshold, report = fit_calibrated(_captions(state, "train"))
+            model, threshold, report = fit_calibrated(_captions(table, "train"))
             save_ngram(model, threshold, location, report)
         model, threshold, report = load_ngram(location)
         spec = {"kind": "ngram", "location": location}
     else:
         model = CausalLmScorer(section.fluency)
-        threshold = calibrate(model, _captions(state, "val") or _captions(state, "train"))
-        report = filter_report(FluencyFilter(model, threshold), _captions(state, "test"))
+        threshold = calibrate(model, _captions(table, "val") or _captions(table, "train"))
+        report = filter_report(FluencyFilter(model, threshold), _captions(table, "test"))
         spec = {"kind": "causal-lm", "location": section.fluency}
     if section.fluency_threshold is not None:
         threshold = section.fluency_threshold
@@ -307,16 +310,9 @@ class IngestResult:
     new_records: list[ImageRecord] = field(default_factory=list)
     locations: dict[str, str] = field(default_factory=dict)  # partition -> where it is
     duplicates_of: dict[str, tuple[str, str]] = field(default_factory=dict)  # dropped -> (reason, image it repeats)
-    committed: bool = False  # the new version is the dataset's current one and the ledger has the partitions
-    digests: dict[str, str] = field(default_factory=dict)  # image digest -> id, the dataset's and the new images'
-    parent_state: DatasetState | None = None  # the version ingested into
-
-    def new_state(self) -> DatasetState:
-        """The version this ingest makes: the parent's records plus the new ones, the grown vocabulary."""
-        state = self.parent_state.with_records(self.new_records)
-        if self.vocabulary is not None:
-            state.extras.update(self.vocabulary.vocabulary_files())
-        return state
+    committed: bool = False  # the new version is the table's current one, its history has the partitions
+    digests: dict[str, list[str]] = field(default_factory=dict)  # new image id -> its crawled and stored digests
+    parent: DatasetTable | None = None  # the version ingested into
 
     def summary(self) -> str:
         """The funnel, the rejections by reason, what became of the OCR texts, and the versions."""
@@ -347,39 +343,41 @@ class IngestResult:
 STAGES = ("lines", "products", "images_read", "cleaned", "added")
 
 
-def version_table(dataset: str) -> str:
-    """The Table 1 summary of a dataset's current version, per split (as ``check_dataset.py`` prints)."""
-    state = read_state(dataset)
-    tokenizer = (
-        Tokenizer.from_vocabulary(json.loads(state.extras[VOCABULARY_FILE]))
-        if VOCABULARY_FILE in state.extras
-        else Tokenizer.build([c for r in state.captions.values() for c in r.get("ocr_txts", [])])
-    )
-    summaries = []
-    for split, ids in state.splits.items():
-        records = [parse_record_value(i, state.captions[i], None) for i in ids if i in state.captions]
-        summaries.append(summarize_split(split, records, tokenizer))
-    return format_summary(summaries, len(tokenizer), unit="chars" if tokenizer.mode == "char" else "words")
+def added_table(result: IngestResult) -> str:
+    """The Table 1 summary of the records an ingest added, and each split's size in the version it
+    made (from the table's log: an ingest reads no record it did not add; ``check_dataset.py``
+    summarises a whole version)."""
+    table = open_table(result.dataset, result.version)
+    tokenizer = result.vocabulary or version_vocabulary(table)
+    if tokenizer is None:
+        tokenizer = Tokenizer.build(t for r in result.new_records for t in (*r.captions, r.info))
+    unit = "chars" if tokenizer.mode == "char" else "words"
+    summary = format_summary([summarize_split("added", result.new_records, tokenizer)], len(tokenizer), unit=unit)
+    return f"{summary}\nversion {table.version}: {describe_sizes(table)}"
 
 
-def read_products(plan: Plan, index: DedupIndex, result: IngestResult) -> list[Product]:
-    """The planned partitions' products; bad lines and products the dataset has are counted and skipped."""
-    products, seen = [], set()
+def read_products(plan: Plan, result: IngestResult) -> list[Product]:
+    """The planned partitions' products; bad lines, and products the dataset has (one pass over its
+    ids) or the crawl had before, are counted and skipped."""
+    parsed = []
     for partition in plan.partitions:
         for line, text in read_product_lines(partition):
             result.stages["lines"] += 1
             try:
-                product = parse_product(partition.name, line, text)
+                parsed.append(parse_product(partition.name, line, text))
             except RecordRejected as rejected:
                 _reject(result, rejected.reason, f"{partition.name} line {line}: {rejected}")
-                continue
-            if index.known_product(product.product_id) or product.product_id in seen:
-                _reject(result, "duplicate_product", f"{partition.name} line {line}: {product.product_id}")
-                result.duplicates_of[product.product_id] = ("duplicate_product", product.product_id)
-                continue
-            seen.add(product.product_id)
-            result.stages["products"] += 1
-            products.append(product)
+    ids = [product.product_id for product in parsed]
+    known = known_ids(plan.table, ids) if plan.table is not None else set()  # no table: a crawl read alone
+    products, seen = [], set()
+    for product in parsed:
+        if product.product_id in known or product.product_id in seen:
+            _reject(result, "duplicate_product", f"{product.partition} line {product.line}: {product.product_id}")
+            result.duplicates_of[product.product_id] = ("duplicate_product", product.product_id)
+            continue
+        seen.add(product.product_id)
+        result.stages["products"] += 1
+        products.append(product)
     return products
 
 
@@ -395,58 +393,66 @@ def run_ingest(
     """The planned partitions into the dataset's next version (with ``ocr_products``, Ray must be up).
 
     Without ``commit`` the new records are only returned (``result.version`` names the version they
-    would make): ``commit_ingest`` publishes them once a caller's checks pass (retraining's data gate).
+    would make): ``commit_ingest`` appends them once a caller's checks pass (retraining's data gate).
     """
-    state = plan.state
+    table = plan.table
     result = IngestResult(
-        plan.dataset, state.version, state.version, dict(plan.keys), plan.skipped, plan.fluency_report
+        plan.dataset, table.version, table.version, dict(plan.keys), plan.skipped, plan.fluency_report
     )
     result.locations = {p.name: p.location for p in plan.partitions}
-    result.parent_state = state
+    result.parent = table
     if not plan.partitions:
         return result
-    index = DedupIndex(section.near_duplicate_share)
-    in_version = [i for ids in state.splits.values() for i in ids if i in state.captions]  # not leftovers of a crash
-    captions = {i: state.captions[i].get("ocr_txts", []) for i in in_version}
-    index.add_records(captions, load_digests(plan.dataset, in_version))
-    products = read_products(plan, index, result)
+    products = read_products(plan, result)
     result.stages["images_read"] = len(products)
     job = OcrJob(result.locations, images_folder(plan.dataset), section, plan.fluency)
-    for outcome in ocr(products, job):
-        _settle(outcome, index, job.images_out, result, examples)
-    grow_vocabulary(result, state, section.vocabulary_min_count)
-    result.oov_share = oov_share(result.new_records, result.vocabulary or _tokenizer(state))
-    result.digests = index.digests
+    outcomes = ocr(products, job)
+    # the version's rows, not the images a crashed ingest left behind, are what the crawl is checked against
+    dedup = CrawlDedup(DatasetMatches.find(table, crawl_images(outcomes), section.near_duplicate_share),
+                       section.near_duplicate_share)  # fmt: skip
+    for outcome in outcomes:
+        _settle(outcome, dedup, job.images_out, result, examples)
+    base = version_vocabulary(table)
+    grow_vocabulary(result, base, section.vocabulary_min_count)
+    result.oov_share = oov_share(result.new_records, result.vocabulary or base)
     if result.new_records:
-        result.version = result.new_state().version
+        result.version = str(table.number + 1)  # what the commit makes, unless another writer commits first
     if commit:
         commit_ingest(result)
     return result
 
 
+def crawl_images(outcomes: list[dict[str, Any]]) -> dict[str, tuple[list[str], list[str]]]:
+    """The cleaned images of an OCR pass: product id -> (its captions, its digests)."""
+    return {
+        o["product_id"]: (json.loads(o["record"])["ocr_txts"], o["digests"])
+        for o in outcomes
+        if o["status"] != "rejected"
+    }
+
+
 def commit_ingest(result: IngestResult, note: dict[str, Any] | None = None) -> None:
-    """Publish an ingest's new records as the dataset's current version (when there are any) and
-    record its partitions in the ledger; ``note`` goes into the version's manifest."""
+    """Append an ingest's new records to the table as one commit on top of the version it read, its
+    partitions with their keys in the commit (an ingest that added nothing commits no rows, so that
+    its partitions are not ingested again); ``note`` goes into the commit. ``ConcurrentCommit`` when
+    another ingest committed first."""
     dataset = result.dataset
-    if result.new_records:
-        manifest = {
-            "partitions": result.partitions,
-            "added": len(result.new_records),
-            "rejected": dict(result.rejected),
-        }
-        manifest.update(note or {})
-        if result.vocabulary_added:
-            manifest["vocabulary_added"] = len(result.vocabulary_added)
-        result.version = publish(dataset, result.new_state(), manifest)
-        save_digests(dataset, result.digests)
-    ledger = load_ledger(dataset, result.version)
-    for name, key in result.partitions.items():
-        ledger[name] = {"key": key, "version": result.version, "ingested_at": timestamp()}
-    save_ledger(dataset, ledger)
+    vocabulary = None
+    if result.vocabulary is not None:
+        vocabulary = store_vocabulary(dataset, result.vocabulary.vocabulary_files())
+    details = {"added": len(result.new_records), "rejected": dict(result.rejected), **(note or {})}
+    if result.vocabulary_added:
+        details["vocabulary_added"] = len(result.vocabulary_added)
+    rows = [(record.image_id, record_text(record.to_json())) for record in result.new_records]
+    table = append_rows(
+        result.parent, "train", rows, partitions=result.partitions, tags=list(result.partitions),
+        vocabulary=vocabulary, note=details, digests=result.digests,
+    )  # fmt: skip
+    result.version = table.version
     result.committed = True
 
 
-def _settle(outcome: dict[str, Any], index: DedupIndex, images_out: str, result: IngestResult, examples: int) -> None:
+def _settle(outcome: dict[str, Any], dedup: CrawlDedup, images_out: str, result: IngestResult, examples: int) -> None:
     """One OCR outcome through the dedup rules, in crawl order."""
     where = f"{outcome['partition']} line {outcome['line']} ({outcome['product_id']})"
     if "ocr_seconds" in outcome:
@@ -461,31 +467,22 @@ def _settle(outcome: dict[str, Any], index: DedupIndex, images_out: str, result:
         return
     result.stages["cleaned"] += 1
     record = json.loads(outcome["record"])
-    duplicate = index.duplicate(outcome["product_id"], record["ocr_txts"], outcome["digests"][0])
-    if duplicate is None and outcome["digests"][1] in index.digests:
-        duplicate = ("duplicate_image", index.digests[outcome["digests"][1]])
+    duplicate = dedup.duplicate(outcome["product_id"], record["ocr_txts"], outcome["digests"])
     if duplicate is not None:
         outcome["status"], outcome["reason"] = "dropped", duplicate[0]
         _reject(result, duplicate[0], f"{where} duplicates {duplicate[1]}")
         result.duplicates_of[outcome["product_id"]] = (duplicate[0], duplicate[1])
         storage.delete(storage.join(images_out, f"{outcome['product_id']}.png"))
         return
-    for digest in outcome["digests"]:
-        index.add(outcome["product_id"], record["ocr_txts"], digest)
+    dedup.keep(outcome["product_id"], record["ocr_txts"], outcome["digests"])
+    result.digests[outcome["product_id"]] = list(outcome["digests"])
     result.new_records.append(parse_record_value(outcome["product_id"], record, None))
     result.stages["added"] += 1
 
 
-def _tokenizer(state: DatasetState) -> Tokenizer | None:
-    """The version's stored vocabulary, if it has one."""
-    stored = state.extras.get(VOCABULARY_FILE)
-    return Tokenizer.from_vocabulary(json.loads(stored)) if stored else None
-
-
-def grow_vocabulary(result: IngestResult, state: DatasetState, min_count: int) -> None:
+def grow_vocabulary(result: IngestResult, base: Tokenizer | None, min_count: int) -> None:
     """The dataset's vocabulary plus the new records' tokens (captions and info) it lacks, seen at
     least ``min_count`` times, into ``result`` (nothing without a stored vocabulary or new tokens)."""
-    base = _tokenizer(state)
     if base is None or not result.new_records:
         return
     texts = [text for record in result.new_records for text in (*record.captions, record.info)]

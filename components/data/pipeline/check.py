@@ -1,6 +1,6 @@
 """A release-format folder checked in parallel through Ray Data (``flows/check_dataset.py``).
 
-The workers read each split's rows from the dataset's Parquet index (``components.data.release.index``),
+The workers read each split's rows from the dataset's table (``components.data.release.table``),
 check every record and open its image as ``release.parse_record`` does, and send back one small row
 per image: its rejection, or the figures the Table 1 summary adds up (caption lengths in characters
 and in words, since the vocabulary's mode may be known only at the end). The driver streams those
@@ -20,12 +20,11 @@ import numpy as np
 
 from components import storage
 from components.cluster import actor_pool
-from components.data.pipeline.stream import read_ranges, row_ranges
 from components.data.record.rejection import RecordRejected, Rejection
-from components.data.record.tokenizer import MODES, VOCABULARY_FILE, Tokenizer, guess_mode, split_chars, split_words
+from components.data.record.tokenizer import MODES, Tokenizer, guess_mode, split_chars, split_words
 from components.data.release.format import CAPTIONS_FILE, IMAGES_DIR, SPLIT_FILES, parse_record
-from components.data.release.index import ALL_RECORDS, DatasetIndex
 from components.data.release.stats import SplitSummary
+from components.data.release.table import ALL_RECORDS, DatasetTable, ray_rows, version_vocabulary
 
 SPLITTERS = {"char": split_chars, "word": split_words}
 
@@ -131,10 +130,8 @@ class CheckedVocabulary:
         self.cjk = False
 
     @classmethod
-    def of(cls, dataset: str, index: DatasetIndex, order: list[str]) -> CheckedVocabulary:
-        uri = storage.join(dataset, VOCABULARY_FILE)
-        saved = Tokenizer.from_vocabulary(json.loads(storage.read_bytes(uri))) if storage.exists(uri) else None
-        return cls(saved, "train" if "train" in index.splits else order[0])
+    def of(cls, table: DatasetTable, order: list[str]) -> CheckedVocabulary:
+        return cls(version_vocabulary(table), "train" if "train" in table.splits else order[0])
 
     def add(self, texts: str) -> None:
         self.cjk = self.cjk or guess_mode([texts]) == "char"
@@ -148,13 +145,12 @@ class CheckedVocabulary:
         return Tokenizer.from_counts(self.counts[mode], mode)
 
 
-def _checked_rows(index: DatasetIndex, split: str, images_root: str, with_texts: bool, workers: int) -> Iterator[dict]:
+def _checked_rows(table: DatasetTable, split: str, images_root: str, with_texts: bool, workers: int) -> Iterator[dict]:
     import ray
 
     context = ray.data.DataContext.get_current()
     context.execution_options.preserve_order = True  # rows in split order: --strict stops at the first bad one
-    ds = row_ranges(index, split, blocks=max(1, min(index.split(split).rows // 64, 400)))
-    ds = ds.map_batches(read_ranges, batch_size=None)
+    ds = ray_rows(table, split, blocks=max(1, min(table.split(split).rows // 64, 400)))
     ds = ds.map_batches(
         CheckRecords,
         fn_constructor_kwargs=dict(images_root=images_root, with_texts=with_texts),
@@ -169,28 +165,28 @@ def _checked_rows(index: DatasetIndex, split: str, images_root: str, with_texts:
 
 
 def check_dataset(
-    index: DatasetIndex, images_root: str | None = None, *, strict: bool = False, workers: int = 2
+    table: DatasetTable, images_root: str | None = None, *, strict: bool = False, workers: int = 2
 ) -> DatasetCheck:
-    """Check every split of ``index``'s dataset that has a names file (every record as split ``all``
+    """Check every split of a version of a dataset's table that has a names file (every record as split ``all``
     when none has), in the order of the split files; with ``strict`` the first rejection raises
     ``DatasetError``. Ray must be up."""
-    dataset = index.dataset
-    order = [s for s in SPLIT_FILES if s in index.splits] or [ALL_RECORDS]
-    vocabulary, root = CheckedVocabulary.of(dataset, index, order), images_root or storage.join(dataset, IMAGES_DIR)
+    dataset = table.dataset
+    order = [s for s in SPLIT_FILES if s in table.splits] or [ALL_RECORDS]
+    vocabulary, root = CheckedVocabulary.of(table, order), images_root or storage.join(dataset, IMAGES_DIR)
     splits = {}
     for split in order:
         totals = splits[split] = SplitTotals()
-        for image_id in index.split(split).duplicates:
+        for image_id in table.split(split).duplicates:
             totals.rejections.append(
                 Rejection(image_id, "split file", "duplicate_id", "listed again in the split file; the first is kept")
             )
             if strict:
                 raise totals.rejections[-1].error()
         with_texts = split == vocabulary.split
-        for row in _checked_rows(index, split, root, with_texts, workers):
+        for row in _checked_rows(table, split, root, with_texts, workers):
             rejection = totals.add(row)
             if rejection and strict:
                 raise rejection.error()
             if with_texts and not rejection:
                 vocabulary.add(row["texts"])
-    return DatasetCheck(splits, index.unsplit, vocabulary.tokenizer())
+    return DatasetCheck(splits, table.unsplit, vocabulary.tokenizer())

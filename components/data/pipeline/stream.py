@@ -1,6 +1,7 @@
 """Streaming a release-format dataset to the trainers with Ray Data (image-major).
 
-The workers read the split's Parquet index (``components.data.release.index``); an actor pool reads each image, checks
+The workers read the split's rows from the dataset's table at its version (Ray Data's Delta Lake
+reader, ``components.data.release.table``); an actor pool reads each image, checks
 its record, masks the text boxes at the stored resolution, resizes to ``32k x 32k``, tokenises and
 pads to fixed shapes (``components.data.transforms.encoding``). One row per image: the backbone runs once per
 image downstream. A bad record or image is skipped and counted by reason in a ``RejectionTally``
@@ -14,7 +15,6 @@ import logging
 from typing import Any
 
 import numpy as np
-import pyarrow as pa
 from PIL import Image
 
 from components.cluster import actor_pool
@@ -23,7 +23,7 @@ from components.data.record.rejection import RecordRejected
 from components.data.record.tokenizer import Tokenizer
 from components.data.release.dataset import PreparedDataset
 from components.data.release.format import CAPTIONS_FILE, ImageRecord, parse_record_value
-from components.data.release.index import SCHEMA, DatasetIndex, SplitIndex, index_head, read_rows
+from components.data.release.table import SplitRows, head_rows, ray_rows
 from components.data.transforms.encoding import EncodeSpec, empty_rows, encode_record
 from components.errors import DatasetFormatError
 
@@ -72,7 +72,7 @@ def load_record(images_root: str, image_id: str, record_json: str) -> tuple[Imag
 
 
 class EncodeImages:
-    """``map_batches`` callable for an actor pool: index rows in, encoded image rows out."""
+    """``map_batches`` callable for an actor pool: table rows in, encoded image rows out."""
 
     def __init__(self, images_root: str, tokenizer: Tokenizer, spec: EncodeSpec, tally=None):
         self.images_root = images_root
@@ -110,17 +110,17 @@ def build_dataset(
     index: list[dict[str, str]] | None = None,
 ):
     """The lazily executed Ray Dataset of encoded images of one split of the prepared ``dataset``
-    (its index, images and tokenizer). A whole split is read from the Parquet index on the workers;
+    (its table version, images and tokenizer). A whole split is read from the table on the workers;
     the first ``limit`` images, or ``index`` (the split's rows when the caller has already read them),
     go from the driver. ``shuffle`` randomises the block order at every execution (epoch), from
     ``seed`` when given: the same seed, the same sequence of orders."""
     import ray
 
-    counted = dataset.index.split(split)
+    counted = dataset.table.split(split)
     _tally_duplicates(counted, split, tally)
     rows = index
     if rows is None and limit:
-        rows = index_head(dataset.index, split, limit)
+        rows = head_rows(dataset.table, split, limit)
     images = len(rows) if rows is not None else counted.rows
     if not images:
         raise DatasetFormatError(f"{dataset.location}: the '{split}' split is empty")
@@ -128,13 +128,11 @@ def build_dataset(
     if rows is not None:
         ds = ray.data.from_items(rows, override_num_blocks=blocks)
     else:
-        ds = row_ranges(dataset.index, split, blocks)
+        ds = ray_rows(dataset.table, split, blocks)
     if shuffle:
         # A new order every epoch, reproducible from the seed; rows are shuffled locally too.
         order = None if seed is None else ray.data.RandomSeedConfig(seed=seed, reseed_after_execution=True)
         ds = ds.randomize_block_order(seed=order)
-    if rows is None:
-        ds = ds.map_batches(read_ranges, batch_size=None, num_cpus=0.5)  # after the shuffle: ranges, not rows
     return ds.map_batches(
         EncodeImages,
         fn_constructor_kwargs=dict(
@@ -146,26 +144,8 @@ def build_dataset(
     )
 
 
-def row_ranges(dataset_index: DatasetIndex, split: str, blocks: int):
-    """A split's index as a Ray Dataset of row ranges, one per block (about ``blocks``), in split
-    order: the driver holds ``blocks`` small dicts whatever the split's size. Map it through
-    ``read_ranges`` (after any block shuffle) to get the rows ``{"image_id", "record"}``, read on the
-    workers."""
-    import ray
-
-    ranges = dataset_index.row_ranges(split, blocks)
-    return ray.data.from_items(ranges, override_num_blocks=len(ranges))
-
-
-def read_ranges(ranges: dict[str, np.ndarray]) -> pa.Table:
-    """``map_batches`` function: row ranges in, their index rows out (read where the task runs)."""
-    spans = zip(ranges["uri"], ranges["start"], ranges["stop"], strict=True)
-    parts = [read_rows(str(uri), int(start), int(stop)) for uri, start, stop in spans]
-    return pa.concat_tables(parts) if parts else SCHEMA.empty_table()
-
-
-def _tally_duplicates(split_index: SplitIndex, split: str, tally) -> None:
-    """Ids the split file lists again are read once (by the index); each is counted as skipped."""
+def _tally_duplicates(split_index: SplitRows, split: str, tally) -> None:
+    """Ids the split file lists again are a row once (in the table); each is counted as skipped."""
     if not split_index.duplicate_count:
         return
     for image_id in split_index.duplicates:

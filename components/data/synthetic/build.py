@@ -31,8 +31,8 @@ from components.data.release.format import (
     write_captions_file,
     write_names,
 )
-from components.data.release.index import INDEX_DIR, build_index
-from components.data.release.versions import INGEST_DIR, VERSIONS_DIR
+from components.data.release.layout import INGEST_DIR
+from components.data.release.table import TABLE_DIR, VOCABULARY_DIR, import_release
 from components.data.synthetic.generate import Generated, generate_image
 from components.data.synthetic.grammar import Item
 from components.data.synthetic.lexicon import LEXICONS, Lexicon
@@ -205,7 +205,7 @@ def build_release(
     for split in SPLITS:
         write_names(out / SPLIT_FILES[split], [r.image_id for r in by_split[split]])
     write_captions_file(out, [r for split in SPLITS for r in by_split[split]])  # marks completion
-    version = build_index(str(out)).version
+    version = import_release(str(out), replace=True).version  # the table a flow reads
     header = {"lang": spec.lang, "seed": spec.seed, "images": spec.images, "dataset_version": version}
     write_truth(str(out), header, [t for split in SPLITS for t in truths[split]])
     return by_split, tokenizer
@@ -241,5 +241,5 @@ def remove_release(path: str | Path) -> None:
     (path / CAPTIONS_FILE).unlink()  # first: the folder stops counting as complete
     for name in [*SPLIT_FILES.values(), "word2int.json", "int2word.json", "preview.png", TRUTH_FILE]:
         (path / name).unlink(missing_ok=True)
-    for folder in (IMAGES_DIR, INDEX_DIR, VERSIONS_DIR, INGEST_DIR):  # the index, versions and ledger go too
+    for folder in (IMAGES_DIR, TABLE_DIR, VOCABULARY_DIR, INGEST_DIR):  # the table and its history go too
         shutil.rmtree(path / folder, ignore_errors=True)

@@ -7,7 +7,7 @@ its image pathway sees the product's colour and finish and the glyph beside the 
 (``bench/image_probe.py`` and a small version in the suite) proves that pathway or shows it broken.
 
 The probe folder is a release of its own (``ref_captions.json``, the split files, the source's
-vocabulary, an index) whose ``images`` link to the source's images.
+vocabulary, its table) whose ``images`` link to the source's images.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from components.data.release.format import (
     write_captions_file,
     write_names,
 )
-from components.data.release.index import build_index, ensure_index, iter_index_rows
+from components.data.release.table import ensure_table, import_release, iter_rows
 from components.data.synthetic.grammar import IMAGE
 from components.data.synthetic.lexicon import LEXICONS, Lexicon
 from components.data.synthetic.truth import ImageTruth, read_truth
@@ -54,10 +54,10 @@ def write_image_probe(dataset: str, out: str | Path) -> dict[str, int]:
         raise ValueError(f"{dataset} has no truth sidecar: the image probe needs a synthetic dataset")
     lexicon, out = LEXICONS[truth.lang], Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    index, records, splits = ensure_index(dataset), [], {}
+    table, records, splits = ensure_table(dataset), [], {}
     for split in SPLIT_FILES:
         splits[split] = []
-        for row in iter_index_rows(index, split):
+        for row in iter_rows(table, split):
             record = parse_record_value(row["image_id"], json.loads(row["record"]), None)
             probed = probe_record(record, truth.images[record.image_id], lexicon)
             if probed is not None:
@@ -70,5 +70,5 @@ def write_image_probe(dataset: str, out: str | Path) -> dict[str, int]:
     for split, ids in splits.items():
         write_names(out / SPLIT_FILES[split], ids)
     write_captions_file(out, records)
-    build_index(str(out))
+    import_release(str(out), replace=True)
     return {split: len(ids) for split, ids in splits.items()}

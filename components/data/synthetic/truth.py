@@ -21,7 +21,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, fields
 
 from components import storage
-from components.data.release.versions import VERSIONS_DIR
 from components.data.synthetic.grammar import IMAGE, INFO, BoxPlan, Item, Part
 from components.data.synthetic.lexicon import Lexicon
 
@@ -108,14 +107,9 @@ def write_truth(folder: str, header: Mapping, truths: Iterable[ImageTruth]) -> s
 
 
 def find_truth(location: str) -> str | None:
-    """The sidecar of a dataset folder or of one of its ``versions/<v>`` folders, if it has one."""
-    location = str(location).rstrip("/")
-    candidates = [storage.join(location, TRUTH_FILE)]
-    parent, _, _ = location.rpartition("/")
-    root, _, folder = parent.rpartition("/")
-    if folder == VERSIONS_DIR and root:
-        candidates.append(storage.join(root, TRUTH_FILE))
-    return next((c for c in candidates if storage.exists(c)), None)
+    """The sidecar of a dataset folder, if it has one (one sidecar serves every version of its table)."""
+    found = storage.join(str(location).rstrip("/"), TRUTH_FILE)
+    return found if storage.exists(found) else None
 
 
 def read_truth(location: str) -> Truth | None:
