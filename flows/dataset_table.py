@@ -27,6 +27,7 @@ from components.data.release.table import (
     import_release,
     open_table,
 )
+from components.data.synthetic.truth import export_truth, import_truth
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -69,9 +70,11 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     if args.command == "import":  # 1. the release files streamed into the table
         table = import_release(args.into or args.source, args.source, replace=args.replace)
+        import_truth(args.into or args.source, args.source)  # a synthetic release's sidecar, where there is one
     elif args.command == "export":  # 1. a version's release files
         table = open_table(args.dataset, args.version)
         export_release(table, args.out)
+        export_truth(args.dataset, args.out)
         print(f"version {table.version} ({describe_sizes(table)}) exported to {args.out}")
     elif args.command == "migrate":  # 1. the earlier layout's versions as commits
         table = migrate(args.dataset, remove_old=args.remove_old)

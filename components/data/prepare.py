@@ -23,7 +23,7 @@ from components.data.release.dataset import PreparedDataset
 from components.data.release.format import CAPTIONS_FILE, IMAGES_DIR
 from components.data.release.table import DatasetTable, ensure_table, has_table, iter_texts, version_vocabulary
 from components.data.synthetic.build import SyntheticSpec, build_release
-from components.data.synthetic.truth import find_truth
+from components.data.synthetic.truth import ensure_truth
 from components.errors import ConfigError, DatasetFormatError
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ def prepare_dataset(job: JobConfig, tokenizer: Tokenizer | None = None) -> tuple
         raise ConfigError("data.version", str(err)) if job.data.version is not None else err from err
     tokenizer = tokenizer or load_vocabulary(table)
     images_root = job.data.images_root or storage.join(location, IMAGES_DIR)
-    dataset = PreparedDataset(location, images_root, table, tokenizer, find_truth(location))
+    dataset = PreparedDataset(location, images_root, table, tokenizer, ensure_truth(location))
     return with_vocabulary(job, tokenizer), dataset
 
 

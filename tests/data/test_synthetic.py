@@ -2,6 +2,7 @@
 release and crawl forms. What the crawl must be as a benchmark is tests/data/test_benchmark.py."""
 
 import json
+import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -31,7 +32,15 @@ from components.data.synthetic.grammar import (
 )
 from components.data.synthetic.lexicon import EN, ZH, build_lexicon
 from components.data.synthetic.probe import PROBE_SLOTS, write_image_probe
-from components.data.synthetic.truth import TRUTH_FILE, find_truth, read_truth
+from components.data.synthetic.truth import (
+    TRUTH_FILE,
+    TRUTH_TABLE,
+    ensure_truth,
+    export_truth,
+    find_truth,
+    import_truth,
+    read_truth,
+)
 from components.data.transforms.masking import box_pixel_bounds
 from components.data.transforms.neighbours import chain_order
 
@@ -231,10 +240,22 @@ def test_built_folder_reads_back_clean_with_its_truth(tiny_dataset):
             assert [b.shown for b in truth.images[record.image_id].boxes] == list(record.captions)
 
 
-def test_the_truth_is_found_in_its_dataset_folder_and_absent_elsewhere(tmp_path, tiny_dataset):
+def test_the_truth_is_a_table_of_its_own_exported_line_for_line(tmp_path, tiny_dataset):
     root, _, _ = tiny_dataset
-    assert find_truth(str(root)) == str(Path(root) / TRUTH_FILE)
+    assert find_truth(str(root)) == str(Path(root) / TRUTH_TABLE)  # built with the release: imported
+    assert export_truth(str(root), str(tmp_path / "out"))
+    assert (tmp_path / "out" / TRUTH_FILE).read_bytes() == (Path(root) / TRUTH_FILE).read_bytes()
+    copy = tmp_path / "copy"  # a dataset whose sidecar is a file only: imported on its first read
+    copy.mkdir()
+    shutil.copyfile(Path(root) / TRUTH_FILE, copy / TRUTH_FILE)
+    assert ensure_truth(str(copy)) == str(copy / TRUTH_TABLE)
+    (copy / TRUTH_FILE).unlink()  # read from the table from then on
+    assert read_truth(str(copy)) == read_truth(str(root)) and len(read_truth(str(copy)).images) == 30
+
+
+def test_a_folder_without_a_truth_has_none(tmp_path):
     assert find_truth(str(tmp_path)) is None and read_truth(str(tmp_path)) is None
+    assert not export_truth(str(tmp_path), str(tmp_path / "out")) and not import_truth(str(tmp_path))
     (tmp_path / TRUTH_FILE).write_text('{"format": "something else"}\n', "utf-8")
     with pytest.raises(ValueError, match="not a version-2 synthetic truth file"):
         read_truth(str(tmp_path))

@@ -297,6 +297,17 @@ def test_the_table_flow_migrates_exports_and_lists_the_history(tmp_path, capsys)
     assert "train          5 images" in printed
 
 
+def test_a_synthetic_release_goes_through_the_flow_with_its_truth_and_comes_back_byte_for_byte(tiny_dataset, tmp_path):
+    root, _, _ = tiny_dataset
+    flow = load_flow("dataset_table").main
+    into = tmp_path / "ds"
+    assert flow(["import", str(root), "--into", str(into)]) == 0
+    assert (into / "truth" / "_delta_log").is_dir()  # the sidecar's own table
+    assert flow(["export", str(into), str(tmp_path / "out")]) == 0
+    for name in ("ref_captions.json", "truth.jsonl", "trn_names.npy", "word2int.json"):
+        assert (tmp_path / "out" / name).read_bytes() == (Path(root) / name).read_bytes(), name
+
+
 def test_a_batch_over_a_split_reads_the_version_asked_for(folder):
     from components.serving.batch import batch_inputs
 

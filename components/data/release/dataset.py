@@ -22,7 +22,7 @@ class PreparedDataset:
     images_root: str  # where its images are
     table: DatasetTable  # its table at the version read, opened once
     tokenizer: Tokenizer  # the vocabulary the model reads and writes (a checkpoint's, when one is given)
-    truth: str | None = None  # the synthetic crawl's sidecar (truth.jsonl), where there is one
+    truth: str | None = None  # the synthetic crawl's sidecar (its truth table), where there is one
 
     @property
     def version(self) -> str:

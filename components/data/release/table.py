@@ -6,6 +6,8 @@
     DATASET/images/<id>.png                        images stay files
     DATASET/vocabulary/<digest>/word2int.json      a vocabulary (and its int2word.json) as a version
                                                    names it: written once, before the commit naming it
+    DATASET/<name>/                                a sidecar table: per-image lines beside the release
+                                                   files (the synthetic truth), ``write_sidecar``
 
 A row is one image of one split: ``position`` is its place in the split (the split file's order,
 appended rows after), ``record`` the release record as JSON text with its keys in the order they were
@@ -70,6 +72,7 @@ BUCKET_POSITIONS = 100_000  # split positions per scratch bucket: the records on
 ROWS_PER_BATCH = 8_192  # rows handed to the writer at a time
 ROWS_PER_FILE = 65_536  # a few dozen files for CapOnImage2M's train split
 ROWS_PER_GROUP = 4_096  # a validation subset reads the first row groups only
+READ_CPUS = 0.5  # a read task of a split: Parquet rows, light beside decoding images
 DIGEST_READERS = 16  # image files read at once when an import digests them
 KEPT_DUPLICATES = 10_000  # repeated ids named in the import's commit (all are counted)
 META = "caponimage."  # our keys in a commit's metadata
@@ -144,10 +147,14 @@ def table_uri(dataset: str) -> str:
     return storage.join(dataset, TABLE_DIR)
 
 
-def delta_location(dataset: str) -> str:
-    """The table's location as Delta Lake names it (an absolute path, or the URI)."""
-    uri = table_uri(dataset)
+def delta_path(uri: str) -> str:
+    """A table's location as Delta Lake names it (an absolute path, or the URI)."""
     return uri if storage.is_uri(uri) else storage.resolve(uri)[1]
+
+
+def delta_location(dataset: str) -> str:
+    """The dataset's table as Delta Lake names it."""
+    return delta_path(table_uri(dataset))
 
 
 def has_table(dataset: str) -> bool:
@@ -239,17 +246,26 @@ def _delta_table(dataset: str, number: int | None = None):
         raise
 
 
-def read_commit(dataset: str, number: int) -> Commit | None:
-    """Version ``number``'s commit as its log file says it (Delta's ``commitInfo`` action); None when
-    the file is gone. Read from the log directly: one small file, the same on a disk and on S3."""
-    location = storage.join(table_uri(dataset), LOG_DIR, f"{number:020d}.json")
+def commit_info(uri: str, number: int) -> dict[str, Any] | None:
+    """Version ``number``'s ``commitInfo`` action in the Delta table at ``uri`` (``{}`` without one;
+    None when its log file is gone). Read from the log directly: one small file, the same on a disk
+    and on S3 (delta-rs's ``history()`` hangs on the S3 test server)."""
+    location = storage.join(uri, LOG_DIR, f"{number:020d}.json")
     if not storage.exists(location):
         return None
     for line in storage.read_bytes(location).decode("utf-8").splitlines():
         action = json.loads(line) if line.strip() else {}
         if "commitInfo" in action:
-            return Commit.from_history({**action["commitInfo"], "version": number})
-    return Commit(number, "", "")
+            return action["commitInfo"]
+    return {}
+
+
+def read_commit(dataset: str, number: int) -> Commit | None:
+    """Version ``number``'s commit as its log file says it; None when the file is gone."""
+    info = commit_info(table_uri(dataset), number)
+    if info is None:
+        return None
+    return Commit.from_history({**info, "version": number}) if info else Commit(number, "", "")
 
 
 def history(dataset: str) -> list[Commit]:
@@ -413,7 +429,9 @@ def read_split(dataset: str, split: str, limit: int | None = None, version: int 
 
 def ray_rows(table: DatasetTable, split: str, blocks: int):
     """A split as a Ray Dataset of rows ``{"image_id", "record"}`` read on the workers by Ray Data's
-    Delta Lake reader, at the table's version."""
+    Delta Lake reader, at the table's version. A read task asks for ``READ_CPUS``: Ray Data's default
+    of a whole CPU, beside the training workers and the encoding actors, left concurrent Tune trials
+    on a small cluster each waiting for the CPU another held."""
     import ray
 
     table.split(split)
@@ -424,6 +442,7 @@ def ray_rows(table: DatasetTable, split: str, blocks: int):
         columns=ROW_COLUMNS,
         filter=pc.field("split") == split,
         override_num_blocks=max(1, blocks),
+        num_cpus=READ_CPUS,
     )
 
 
@@ -903,3 +922,59 @@ def iter_texts(table: DatasetTable, split: str) -> Iterable[str]:
     for row in iter_rows(table, split):
         record = json.loads(row["record"]) if row["record"] else {}
         yield from (t for t in (*record.get("ocr_txts", []), record.get("info", "")) if isinstance(t, str))
+
+
+# -- sidecar tables ---------------------------------------------------------------------------------------------
+SIDECAR_SCHEMA = pa.schema([("image_id", pa.string()), ("line", pa.string())])
+
+
+def write_sidecar(dataset: str, name: str, header: str, lines: Iterable[tuple[str, str]]) -> int:
+    """``DATASET/<name>/``: per-image lines (image id, the line's text as given) as a Delta table of
+    their own, ``header`` in its commit (``caponimage.header``); a new version replacing the rows when
+    it exists. For files of per-image lines beside the release files (the synthetic truth): their own
+    table, never columns of the rows training reads. The version written."""
+    from deltalake import CommitProperties, write_deltalake
+
+    uri = storage.join(dataset, name)
+
+    def batch(rows: list[tuple[str, str]]) -> pa.RecordBatch:
+        ids, texts = [image_id for image_id, _ in rows], [text for _, text in rows]
+        return pa.record_batch([pa.array(ids, pa.string()), pa.array(texts, pa.string())], schema=SIDECAR_SCHEMA)
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        rows: list[tuple[str, str]] = []
+        for row in lines:
+            rows.append(row)
+            if len(rows) == ROWS_PER_BATCH:
+                yield batch(rows)
+                rows = []
+        if rows:
+            yield batch(rows)
+
+    exists = storage.exists(storage.join(uri, LOG_DIR))
+    write_deltalake(
+        delta_path(uri),
+        pa.RecordBatchReader.from_batches(SIDECAR_SCHEMA, batches()),
+        mode="overwrite" if exists else "error",
+        configuration=None if exists else TABLE_CONFIGURATION,
+        storage_options=delta_options(dataset),
+        commit_properties=CommitProperties(custom_metadata={META + "header": header}),
+    )
+    return _delta_table_at(uri, dataset).version()
+
+
+def read_sidecar(dataset: str, name: str) -> tuple[str, list[dict[str, str]]] | None:
+    """(the header, the rows ``{"image_id", "line"}``) of the sidecar table ``DATASET/<name>/`` at its
+    latest version; None when there is none."""
+    uri = storage.join(dataset, name)
+    if not storage.exists(storage.join(uri, LOG_DIR)):
+        return None
+    delta = _delta_table_at(uri, dataset)
+    header = (commit_info(uri, delta.version()) or {}).get(META + "header", "")
+    return header, delta.to_pyarrow_table(columns=["image_id", "line"]).to_pylist()
+
+
+def _delta_table_at(uri: str, dataset: str):
+    from deltalake import DeltaTable
+
+    return DeltaTable(delta_path(uri), storage_options=delta_options(dataset))

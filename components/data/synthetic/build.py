@@ -36,7 +36,7 @@ from components.data.release.table import TABLE_DIR, VOCABULARY_DIR, import_rele
 from components.data.synthetic.generate import Generated, generate_image
 from components.data.synthetic.grammar import Item
 from components.data.synthetic.lexicon import LEXICONS, Lexicon
-from components.data.synthetic.truth import TRUTH_FILE, ImageTruth, write_truth
+from components.data.synthetic.truth import TRUTH_FILE, TRUTH_TABLE, ImageTruth, import_truth, write_truth
 from components.progress import on_terminal
 
 SPLITS = ("train", "val", "test")
@@ -208,6 +208,7 @@ def build_release(
     version = import_release(str(out), replace=True).version  # the table a flow reads
     header = {"lang": spec.lang, "seed": spec.seed, "images": spec.images, "dataset_version": version}
     write_truth(str(out), header, [t for split in SPLITS for t in truths[split]])
+    import_truth(str(out))  # the sidecar's table, which evaluation reads
     return by_split, tokenizer
 
 
@@ -241,5 +242,5 @@ def remove_release(path: str | Path) -> None:
     (path / CAPTIONS_FILE).unlink()  # first: the folder stops counting as complete
     for name in [*SPLIT_FILES.values(), "word2int.json", "int2word.json", "preview.png", TRUTH_FILE]:
         (path / name).unlink(missing_ok=True)
-    for folder in (IMAGES_DIR, TABLE_DIR, VOCABULARY_DIR, INGEST_DIR):  # the table and its history go too
+    for folder in (IMAGES_DIR, TABLE_DIR, TRUTH_TABLE, VOCABULARY_DIR, INGEST_DIR):  # the tables go too
         shutil.rmtree(path / folder, ignore_errors=True)

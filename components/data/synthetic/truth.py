@@ -12,6 +12,11 @@ caption, ``shown`` what the record (or the crawled image) holds, ``noise`` the k
 that turned one into the other. ``row``/``rows`` place a column row among its column's rows, decoys
 included. Records of an image id never change, so one sidecar serves every version of a dataset
 (ingested images have none). Training never reads it; the oracle and evaluation do.
+
+In a dataset the file is the exchange form, as the release files are: it is imported into a Delta
+table of its own, ``DATASET/truth/`` (each line as written, keyed by image id, the header line in the
+commit), never columns of the rows training reads; ``export_truth`` writes the file back line for
+line. A crawl partition keeps only the file.
 """
 
 from __future__ import annotations
@@ -21,10 +26,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, fields
 
 from components import storage
+from components.data.release.table import read_sidecar, write_sidecar
 from components.data.synthetic.grammar import IMAGE, INFO, BoxPlan, Item, Part
 from components.data.synthetic.lexicon import Lexicon
 
 TRUTH_FILE = "truth.jsonl"
+TRUTH_TABLE = "truth"  # DATASET/truth/: the sidecar as its own Delta table (image_id, line)
 TRUTH_FORMAT = "caponimage-synthetic-truth"
 TRUTH_VERSION = 2
 
@@ -101,32 +108,83 @@ def truth_bytes(header: Mapping, truths: Iterable[ImageTruth]) -> bytes:
 
 
 def write_truth(folder: str, header: Mapping, truths: Iterable[ImageTruth]) -> str:
+    """``truth.jsonl`` in ``folder`` (a release folder, or a crawl partition)."""
     location = storage.join(str(folder), TRUTH_FILE)
     storage.write_bytes(location, truth_bytes(header, truths))
     return location
 
 
+def _checked_header(line: str, where: str) -> dict:
+    header = json.loads(line) if line.strip() else {}
+    if header.get("format") != TRUTH_FORMAT or header.get("version") != TRUTH_VERSION:
+        raise ValueError(f"{where}: not a version-{TRUTH_VERSION} synthetic truth file (header {line[:120]!r})")
+    return header
+
+
+def _file_lines(location: str) -> tuple[str, list[str]]:
+    """(the header line, the image lines) of a truth file, its header checked."""
+    lines = storage.read_bytes(location).decode("utf-8").splitlines()
+    _checked_header(lines[0] if lines else "", location)
+    return lines[0], [line for line in lines[1:] if line.strip()]
+
+
+def import_truth(dataset: str, source: str | None = None) -> bool:
+    """The source's ``truth.jsonl`` (default: the dataset's) as the dataset's truth table
+    (``DATASET/truth/``, each line as written, keyed by image id; a new version replacing one there);
+    False when the source has none."""
+    location = storage.join(source or dataset, TRUTH_FILE)
+    if not storage.exists(location):
+        return False
+    header, lines = _file_lines(location)
+    write_sidecar(dataset, TRUTH_TABLE, header, ((json.loads(line)["image_id"], line) for line in lines))
+    return True
+
+
+def export_truth(dataset: str, out: str) -> bool:
+    """The dataset's truth table as ``truth.jsonl`` in ``out``, line for line as imported; False without one."""
+    found = read_sidecar(dataset, TRUTH_TABLE)
+    if found is None:
+        return False
+    header, rows = found
+    text = "".join(f"{line}\n" for line in [header, *(row["line"] for row in rows)])
+    storage.write_bytes(storage.join(out, TRUTH_FILE), text.encode("utf-8"))
+    return True
+
+
+def ensure_truth(dataset: str) -> str | None:
+    """Where the dataset's sidecar is (``find_truth``), its file imported first when it has no truth
+    table yet (as its release files are on a first read)."""
+    found = find_truth(dataset)
+    if found is not None and found.endswith(TRUTH_FILE):
+        import_truth(dataset)
+        found = find_truth(dataset)
+    return found
+
+
 def find_truth(location: str) -> str | None:
-    """The sidecar of a dataset folder, if it has one (one sidecar serves every version of its table)."""
-    found = storage.join(str(location).rstrip("/"), TRUTH_FILE)
-    return found if storage.exists(found) else None
+    """Where a dataset's sidecar is (its truth table, else the file not imported yet, or a crawl
+    partition's file); None without one. One sidecar serves every version of the dataset's table."""
+    location = str(location).rstrip("/")
+    for found in (storage.join(location, TRUTH_TABLE, "_delta_log"), storage.join(location, TRUTH_FILE)):
+        if storage.exists(found):
+            return found.removesuffix("/_delta_log")
+    return None
 
 
 def read_truth(location: str) -> Truth | None:
-    """The sidecar of a dataset (``find_truth``), or None for a dataset without one (CapOnImage2M)."""
+    """The sidecar of a dataset (its truth table) or of a crawl partition (its file), or None for a
+    dataset without one (CapOnImage2M)."""
     found = find_truth(location)
     if found is None:
         return None
-    lines = storage.read_bytes(found).decode("utf-8").splitlines()
-    header = json.loads(lines[0])
-    if header.get("format") != TRUTH_FORMAT or header.get("version") != TRUTH_VERSION:
-        raise ValueError(f"{found}: not a version-{TRUTH_VERSION} synthetic truth file (header {lines[0][:120]!r})")
-    images = {}
-    for line in lines[1:]:
-        if line.strip():
-            truth = ImageTruth.from_json(json.loads(line))
-            images[truth.image_id] = truth
-    return Truth(header, images)
+    if found.endswith(TRUTH_FILE):
+        header_line, lines = _file_lines(found)
+    else:
+        header_line, rows = read_sidecar(str(location).rstrip("/"), TRUTH_TABLE)
+        lines = [row["line"] for row in rows]
+    header = _checked_header(header_line, found)
+    truths = (ImageTruth.from_json(json.loads(line)) for line in lines)
+    return Truth(header, {truth.image_id: truth for truth in truths})
 
 
 # -- what a caption claims, by construction (the matching negatives' levels) ------------------------------
