@@ -6,7 +6,8 @@
     2. Ray Data streams the products through an actor pool, one OCR engine per actor: each actor
        reads the image at its crawled size, OCRs it, cleans the texts (``cleaning``), and writes the
        image resized to short side 256 into the dataset's ``images/``; a bad image is counted;
-    3. the driver drops duplicate images and near-duplicates in crawl order (``dedup``), removes
+    3. the driver drops duplicate images and near-duplicates in crawl order (``dedup``: the dataset's
+       side asked of the table's small columns for the crawl's images only), removes
        their written images, and appends the new training records to the dataset's table as one
        commit, its next version, tagged with the partitions' names (``table``); val and test never
        change. The vocabulary grows with the data: the new
@@ -407,9 +408,10 @@ def run_ingest(
     result.stages["images_read"] = len(products)
     job = OcrJob(result.locations, images_folder(plan.dataset), section, plan.fluency)
     outcomes = ocr(products, job)
-    # the version's rows, not the images a crashed ingest left behind, are what the crawl is checked against
-    dedup = CrawlDedup(DatasetMatches.find(table, crawl_images(outcomes), section.near_duplicate_share),
-                       section.near_duplicate_share)  # fmt: skip
+    # Checked against the version's rows (one pass over their small columns), not against the images
+    # a crashed ingest may have left in images/.
+    share = section.near_duplicate_share
+    dedup = CrawlDedup(DatasetMatches.find(table, crawl_images(outcomes), share), share)
     for outcome in outcomes:
         _settle(outcome, dedup, job.images_out, result, examples)
     base = version_vocabulary(table)
