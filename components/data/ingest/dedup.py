@@ -97,12 +97,12 @@ class DatasetMatches:
         if not len(digests) and not keys:
             return matches
         for batch in scan_columns(table, ["image_id", "digests", "caption_keys"]):
-            rows = batch.column(0).to_pylist()
+            rows = batch.column(0)  # ids, turned into Python only where a row matches
             matches._same_bytes(rows, batch.column(1), digests)
             matches._shared_captions(rows, batch.column(2), pairs, needed, ids)
         return matches
 
-    def _same_bytes(self, rows: list[str], column: pa.ListArray, digests: pa.Array) -> None:
+    def _same_bytes(self, rows: pa.Array, column: pa.ListArray, digests: pa.Array) -> None:
         if not len(digests):
             return
         flat = pc.list_flatten(column)
@@ -111,10 +111,10 @@ class DatasetMatches:
             return
         parents = pc.list_parent_indices(column).filter(hit).to_pylist()
         for digest, row in zip(flat.filter(hit).to_pylist(), parents, strict=True):
-            self.images.setdefault(digest, rows[row])
+            self.images.setdefault(digest, rows[row].as_py())
 
     def _shared_captions(
-        self, rows: list[str], column: pa.ListArray, pairs: pa.Table, needed: np.ndarray, ids: list[str]
+        self, rows: pa.Array, column: pa.ListArray, pairs: pa.Table, needed: np.ndarray, ids: list[str]
     ) -> None:
         """Captions each crawl image shares with each row of the batch (a join on the keys, counted per
         pair), kept where they reach the rule's count and beat the best found so far."""
@@ -131,7 +131,7 @@ class DatasetMatches:
         for number, at, count in zip(crawl[reach], row[reach], shared[reach], strict=True):
             image_id = ids[number]
             if count > self.near.get(image_id, ("", 0))[1]:
-                self.near[image_id] = (rows[at], int(count))
+                self.near[image_id] = (rows[int(at)].as_py(), int(count))
 
 
 class CrawlDedup:

@@ -56,6 +56,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from components import storage
+from components.data.record.images import image_digest
 from components.data.record.tokenizer import INVERSE_VOCABULARY_FILE, VOCABULARY_FILE, Tokenizer
 from components.data.record.untrusted import id_problem
 from components.data.release.format import CAPTIONS_FILE, IMAGES_DIR, SPLIT_FILES, names_bytes, read_names
@@ -141,6 +142,18 @@ def caption_keys(text: str) -> list[int]:
     if not isinstance(captions, list):
         return []
     return sorted({caption_key(c) for c in captions if isinstance(c, str)})
+
+
+def chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    """``items`` in lists of ``size`` (the last one shorter), read as they come."""
+    chunk: list[Any] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def table_uri(dataset: str) -> str:
@@ -232,14 +245,16 @@ def delta_options(dataset: str) -> dict[str, str] | None:
     return options
 
 
-def _delta_table(dataset: str, number: int | None = None):
+def _delta_table(dataset: str, number: int | None = None, folder: str = TABLE_DIR):
+    """The Delta table ``DATASET/<folder>/`` (the dataset's own by default) at version ``number``."""
     from deltalake import DeltaTable
     from deltalake.exceptions import TableNotFoundError
 
+    uri = storage.join(dataset, folder)
     try:
-        return DeltaTable(delta_location(dataset), version=number, storage_options=delta_options(dataset))
+        return DeltaTable(delta_path(uri), version=number, storage_options=delta_options(dataset))
     except TableNotFoundError as err:
-        raise DatasetFormatError(f"{dataset} has no table ({table_uri(dataset)}): import it first") from err
+        raise DatasetFormatError(f"{dataset} has no table ({uri}): import it first") from err
     except Exception as err:  # delta-rs says a version is absent with a generic error
         if number is not None and "version" in str(err).lower():
             raise DatasetFormatError(f"{dataset} has no version {number} ({err})") from err
@@ -602,16 +617,12 @@ class _Import:
         return start
 
     def _unsplit_batches(self) -> Iterator[pa.RecordBatch]:
-        rows, written = [], 0
+        written = 0
         with open(self.unsplit_file, "rb") as handle:
-            for line in handle:
-                image_id, text = line.decode("utf-8").rstrip("\n").split("\t", 1)
-                rows.append((image_id, text))
-                if len(rows) == ROWS_PER_BATCH:
-                    yield self._batch(UNSPLIT, rows, written)
-                    written, rows = written + len(rows), []
-        if rows:
-            yield self._batch(UNSPLIT, rows, written)
+            lines = (line.decode("utf-8").rstrip("\n").split("\t", 1) for line in handle)
+            for rows in chunks(lines, ROWS_PER_BATCH):  # [image id, record text]
+                yield self._batch(UNSPLIT, rows, written)
+                written += len(rows)
 
 
 def _batch(
@@ -641,7 +652,7 @@ def file_digests(images: str | None, rows: Sequence[tuple[str, str]]) -> dict[st
     def digest(image_id: str) -> list[str]:
         try:
             with filesystem.open_input_stream(f"{root}/{image_id}.png") as handle:
-                return [hashlib.sha256(handle.readall()).hexdigest()]
+                return [image_digest(handle.readall())]
         except OSError:  # no file (FileNotFoundError), or one that cannot be read: no digest
             return []
 
@@ -928,11 +939,11 @@ def iter_texts(table: DatasetTable, split: str) -> Iterable[str]:
 SIDECAR_SCHEMA = pa.schema([("image_id", pa.string()), ("line", pa.string())])
 
 
-def write_sidecar(dataset: str, name: str, header: str, lines: Iterable[tuple[str, str]]) -> int:
+def write_sidecar(dataset: str, name: str, header: str, lines: Iterable[tuple[str, str]]) -> None:
     """``DATASET/<name>/``: per-image lines (image id, the line's text as given) as a Delta table of
     their own, ``header`` in its commit (``caponimage.header``); a new version replacing the rows when
     it exists. For files of per-image lines beside the release files (the synthetic truth): their own
-    table, never columns of the rows training reads. The version written."""
+    table, never columns of the rows training reads."""
     from deltalake import CommitProperties, write_deltalake
 
     uri = storage.join(dataset, name)
@@ -941,26 +952,17 @@ def write_sidecar(dataset: str, name: str, header: str, lines: Iterable[tuple[st
         ids, texts = [image_id for image_id, _ in rows], [text for _, text in rows]
         return pa.record_batch([pa.array(ids, pa.string()), pa.array(texts, pa.string())], schema=SIDECAR_SCHEMA)
 
-    def batches() -> Iterator[pa.RecordBatch]:
-        rows: list[tuple[str, str]] = []
-        for row in lines:
-            rows.append(row)
-            if len(rows) == ROWS_PER_BATCH:
-                yield batch(rows)
-                rows = []
-        if rows:
-            yield batch(rows)
+    batches = (batch(rows) for rows in chunks(lines, ROWS_PER_BATCH))
 
     exists = storage.exists(storage.join(uri, LOG_DIR))
     write_deltalake(
         delta_path(uri),
-        pa.RecordBatchReader.from_batches(SIDECAR_SCHEMA, batches()),
+        pa.RecordBatchReader.from_batches(SIDECAR_SCHEMA, batches),
         mode="overwrite" if exists else "error",
         configuration=None if exists else TABLE_CONFIGURATION,
         storage_options=delta_options(dataset),
         commit_properties=CommitProperties(custom_metadata={META + "header": header}),
     )
-    return _delta_table_at(uri, dataset).version()
 
 
 def read_sidecar(dataset: str, name: str) -> tuple[str, list[dict[str, str]]] | None:
@@ -969,12 +971,6 @@ def read_sidecar(dataset: str, name: str) -> tuple[str, list[dict[str, str]]] | 
     uri = storage.join(dataset, name)
     if not storage.exists(storage.join(uri, LOG_DIR)):
         return None
-    delta = _delta_table_at(uri, dataset)
+    delta = _delta_table(dataset, folder=name)
     header = (commit_info(uri, delta.version()) or {}).get(META + "header", "")
     return header, delta.to_pyarrow_table(columns=["image_id", "line"]).to_pylist()
-
-
-def _delta_table_at(uri: str, dataset: str):
-    from deltalake import DeltaTable
-
-    return DeltaTable(delta_path(uri), storage_options=delta_options(dataset))
