@@ -16,6 +16,7 @@ from components.data.release.jsonstream import iter_object_members
 from components.data.release.migration import migrate
 from components.data.release.table import (
     ConcurrentCommit,
+    DatasetTable,
     append_rows,
     ensure_table,
     export_release,
@@ -24,6 +25,7 @@ from components.data.release.table import (
     import_release,
     open_table,
     partition_ledger,
+    read_blocks,
     read_split,
     record_text,
     resolve_version,
@@ -316,6 +318,20 @@ def test_a_batch_over_a_split_reads_the_version_asked_for(folder):
     latest, _, kind = batch_inputs(root, "train", None, None)
     earlier, _, _ = batch_inputs(root, "train", None, None, "0")
     assert kind == "dataset" and [r["key"] for r in latest] == [r["key"] for r in earlier] + ["n1"]
+
+
+@pytest.mark.parametrize(
+    "files, blocks, expected",
+    [
+        ({"train": 1, "val": 1, "test": 1}, 100, 300),  # the default dataset: one file a split
+        ({"train": 32, "val": 1, "test": 1}, 200, 213),  # CapOnImage2M's size: the split is most files
+        ({"train": 3, "val": 1, "test": 1, "unsplit": 1}, 7, 14),  # unsplit files are read tasks too
+        ({"train": 1}, 0, 1),
+    ],
+)
+def test_the_reader_is_asked_for_the_blocks_that_give_the_split_its_share(files, blocks, expected):
+    table = DatasetTable("d", 0, {}, {name: ("f",) * n for name, n in files.items()}, None)
+    assert read_blocks(table, "train", blocks) == expected
 
 
 # -- what an ingest's dedup asks of the table ----------------------------------------------------------------

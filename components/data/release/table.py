@@ -39,6 +39,7 @@ import hashlib
 import io
 import json
 import logging
+import math
 import os
 import re
 import tempfile
@@ -442,11 +443,24 @@ def read_split(dataset: str, split: str, limit: int | None = None, version: int 
     return head_rows(ensure_table(dataset, version), split, limit)
 
 
+def read_blocks(table: DatasetTable, split: str, blocks: int) -> int:
+    """The ``override_num_blocks`` that reads a split in about ``blocks`` blocks. Ray Data's Delta Lake
+    reader makes a read task of every file of the version, keeps the split's rows inside each, and
+    cuts every task's output into ``ceil(override_num_blocks / tasks)`` blocks: the split's blocks
+    are its share of the files. Asking for ``blocks`` alone left the default dataset's one training
+    file in a third of them (the validation and test files are read tasks too), three times the
+    rows per block, and an epoch's block shuffle moves whole blocks."""
+    files = sum(len(names) for names in table.files_by_split.values())
+    own = len(table.files_by_split.get(split, ()))
+    return max(1, math.ceil(max(1, blocks) * files / max(1, own)))
+
+
 def ray_rows(table: DatasetTable, split: str, blocks: int):
     """A split as a Ray Dataset of rows ``{"image_id", "record"}`` read on the workers by Ray Data's
-    Delta Lake reader, at the table's version. A read task asks for ``READ_CPUS``: Ray Data's default
-    of a whole CPU, beside the training workers and the encoding actors, left concurrent Tune trials
-    on a small cluster each waiting for the CPU another held."""
+    Delta Lake reader, at the table's version, in about ``blocks`` blocks (``read_blocks``). A read
+    task asks for ``READ_CPUS``: Ray Data's default of a whole CPU, beside the training workers and
+    the encoding actors, left concurrent Tune trials on a small cluster each waiting for the CPU
+    another held."""
     import ray
 
     table.split(split)
@@ -456,7 +470,7 @@ def ray_rows(table: DatasetTable, split: str, blocks: int):
         storage_options=delta_options(table.dataset),
         columns=ROW_COLUMNS,
         filter=pc.field("split") == split,
-        override_num_blocks=max(1, blocks),
+        override_num_blocks=read_blocks(table, split, blocks),
         num_cpus=READ_CPUS,
     )
 
