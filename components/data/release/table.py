@@ -602,41 +602,33 @@ class _Import:
 
     def batches(self) -> Iterator[pa.RecordBatch]:
         for number, name in enumerate(self.positions.names):
-            yield from self._split_batches(number, name)
-        yield from self._unsplit_batches()
+            yield from self._batches(name, self._split_rows(number, name))
+        yield from self._batches(UNSPLIT, self._unsplit_rows())
 
-    def _split_batches(self, number: int, name: str) -> Iterator[pa.RecordBatch]:
+    def _batches(self, name: str, rows: Iterable[tuple[str, str]]) -> Iterator[pa.RecordBatch]:
+        for chunk in chunks(rows, ROWS_PER_BATCH):
+            yield _batch(name, chunk, self._next_position(name, len(chunk)), file_digests(self.images, chunk))
+
+    def _split_rows(self, number: int, name: str) -> Iterator[tuple[str, str]]:
+        """``(image id, record text)`` of a split in its order, each id's first listing only."""
         ids, repeated = self.positions.ids[name], set(self.positions.repeated.get(name, []))
-        rows: list[tuple[str, str]] = []
         for bucket in range((len(ids) + BUCKET_POSITIONS - 1) // BUCKET_POSITIONS):
             records = self.buckets.records(number, bucket)
             for position in range(bucket * BUCKET_POSITIONS, min(len(ids), (bucket + 1) * BUCKET_POSITIONS)):
-                if position in repeated:
-                    continue
-                text = records.get(position)
-                rows.append((storable(ids[position]), text or ""))
-                if len(rows) == ROWS_PER_BATCH:
-                    yield self._batch(name, rows, self._next_position(name, len(rows)))
-                    rows = []
-        if rows:
-            yield self._batch(name, rows, self._next_position(name, len(rows)))
+                if position not in repeated:
+                    yield storable(ids[position]), records.get(position) or ""
 
-    def _batch(self, name: str, rows: list[tuple[str, str]], first: int) -> pa.RecordBatch:
-        return _batch(name, rows, first, file_digests(self.images, rows))
+    def _unsplit_rows(self) -> Iterator[tuple[str, str]]:
+        with open(self.unsplit_file, "rb") as handle:
+            for line in handle:
+                image_id, text = line.decode("utf-8").rstrip("\n").split("\t", 1)
+                yield image_id, text
 
     def _next_position(self, name: str, count: int) -> int:
         """The first position of the next ``count`` rows of ``name`` (positions count rows, not listings)."""
         start = self.written.get(name, 0)
         self.written[name] = start + count
         return start
-
-    def _unsplit_batches(self) -> Iterator[pa.RecordBatch]:
-        written = 0
-        with open(self.unsplit_file, "rb") as handle:
-            lines = (line.decode("utf-8").rstrip("\n").split("\t", 1) for line in handle)
-            for rows in chunks(lines, ROWS_PER_BATCH):  # [image id, record text]
-                yield self._batch(UNSPLIT, rows, written)
-                written += len(rows)
 
 
 def _batch(
